@@ -1,0 +1,1 @@
+"""Settings, the config file schema and its loader, and pure route matching."""

@@ -1,0 +1,77 @@
+"""Developer entry points that need nothing but Python 3.11: `python3 tasks.py demo|test|bench`.
+
+Each command makes (or refreshes) the virtualenv in .venv from pyproject.toml, then runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("DRIFTBOT_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".driftbot-installed"
+
+
+def _run(*cmd: str | Path) -> int:
+    print("+", " ".join(str(c) for c in cmd), file=sys.stderr, flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project with its dev extras when pyproject.toml changed."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [BIN / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if _run(*pip, "-e", ".[dev]") != 0:
+        sys.exit("installing driftbot and its dependencies failed (see above)")
+    STAMP.write_text(wanted)
+
+
+def demo(args: list[str]) -> int:
+    return _run(BIN / "driftbot", "demo", *args)
+
+
+def test(args: list[str]) -> int:
+    """Lint, types, import layers, then the test suite; stops at the first failing step."""
+    steps: list[list[str | Path]] = [
+        [BIN / "ruff", "check", "."],
+        [BIN / "mypy"],
+        [BIN / "lint-imports"],
+        [BIN / "pytest", *args],
+    ]
+    for step in steps:
+        rc = _run(*step)
+        if rc != 0:
+            print(f"FAILED: {' '.join(str(s) for s in step)} (exit {rc})", file=sys.stderr)
+            return rc
+    return 0
+
+
+def bench(args: list[str]) -> int:
+    if not args:
+        sys.exit("usage: python3 tasks.py bench SCRIPT [ARGS...]  (scripts live in bench/)")
+    return _run(BIN / "python", *args)
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: python3 tasks.py {{{'|'.join(COMMANDS)}}} [ARGS...]", file=sys.stderr)
+        return 2
+    ensure_venv()
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
