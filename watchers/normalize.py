@@ -8,24 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.model import AppState, Hint
+from watchers import argocd, argocd_events, flux, flux_events, flux_webhook
+from watchers.rejected import Rejected
 
-
-class Rejected(NamedTuple):
-    """Why an object could not be normalized; the caller reports it and skips the object."""
-
-    reason: str
-
+__all__ = ["Normalized", "Rejected", "normalize_flux_notification", "normalize_object"]
 
 Normalized = AppState | Hint | Rejected
 
 
 def normalize_object(obj: Any, cluster: str, now: datetime) -> Normalized:
     """A Kubernetes object (Application, Flux kind, core/v1 Event) to the domain (pure)."""
-    from watchers import argocd, argocd_events, flux, flux_events
-
     if not isinstance(obj, Mapping):
         return Rejected(f"object is {type(obj).__name__}, not a JSON object")
     api_version = obj.get("apiVersion")
@@ -51,6 +46,4 @@ def normalize_object(obj: Any, cluster: str, now: datetime) -> Normalized:
 
 def normalize_flux_notification(body: Any, cluster: str, now: datetime) -> Hint | Rejected:
     """A notification-controller generic webhook body to a Hint (pure)."""
-    from watchers import flux_webhook
-
     return flux_webhook.normalize_notification(body, cluster, now)
