@@ -1,0 +1,557 @@
+"""The config file's shape: clusters, sources, receivers, routes, policy, RBAC, Slack, server.
+
+Pydantic models with `extra="forbid"`, so a misspelt key is an error instead of a silently
+ignored rule. Checks that need the whole file (a route naming an undefined receiver, duplicate
+names) are in `cross_check`, which returns every problem with its location; the loader maps
+those locations back to lines of the YAML file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any, Literal, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from config.cron import check_cron
+from config.durations import parse_duration
+from config.globs import check_glob, glob_match
+from core.model import EventKind, Severity, Tool
+
+Loc = tuple[str | int, ...]
+"""Where in the file a value sits: keys and list indexes, as pydantic reports them."""
+
+
+def _close(word: str, choices: list[str]) -> str:
+    near = difflib.get_close_matches(word, choices, n=1)
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
+def parse_event_kind(value: object) -> EventKind:
+    """`"drift_detected"` -> EventKind.DRIFT_DETECTED; a readable ValueError for anything else."""
+    if isinstance(value, EventKind):
+        return value
+    names = [k.value for k in EventKind]
+    if isinstance(value, str) and value in names:
+        return EventKind(value)
+    return _refuse("event kind", value, names)
+
+
+def parse_severity(value: object) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    names = [s.value for s in Severity]
+    if isinstance(value, str) and value in names:
+        return Severity(value)
+    return _refuse("severity", value, names)
+
+
+def _refuse(what: str, value: object, names: list[str]) -> NoReturn:
+    hint = _close(value, names) if isinstance(value, str) else ""
+    raise ValueError(f"unknown {what} {value!r} ({hint}expected one of: {', '.join(names)})")
+
+
+def _glob(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a pattern (text), got {value!r}")
+    return check_glob(value)
+
+
+def _globs(value: object) -> tuple[str, ...]:
+    """One pattern or a list of patterns; any of them may match."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ValueError("empty list of patterns (leave the key out to match anything)")
+    return tuple(_glob(item) for item in items)
+
+
+def _tools(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        if not any(glob_match(pattern, tool.value) for tool in Tool):
+            raise ValueError(
+                f"tool pattern {pattern!r} matches no tool "
+                f"(tools: {', '.join(t.value for t in Tool)})"
+            )
+    return patterns
+
+
+def _url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+\S*", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _command(value: str) -> str:
+    if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+        raise ValueError(
+            f"a slash command is '/' and up to 31 lowercase letters, digits, '-' or '_' "
+            f"(like /gitops), got {value!r}"
+        )
+    return value
+
+
+def _env_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected the name of an environment variable, got {value!r}")
+    if value.strip() == "":
+        raise ValueError("is empty: name the environment variable that holds the secret")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"{value!r} is not an environment variable name (letters, digits, _)")
+    return value
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise ValueError(
+            f"name {value!r} must start with a letter or digit and use only letters, digits, "
+            "'_', '.' and '-'"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like UTC or Europe/Berlin)"
+        ) from None
+    return value
+
+
+def _clock(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value):
+        hours, minutes = (int(p) for p in value.split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f"expected a time of day like '22:00' or '7:30', got {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Glob = Annotated[str, BeforeValidator(_glob)]
+Globs = Annotated[tuple[str, ...], BeforeValidator(_globs)]
+Kind = Annotated[EventKind, BeforeValidator(parse_event_kind)]
+Level = Annotated[Severity, BeforeValidator(parse_severity)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
+Text = Annotated[str, Field(min_length=1)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+ClockTime = Annotated[time, BeforeValidator(_clock)]
+
+GroupField = Literal[
+    "tool",
+    "cluster",
+    "namespace",
+    "object_kind",
+    "name",
+    "kind",
+    "project",
+    "revision",
+    "severity",
+]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- where the events come from ----------------------------------------------------------------
+
+
+class ClusterConfig(Strict):
+    """One cluster to watch; `name` is the cluster name in events, routes and chat."""
+
+    name: Name
+    kubeconfig: Text | None = None
+    context: Text | None = None
+    in_cluster: bool = False
+    argocd_url: Annotated[str, AfterValidator(_url)] | None = None
+    """Base URL of this cluster's Argo CD UI, for deep links."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ClusterConfig:
+        if self.in_cluster and (self.kubeconfig or self.context):
+            raise ValueError(
+                "in_cluster: true uses the pod's service account; remove kubeconfig/context "
+                "or set in_cluster: false"
+            )
+        return self
+
+
+class ArgoCDApiConfig(Strict):
+    """The Argo CD API server's application stream, beside or instead of the CRD watch."""
+
+    cluster: Name
+    url: Annotated[str, AfterValidator(_url)]
+    token_env: EnvName = "ARGOCD_TOKEN"
+    project: Text | None = None
+    selector: Text | None = None
+    """Label selector, as `kubectl -l` takes it."""
+
+
+# --- where the messages go ---------------------------------------------------------------------
+
+
+class SlackReceiver(Strict):
+    channel: Text
+    """Channel ID (C0123456, preferred: survives renames) or name."""
+
+
+class TeamsReceiver(Strict):
+    webhook_env: EnvName | None = None
+    webhook_file: Text | None = None
+    payload: Literal["envelope", "card"] = "envelope"
+    """`envelope`: the message envelope with an attachment (Workflows "post to a channel when a
+    webhook request is received"); `card`: the bare Adaptive Card."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeamsReceiver:
+        if (self.webhook_env is None) == (self.webhook_file is None):
+            raise ValueError(
+                "a teams receiver needs exactly one of webhook_env (an environment variable "
+                "holding the webhook URL) or webhook_file (a file holding it)"
+            )
+        return self
+
+
+class ConsoleReceiver(Strict):
+    format: Literal["text", "jsonl"] = "text"
+
+
+class ReceiverConfig(Strict):
+    name: Name
+    slack: SlackReceiver | None = None
+    teams: TeamsReceiver | None = None
+    console: ConsoleReceiver | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReceiverConfig:
+        kinds = [k for k in ("slack", "teams", "console") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none"
+            raise ValueError(
+                f"receiver {self.name!r} needs exactly one of slack, teams, console; found {found}"
+            )
+        return self
+
+    @property
+    def type(self) -> Literal["slack", "teams", "console"]:
+        if self.slack is not None:
+            return "slack"
+        if self.teams is not None:
+            return "teams"
+        return "console"
+
+
+# --- which events go where ---------------------------------------------------------------------
+
+
+class Match(Strict):
+    """All given conditions must hold; a condition left out matches anything."""
+
+    tool: Annotated[Globs, AfterValidator(_tools)] | None = None
+    cluster: Globs | None = None
+    namespace: Globs | None = None
+    name: Globs | None = None
+    labels: dict[str, Glob] | None = None
+    project: Globs | None = None
+    kinds: tuple[Kind, ...] | None = None
+    min_severity: Level | None = None
+
+
+class QuietHours(Strict):
+    """A daily window in which only events at or above `min_severity` are sent right away."""
+
+    start: ClockTime
+    end: ClockTime
+    timezone: TimeZone = "UTC"
+    days: tuple[Weekday, ...] | None = None
+    """Days on which the window starts; all days when left out."""
+    min_severity: Level = Severity.CRITICAL
+
+    def active(self, now: datetime) -> bool:
+        """Is `now` (timezone-aware) inside the window? Decides only; the clock is passed in.
+
+        A window that crosses midnight (22:00-07:00) belongs to the day it starts on; a window
+        whose start equals its end lasts the whole day.
+        """
+        if now.tzinfo is None:
+            raise ValueError("quiet hours need a timezone-aware time")
+        local = now.astimezone(ZoneInfo(self.timezone))
+        clock = local.time().replace(tzinfo=None)
+        day = local.weekday()
+        if self.start == self.end:
+            inside = True
+        elif self.start < self.end:
+            inside = self.start <= clock < self.end
+        elif clock >= self.start:
+            inside = True
+        elif clock < self.end:
+            inside, day = True, (day - 1) % 7
+        else:
+            inside = False
+        return inside and (self.days is None or WEEKDAYS[day] in self.days)
+
+
+class RouteConfig(Strict):
+    """A rule: events that pass `match` go to `receivers`, with this route's policy settings."""
+
+    match: Match | None = None
+    receivers: tuple[Name, ...]
+    """Receiver names; an empty list drops the matched events (and stops matching)."""
+    mention: tuple[Text, ...] = ()
+    continue_: bool = Field(False, alias="continue")
+    grace: Duration | None = None
+    group_by: tuple[GroupField, ...] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat: Duration | None = None
+    quiet_hours: QuietHours | None = None
+
+
+class FlapPolicy(Strict):
+    """An app that changes state more than `flips` times within `window` is reported once as
+    flapping; `flips: 0` turns damping off."""
+
+    flips: Annotated[int, Field(ge=0)] = 4
+    window: Duration = timedelta(minutes=15)
+
+
+class PolicyConfig(Strict):
+    grace: Duration = timedelta(seconds=60)
+    group_by: tuple[GroupField, ...] = ("cluster", "kind")
+    group_wait: Duration = timedelta(seconds=30)
+    group_interval: Duration = timedelta(minutes=5)
+    repeat: Duration = timedelta(hours=4)
+    """Reminder interval for unresolved problems; 0 = no reminders."""
+    quiet_hours: QuietHours | None = None
+    flap: FlapPolicy = FlapPolicy()
+
+
+class DigestConfig(Strict):
+    """A scheduled summary: what happened since the last digest and what is still open."""
+
+    name: Name | None = None
+    receivers: Annotated[tuple[Name, ...], Field(min_length=1)]
+    schedule: Annotated[str, AfterValidator(check_cron)]
+    timezone: TimeZone = "UTC"
+    match: Match | None = None
+
+
+# --- who may do what, and the service itself ---------------------------------------------------
+
+
+class Principals(Strict):
+    users: tuple[Text, ...] = ()
+    groups: tuple[Text, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.users and not self.groups
+
+    def includes(self, user: str, groups: tuple[str, ...] = ()) -> bool:
+        return user in self.users or any(g in self.groups for g in groups)
+
+
+class RbacConfig(Strict):
+    """`operators` may mute, unmute and ack; `viewers` may ask questions.
+
+    No operators listed: nobody may mute or ack (the safe default). No viewers listed: everyone
+    in the workspace may ask; operators may always ask.
+    """
+
+    operators: Principals = Principals()
+    viewers: Principals = Principals()
+
+    def may_operate(self, user: str, groups: tuple[str, ...] = ()) -> bool:
+        return self.operators.includes(user, groups)
+
+    def may_view(self, user: str, groups: tuple[str, ...] = ()) -> bool:
+        return (
+            self.viewers.empty
+            or self.viewers.includes(user, groups)
+            or self.may_operate(user, groups)
+        )
+
+
+def _api_url(value: str) -> str:
+    return value if value.endswith("/") else value + "/"
+
+
+class SlackConfig(Strict):
+    mode: Literal["socket", "http"] = "socket"
+    command: Annotated[str, AfterValidator(_command)] = "/gitops"
+    api_url: Annotated[str, AfterValidator(_url), AfterValidator(_api_url)] = (
+        "https://slack.com/api/"
+    )
+    """Slack Web API base URL; change it only for a proxy or a test server."""
+
+
+class TeamsConfig(Strict):
+    outgoing_webhook_secret_env: EnvName | None = None
+    """Environment variable holding the (base64) security token of a Teams outgoing webhook;
+    set it to answer @mention questions at /webhooks/teams."""
+
+
+class ServerConfig(Strict):
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    flux_webhook_token_env: EnvName | None = None
+    """Environment variable holding the generic-hmac token of the Flux Provider."""
+
+
+DEFAULT_RECEIVER = "console"
+
+
+class Config(Strict):
+    clusters: tuple[ClusterConfig, ...] = ()
+    argocd_api: tuple[ArgoCDApiConfig, ...] = ()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    policy: PolicyConfig = PolicyConfig()
+    rbac: RbacConfig = RbacConfig()
+    slack: SlackConfig = SlackConfig()
+    teams: TeamsConfig = TeamsConfig()
+    server: ServerConfig = ServerConfig()
+    digests: tuple[DigestConfig, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_delivery(cls, data: Any) -> Any:
+        """Neither receivers nor routes: everything goes to the console, as text."""
+        if isinstance(data, dict) and not data.get("receivers") and not data.get("routes"):
+            data = {
+                **data,
+                "receivers": [{"name": DEFAULT_RECEIVER, "console": {"format": "text"}}],
+                "routes": [{"receivers": [DEFAULT_RECEIVER]}],
+            }
+        return data
+
+    def receiver(self, name: str) -> ReceiverConfig | None:
+        return next((r for r in self.receivers if r.name == name), None)
+
+
+def default_config() -> Config:
+    """The built-in config: every event to a console receiver as text, grace 60 s."""
+    return Config()
+
+
+def _items(data: Mapping[str, Any], section: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = data.get(section)
+    if not isinstance(value, list | tuple):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)]
+
+
+def _names(data: Mapping[str, Any], section: str) -> list[tuple[int, str]]:
+    return [
+        (i, item["name"]) for i, item in _items(data, section) if isinstance(item.get("name"), str)
+    ]
+
+
+def cross_check(data: Mapping[str, Any] | Config) -> list[tuple[Loc, str]]:
+    """Problems no single field shows, each with the location it is about. Pure.
+
+    Works on the raw parsed file as well as on a Config, so the loader reports these together
+    with the field errors instead of only after those are fixed.
+    """
+    if isinstance(data, Config):
+        data = data.model_dump(by_alias=True, mode="json")
+    issues: list[tuple[Loc, str]] = []
+
+    for section, what in (
+        ("clusters", "cluster"),
+        ("receivers", "receiver"),
+        ("digests", "digest"),
+    ):
+        first: dict[str, int] = {}
+        for index, name in _names(data, section):
+            if name in first:
+                issues.append(
+                    (
+                        (section, index, "name"),
+                        f"duplicate {what} name {name!r} (first defined at "
+                        f"{section}[{first[name]}])",
+                    )
+                )
+            else:
+                first.setdefault(name, index)
+
+    defined = list(dict.fromkeys(name for _, name in _names(data, "receivers")))
+    if not data.get("receivers") and not data.get("routes"):
+        defined = [DEFAULT_RECEIVER]
+    for section in ("routes", "digests"):
+        for index, item in _items(data, section):
+            names = item.get("receivers")
+            if not isinstance(names, list | tuple):
+                continue
+            for i, name in enumerate(names):
+                if isinstance(name, str) and name not in defined:
+                    issues.append(
+                        (
+                            (section, index, "receivers", i),
+                            f"receiver {name!r} is not defined ({_close(name, defined)}"
+                            f"defined: {', '.join(defined) or 'none'})",
+                        )
+                    )
+
+    if data.get("receivers") and not data.get("routes"):
+        issues.append(
+            (
+                ("routes",),
+                "no routes: no event would reach any receiver (add a route without match, "
+                "like '- receivers: [name]', to send everything)",
+            )
+        )
+
+    clusters = [name for _, name in _names(data, "clusters")]
+    if clusters:
+        for index, api in _items(data, "argocd_api"):
+            cluster = api.get("cluster")
+            if isinstance(cluster, str) and cluster not in clusters:
+                issues.append(
+                    (
+                        ("argocd_api", index, "cluster"),
+                        f"cluster {cluster!r} is not in clusters ({_close(cluster, clusters)}"
+                        f"defined: {', '.join(clusters)})",
+                    )
+                )
+    return issues
+
+
+def lint(config: Config) -> list[tuple[Loc, str]]:
+    """Legal but probably not meant: unused receivers, routes no event can reach. Pure."""
+    warnings: list[tuple[Loc, str]] = []
+    used = {n for r in config.routes for n in r.receivers}
+    used |= {n for d in config.digests for n in d.receivers}
+    for index, receiver in enumerate(config.receivers):
+        if receiver.name not in used:
+            warnings.append(
+                (("receivers", index, "name"), f"receiver {receiver.name!r} is used by no route")
+            )
+    for index, route in enumerate(config.routes):
+        if route.match is None and not route.continue_:
+            for later in range(index + 1, len(config.routes)):
+                warnings.append(
+                    (
+                        ("routes", later),
+                        f"unreachable: routes[{index}] has no match and no continue, so it "
+                        "takes every event first",
+                    )
+                )
+            break
+    return warnings
