@@ -1,0 +1,386 @@
+"""Argo CD Application -> AppState: the one place that knows the Application CRD's status shape.
+
+Reads only what detection, commands and messages need (sync, health, revisions, the last
+operation, history, out-of-sync resources, images, Helm chart) and never keeps the raw object.
+Pure and total: any JSON value comes back as an AppState or a `Rejected`, never an exception.
+
+Where the CRD leaves room, the choices are:
+- `revision` is the live revision: the newest `status.history` entry (Argo CD appends one per
+  successful sync), else the `syncResult.revision` of a Succeeded operation.
+- `desired_revision` is what Git says now: `status.sync.revision`, or the first of
+  `status.sync.revisions` for a multi-source app (the same source order as history).
+- `operation.revision` is the resolved `syncResult.revision`, else the requested
+  `operation.sync.revision`; `auto_heal_attempts` is `operation.sync.autoHealAttemptsCount`.
+- `chart_version` is the deployed chart version when the (first) Helm source's deployed revision
+  is known, else its `targetRevision` (which may be a range such as `0.45.*`).
+- Argo CD conditions have no status: each one present is kept with status "True".
+- `url` is left empty (the deep link needs the cluster's Argo CD URL, known to the caller).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypedDict, cast
+
+from core.model import (
+    MAX_HISTORY,
+    MAX_RESOURCES,
+    AppState,
+    Condition,
+    Health,
+    HistoryEntry,
+    Operation,
+    ResourceRef,
+    SyncStatus,
+    Tool,
+)
+from watchers.rejected import Rejected
+
+__all__ = ["normalize_application", "parse_time"]
+
+AUTOMATED = "automated"
+"""The actor of operations the application controller starts by itself."""
+
+
+# Raw shapes, as in the CRD (fixtures/crds/argoproj.io_applications.yaml). Every field is
+# optional: values are checked where they are read, because the input is untrusted.
+
+
+class RawMetadata(TypedDict, total=False):
+    name: str
+    namespace: str
+    labels: dict[str, str]
+
+
+class RawSource(TypedDict, total=False):
+    repoURL: str
+    chart: str
+    path: str
+    targetRevision: str
+
+
+class RawAutomated(TypedDict, total=False):
+    enabled: bool
+    prune: bool
+    selfHeal: bool
+
+
+class RawSyncPolicy(TypedDict, total=False):
+    automated: RawAutomated
+
+
+class RawSpec(TypedDict, total=False):
+    project: str
+    source: RawSource
+    sources: list[RawSource]
+    syncPolicy: RawSyncPolicy
+
+
+class RawInitiatedBy(TypedDict, total=False):
+    username: str
+    automated: bool
+
+
+class RawHistory(TypedDict, total=False):
+    id: int
+    revision: str
+    revisions: list[str]
+    deployedAt: str
+    deployStartedAt: str
+    initiatedBy: RawInitiatedBy
+
+
+class RawSyncOperation(TypedDict, total=False):
+    revision: str
+    revisions: list[str]
+    autoHealAttemptsCount: int
+
+
+class RawOperation(TypedDict, total=False):
+    sync: RawSyncOperation
+    initiatedBy: RawInitiatedBy
+
+
+class RawSyncResult(TypedDict, total=False):
+    revision: str
+    revisions: list[str]
+
+
+class RawOperationState(TypedDict, total=False):
+    phase: str
+    message: str
+    startedAt: str
+    finishedAt: str
+    retryCount: int
+    operation: RawOperation
+    syncResult: RawSyncResult
+
+
+class RawResourceStatus(TypedDict, total=False):
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    status: str
+
+
+class RawCondition(TypedDict, total=False):
+    type: str
+    message: str
+    lastTransitionTime: str
+
+
+class RawSyncStatus(TypedDict, total=False):
+    status: str
+    revision: str
+    revisions: list[str]
+
+
+class RawHealth(TypedDict, total=False):
+    status: str
+    message: str
+
+
+class RawSummary(TypedDict, total=False):
+    images: list[str]
+
+
+class RawStatus(TypedDict, total=False):
+    sync: RawSyncStatus
+    health: RawHealth
+    history: list[RawHistory]
+    operationState: RawOperationState
+    resources: list[RawResourceStatus]
+    conditions: list[RawCondition]
+    summary: RawSummary
+
+
+class RawApplication(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    metadata: RawMetadata
+    spec: RawSpec
+    status: RawStatus
+
+
+_SYNC = {"Synced": SyncStatus.SYNCED, "OutOfSync": SyncStatus.OUT_OF_SYNC}
+_HEALTH = {
+    "Healthy": Health.HEALTHY,
+    "Progressing": Health.PROGRESSING,
+    "Degraded": Health.DEGRADED,
+    "Suspended": Health.SUSPENDED,
+    "Missing": Health.MISSING,
+}
+
+
+def normalize_application(
+    obj: Mapping[str, Any], cluster: str, now: datetime
+) -> AppState | Rejected:
+    """An Argo CD Application (raw JSON) as seen at `now` in `cluster` -> AppState (pure)."""
+    if not isinstance(obj, Mapping):
+        return Rejected(f"Application is {type(obj).__name__}, not a JSON object")
+    kind = obj.get("kind")
+    if kind is not None and kind != "Application":
+        return Rejected(f"expected kind Application, got {kind!r}")
+    app = cast(RawApplication, obj)
+    meta: RawMetadata = _map(app.get("metadata"))
+    name = _str(meta.get("name"))
+    if not name:
+        return Rejected("Application has no metadata.name")
+    spec: RawSpec = _map(app.get("spec"))
+    status: RawStatus = _map(app.get("status"))
+    sync: RawSyncStatus = _map(status.get("sync"))
+    health: RawHealth = _map(status.get("health"))
+    op_state: RawOperationState = _map(status.get("operationState"))
+
+    chart, chart_target, chart_index = _chart_source(spec)
+    history = _history(status, chart_index)
+    operation = _operation(op_state) if op_state else None
+    revision = history[0].revision if history else ""
+    if not revision and operation is not None and operation.phase == "Succeeded":
+        revision = operation.revision
+    conditions = _conditions(status)
+    resources, oos_count = _out_of_sync(status)
+    automated = _automated(spec)
+
+    return AppState(
+        tool=Tool.ARGOCD,
+        cluster=cluster,
+        namespace=_str(meta.get("namespace")),
+        kind="Application",
+        name=name,
+        observed_at=now,
+        sync=_SYNC.get(_str(sync.get("status")), SyncStatus.UNKNOWN),
+        health=_HEALTH.get(_str(health.get("status")), Health.UNKNOWN),
+        revision=revision,
+        desired_revision=_first_revision(sync),
+        chart=chart,
+        chart_version=(history[0].chart_version if history else "") or chart_target,
+        images=tuple(_strs(_map(status.get("summary")).get("images"))),
+        auto_sync=automated is not None,
+        self_heal=automated is not None and automated.get("selfHeal") is True,
+        operation=operation,
+        history=history,
+        out_of_sync_resources=resources,
+        out_of_sync_count=oos_count,
+        message=(operation.message if operation else "")
+        or "; ".join(c.message for c in conditions if c.message),
+        conditions=conditions,
+        labels=_labels(meta.get("labels")),
+        project=_str(spec.get("project")),
+    )
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp -> aware datetime (naive taken as UTC); anything else -> None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _automated(spec: RawSpec) -> RawAutomated | None:
+    """spec.syncPolicy.automated when auto-sync is on (present and not `enabled: false`)."""
+    automated = _map(_map(spec.get("syncPolicy")).get("automated"), none=True)
+    if automated is None or automated.get("enabled") is False:
+        return None
+    return cast(RawAutomated, automated)
+
+
+def _chart_source(spec: RawSpec) -> tuple[str, str, int]:
+    """(chart, targetRevision, source index) of the first Helm chart source, or ("", "", -1)."""
+    single = _map(spec.get("source"), none=True)
+    sources = [single] if single is not None else [_map(s) for s in _list(spec.get("sources"))]
+    for index, source in enumerate(sources):
+        chart = _str(source.get("chart"))
+        if chart:
+            return chart, _str(source.get("targetRevision")), index
+    return "", "", -1
+
+
+def _history(status: RawStatus, chart_index: int) -> tuple[HistoryEntry, ...]:
+    """Newest first (Argo CD appends), at most MAX_HISTORY entries."""
+    entries: list[HistoryEntry] = []
+    for raw in reversed(_list(status.get("history"))):
+        item: RawHistory = _map(raw)
+        if not item:
+            continue
+        revisions = _strs(item.get("revisions")) or [_str(item.get("revision"))]
+        chart_version = ""
+        if 0 <= chart_index < len(revisions):
+            chart_version = revisions[chart_index]
+        hist_id = _int(item.get("id"))
+        entries.append(
+            HistoryEntry(
+                revision=revisions[0],
+                deployed_at=parse_time(item.get("deployedAt")),
+                initiated_by=_initiator(item.get("initiatedBy")),
+                id="" if hist_id is None else str(hist_id),
+                chart_version=chart_version,
+            )
+        )
+        if len(entries) == MAX_HISTORY:
+            break
+    return tuple(entries)
+
+
+def _operation(op_state: RawOperationState) -> Operation:
+    operation: RawOperation = _map(op_state.get("operation"))
+    sync_op: RawSyncOperation = _map(operation.get("sync"))
+    result: RawSyncResult = _map(op_state.get("syncResult"))
+    initiated: RawInitiatedBy = _map(operation.get("initiatedBy"))
+    return Operation(
+        phase=_str(op_state.get("phase")),
+        revision=_first_revision(result) or _first_revision(sync_op),
+        started_at=parse_time(op_state.get("startedAt")),
+        finished_at=parse_time(op_state.get("finishedAt")),
+        initiated_by=_str(initiated.get("username")),
+        automated=initiated.get("automated") is True,
+        auto_heal_attempts=max(_int(sync_op.get("autoHealAttemptsCount")) or 0, 0),
+        message=_str(op_state.get("message")),
+    )
+
+
+def _initiator(value: object) -> str:
+    initiated = _map(value)
+    if initiated.get("automated") is True:
+        return AUTOMATED
+    return _str(initiated.get("username"))
+
+
+def _first_revision(raw: Mapping[str, Any]) -> str:
+    return _str(raw.get("revision")) or next(iter(_strs(raw.get("revisions"))), "")
+
+
+def _out_of_sync(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
+    refs: list[ResourceRef] = []
+    count = 0
+    for raw in _list(status.get("resources")):
+        res: RawResourceStatus = _map(raw)
+        if res.get("status") != "OutOfSync":
+            continue
+        count += 1
+        if len(refs) < MAX_RESOURCES:
+            refs.append(
+                ResourceRef(
+                    kind=_str(res.get("kind")),
+                    namespace=_str(res.get("namespace")),
+                    name=_str(res.get("name")),
+                )
+            )
+    return tuple(refs), count
+
+
+def _conditions(status: RawStatus) -> tuple[Condition, ...]:
+    conditions: list[Condition] = []
+    for raw in _list(status.get("conditions")):
+        cond: RawCondition = _map(raw)
+        type_ = _str(cond.get("type"))
+        if type_:
+            conditions.append(
+                Condition(type=type_, status="True", message=_str(cond.get("message")))
+            )
+    return tuple(conditions)
+
+
+def _labels(value: object) -> dict[str, str]:
+    return {k: v for k, v in _map(value).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _map(value: object, *, none: bool = False) -> Any:
+    """`value` if it is a JSON object, else {} (or None when `none`)."""
+    if isinstance(value, Mapping):
+        return value
+    return None if none else {}
+
+
+def _list(value: object) -> Sequence[object]:
+    return value if isinstance(value, list) else ()
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _strs(value: object) -> list[str]:
+    return [v for v in _list(value) if isinstance(v, str) and v]
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
