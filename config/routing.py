@@ -1,0 +1,298 @@
+"""Which receivers hear about an event, and with which policy settings. Pure: decides only.
+
+Routes are tried in file order; the first that matches takes the event unless it says
+`continue: true`, in which case matching goes on and later routes may take it too. A route
+without `match` takes every event. `explain` tells, route by route, why an event would or would
+not be taken: the text behind `driftbot routes explain` and `driftbot check-config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from config.durations import format_duration
+from config.globs import any_match, glob_match
+from config.schema import (
+    Config,
+    Match,
+    PolicyConfig,
+    QuietHours,
+    RouteConfig,
+    parse_event_kind,
+    parse_severity,
+)
+from core.model import DEFAULT_SEVERITY, EventKind, GitOpsEvent, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePolicy:
+    """The policy defaults overlaid with one route's own settings."""
+
+    grace: timedelta
+    group_by: tuple[str, ...]
+    group_wait: timedelta
+    group_interval: timedelta
+    repeat: timedelta
+    quiet_hours: QuietHours | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """One route that takes an event. `receivers` may be empty: the route drops the event."""
+
+    route_index: int
+    receivers: tuple[str, ...]
+    mention: tuple[str, ...]
+    policy: EffectivePolicy
+
+
+def effective_policy(defaults: PolicyConfig, route: RouteConfig) -> EffectivePolicy:
+    def pick(own: timedelta | None, default: timedelta) -> timedelta:
+        return default if own is None else own
+
+    return EffectivePolicy(
+        grace=pick(route.grace, defaults.grace),
+        group_by=tuple(route.group_by if route.group_by is not None else defaults.group_by),
+        group_wait=pick(route.group_wait, defaults.group_wait),
+        group_interval=pick(route.group_interval, defaults.group_interval),
+        repeat=pick(route.repeat, defaults.repeat),
+        quiet_hours=route.quiet_hours if route.quiet_hours is not None else defaults.quiet_hours,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What routing looks at. None means not known (only `explain` asks about such cases)."""
+
+    kind: EventKind
+    severity: Severity
+    cluster: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    tool: str | None = None
+    project: str | None = None
+    labels: Mapping[str, str] | None = None
+
+
+def subject_of(event: GitOpsEvent) -> Subject:
+    return Subject(
+        kind=event.kind,
+        severity=event.severity,
+        cluster=event.cluster,
+        name=event.name,
+        namespace=event.namespace,
+        tool=event.tool.value,
+        project=event.project,
+        labels=event.labels,
+    )
+
+
+Outcome = Literal["match", "no", "maybe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """`match`, `no` (with the first failing condition), or `maybe` (with what it depends on)."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+
+
+def _patterns(patterns: tuple[str, ...]) -> str:
+    quoted = [f"'{p}'" for p in patterns]
+    return quoted[0] if len(quoted) == 1 else "one of " + ", ".join(quoted)
+
+
+def check_match(match: Match | None, subject: Subject) -> Verdict:
+    """Does `match` take `subject`? Conditions are checked in a fixed order (kinds,
+    min_severity, tool, cluster, namespace, name, project, labels); the first that fails is the
+    reason. Conditions on unknown fields make the answer `maybe`, unless another one fails."""
+    if match is None:
+        return Verdict("match")
+    if match.kinds is not None and subject.kind not in match.kinds:
+        kinds = ", ".join(k.value for k in match.kinds)
+        return Verdict("no", (f"kind {subject.kind.value} is not in kinds [{kinds}]",))
+    if match.min_severity is not None and subject.severity.rank < match.min_severity.rank:
+        below = f"severity {subject.severity.value} is below min_severity"
+        return Verdict("no", (f"{below} {match.min_severity.value}",))
+    unknown: list[str] = []
+    fields: tuple[tuple[str, tuple[str, ...] | None, str | None], ...] = (
+        ("tool", match.tool, subject.tool),
+        ("cluster", match.cluster, subject.cluster),
+        ("namespace", match.namespace, subject.namespace),
+        ("name", match.name, subject.name),
+        ("project", match.project, subject.project),
+    )
+    for field, patterns, value in fields:
+        if patterns is None:
+            continue
+        if value is None:
+            unknown.append(f"{field} matches {_patterns(patterns)} ({field} not given)")
+        elif not any_match(patterns, value):
+            return Verdict("no", (f"{field} '{value}' does not match {_patterns(patterns)}",))
+    for key, pattern in (match.labels or {}).items():
+        if subject.labels is None:
+            unknown.append(f"label {key} matches '{pattern}' (labels not given)")
+        elif key not in subject.labels:
+            return Verdict("no", (f"label {key} is not set (wanted '{pattern}')",))
+        elif not glob_match(pattern, subject.labels[key]):
+            value = subject.labels[key]
+            return Verdict("no", (f"label {key}='{value}' does not match '{pattern}'",))
+    return Verdict("maybe", tuple(unknown)) if unknown else Verdict("match")
+
+
+def _route_match(config: Config, index: int, route: RouteConfig) -> RouteMatch:
+    return RouteMatch(
+        route_index=index,
+        receivers=tuple(route.receivers),
+        mention=tuple(route.mention),
+        policy=effective_policy(config.policy, route),
+    )
+
+
+def match_routes(event: GitOpsEvent, config: Config) -> list[RouteMatch]:
+    """The routes that take `event`, in file order. Empty: no route takes it (not sent)."""
+    subject = subject_of(event)
+    taken: list[RouteMatch] = []
+    for index, route in enumerate(config.routes):
+        if check_match(route.match, subject).outcome != "match":
+            continue
+        taken.append(_route_match(config, index, route))
+        if not route.continue_:
+            break
+    return taken
+
+
+# --- explain ------------------------------------------------------------------------------------
+
+
+def describe_match(match: Match | None) -> str:
+    """A route's conditions in one line, as in the file: `cluster=prod kinds=drift_detected`."""
+    if match is None:
+        return "(no match: every event)"
+    parts: list[str] = []
+    for field in ("tool", "cluster", "namespace", "name", "project"):
+        patterns: tuple[str, ...] | None = getattr(match, field)
+        if patterns is not None:
+            parts.append(f"{field}={','.join(patterns)}")
+    for key, pattern in (match.labels or {}).items():
+        parts.append(f"labels.{key}={pattern}")
+    if match.kinds is not None:
+        parts.append(f"kinds={','.join(k.value for k in match.kinds)}")
+    if match.min_severity is not None:
+        parts.append(f"min_severity={match.min_severity.value}")
+    return " ".join(parts) or "(empty match: every event)"
+
+
+def describe_policy(policy: EffectivePolicy) -> str:
+    text = (
+        f"grace {format_duration(policy.grace)}, group_wait {format_duration(policy.group_wait)}, "
+        f"group_interval {format_duration(policy.group_interval)}, "
+        f"repeat {format_duration(policy.repeat)}, group_by {','.join(policy.group_by)}"
+    )
+    if policy.quiet_hours is not None:
+        q = policy.quiet_hours
+        text += (
+            f", quiet_hours {q.start:%H:%M}-{q.end:%H:%M} {q.timezone} "
+            f"(below {q.min_severity.value} held)"
+        )
+    return text
+
+
+def _delivery(taken: RouteMatch) -> str:
+    if not taken.receivers:
+        return "no receivers: the event is dropped"
+    text = "receivers " + ", ".join(taken.receivers)
+    if taken.mention:
+        text += "; mention " + " ".join(taken.mention)
+    return text + "; " + describe_policy(taken.policy)
+
+
+def explain(
+    app: str,
+    cluster: str,
+    kind: EventKind | str,
+    config: Config,
+    namespace: str | None = None,
+    tool: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    severity: Severity | str | None = None,
+    project: str | None = None,
+) -> list[str]:
+    """Lines saying, for each route, whether an event like this one would match and why not,
+    who would get it, and where matching stops. Fields left None are unknown: a route that
+    depends on them is reported as matching only if they do. Pure.
+
+    Raises ValueError for an unknown kind or severity name.
+    """
+    event_kind = parse_event_kind(kind)
+    if severity is None:
+        level, level_note = DEFAULT_SEVERITY[event_kind], " (the default for this kind)"
+    else:
+        level, level_note = parse_severity(severity), ""
+    subject = Subject(
+        kind=event_kind,
+        severity=level,
+        cluster=cluster,
+        name=app,
+        namespace=namespace,
+        tool=tool,
+        project=project,
+        labels=labels,
+    )
+    given = [f"namespace {namespace}" if namespace is not None else "namespace any"]
+    given.append(f"tool {tool}" if tool is not None else "tool any")
+    if project is not None:
+        given.append(f"project {project}")
+    if labels is not None:
+        given.append("labels " + (",".join(f"{k}={v}" for k, v in labels.items()) or "none"))
+    lines = [
+        f"event: {event_kind.value}, severity {level.value}{level_note}, app {app} "
+        f"in cluster {cluster} ({', '.join(given)})"
+    ]
+
+    certain: list[RouteMatch] = []
+    possible: list[tuple[RouteMatch, tuple[str, ...]]] = []
+    stopped_at: int | None = None
+    for index, route in enumerate(config.routes):
+        head = f"routes[{index}] {describe_match(route.match)}"
+        if stopped_at is not None:
+            lines.append(f"{head}: not reached (matching stopped at routes[{stopped_at}])")
+            continue
+        verdict = check_match(route.match, subject)
+        taken = _route_match(config, index, route)
+        if verdict.outcome == "no":
+            lines.append(f"{head}: no match: {verdict.reasons[0]}")
+        elif verdict.outcome == "maybe":
+            needs = " and ".join(verdict.reasons)
+            then = "continue: true" if route.continue_ else "it would stop matching here"
+            lines.append(f"{head}: matches only if {needs} -> {_delivery(taken)} ({then})")
+            possible.append((taken, verdict.reasons))
+        else:
+            certain.append(taken)
+            if route.continue_:
+                lines.append(f"{head}: MATCH -> {_delivery(taken)}; continue: true, goes on")
+            else:
+                lines.append(f"{head}: MATCH -> {_delivery(taken)}; stop (no continue)")
+                stopped_at = index
+
+    lines.append(_result(certain, possible))
+    return lines
+
+
+def _result(certain: list[RouteMatch], possible: list[tuple[RouteMatch, tuple[str, ...]]]) -> str:
+    def names(taken: list[RouteMatch]) -> str:
+        receivers = list(dict.fromkeys(r for t in taken for r in t.receivers))
+        routes = ", ".join(f"routes[{t.route_index}]" for t in taken)
+        return f"{', '.join(receivers) or 'nobody (dropped)'} (by {routes})"
+
+    maybe = names([t for t, _ in possible])
+    if certain:
+        text = "result: sent to " + names(certain)
+        return text + (f"; depending on the fields not given, also {maybe}" if possible else "")
+    if possible:
+        return f"result: depending on the fields not given, sent to {maybe}; otherwise not sent"
+    return "result: no route takes this event; it is not sent"
