@@ -149,6 +149,10 @@ class SlackSender:
         self._reported: set[tuple[str, str]] = set()
         self.stats = SenderStats()
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
     async def post(
         self,
         channel: str,
@@ -235,7 +239,9 @@ class SlackSender:
                     return self._give_up(channel, receiver, failure, attempts)
                 logger.debug(
                     "slack rate limited on %s (%s), retrying after %.1fs",
-                    channel, failure.error, failure.retry_after,
+                    channel,
+                    failure.error,
+                    failure.retry_after,
                 )
                 continue
             if not failure.retryable:
@@ -257,20 +263,23 @@ class SlackSender:
             logger.error(
                 "Slack refused a message for %s (channel %s): %s; not retrying, and not "
                 "logging this error for this receiver again",
-                receiver, channel, failure.error,
+                receiver,
+                channel,
+                failure.error,
             )
         return SendResult(
             ok=False, channel=channel, error=failure.error, fatal=True, attempts=attempts
         )
 
-    def _give_up(
-        self, channel: str, receiver: str, failure: _Failure, attempts: int
-    ) -> SendResult:
+    def _give_up(self, channel: str, receiver: str, failure: _Failure, attempts: int) -> SendResult:
         self.stats.failed_by_error[failure.error] += 1
         logger.warning(
             "Slack message for %s (channel %s) not delivered after %d attempts: %s; kept for "
             "a later try",
-            receiver, channel, attempts, failure.error,
+            receiver,
+            channel,
+            attempts,
+            failure.error,
         )
         return SendResult(
             ok=False, channel=channel, error=failure.error, fatal=False, attempts=attempts

@@ -88,6 +88,7 @@ class Call:
     at: float
     status: int = 0
     response: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     fault: Fault | None = None
 
     @property
@@ -97,6 +98,11 @@ class Call:
     @property
     def error(self) -> str | None:
         return None if self.response is None else self.response.get("error")
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.headers.get("Retry-After")
+        return None if value is None else float(value)
 
 
 class _Bucket:
@@ -223,7 +229,7 @@ class FakeSlackApi:
             return await self._fail(request, call, fault)
 
         status, body, headers = self._answer(method, params, token)
-        call.status, call.response = status, body
+        call.status, call.response, call.headers = status, body, headers
         return web.json_response(body, status=status, headers=headers)
 
     def _take_fault(self, method: str) -> Fault | None:
@@ -335,8 +341,9 @@ class FakeSlackApi:
         if (refused := _check_message(params, MAX_MESSAGE_BLOCKS)) is not None:
             return 200, refused, {}
         ts = self._new_ts()
-        self._ephemeral.append({**_message_of(params, ts), "channel": channel,
-                                "user": params["user"]})
+        self._ephemeral.append(
+            {**_message_of(params, ts), "channel": channel, "user": params["user"]}
+        )
         return 200, {"ok": True, "message_ts": ts}, {}
 
     def _views_publish(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -355,16 +362,20 @@ class FakeSlackApi:
         return 200, {"ok": True, "view": stored}, {}
 
     def _auth_test(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
-        return 200, {
-            "ok": True,
-            "url": "https://driftbot-test.slack.com/",
-            "team": "driftbot-test",
-            "user": "driftbot",
-            "team_id": TEAM_ID,
-            "user_id": BOT_USER_ID,
-            "bot_id": BOT_ID,
-            "is_enterprise_install": False,
-        }, {}
+        return (
+            200,
+            {
+                "ok": True,
+                "url": "https://driftbot-test.slack.com/",
+                "team": "driftbot-test",
+                "user": "driftbot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            },
+            {},
+        )
 
     def _conversations_info(
         self, params: dict[str, Any]
@@ -373,17 +384,21 @@ class FakeSlackApi:
         if (err := self._channel_error(channel, posting=False)) is not None:
             return 200, _error(err), {}
         assert channel is not None
-        return 200, {
-            "ok": True,
-            "channel": {
-                "id": channel,
-                "name": channel.lower(),
-                "is_channel": True,
-                "is_private": False,
-                "is_archived": False,
-                "is_member": channel not in set(self.not_member_channels),
+        return (
+            200,
+            {
+                "ok": True,
+                "channel": {
+                    "id": channel,
+                    "name": channel.lower(),
+                    "is_channel": True,
+                    "is_private": False,
+                    "is_archived": False,
+                    "is_member": channel not in set(self.not_member_channels),
+                },
             },
-        }, {}
+            {},
+        )
 
 
 _Handler = Callable[[FakeSlackApi, dict[str, Any]], tuple[int, dict[str, Any], dict[str, str]]]
@@ -415,7 +430,7 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
 
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
-    return header[len("Bearer "):] if header.startswith("Bearer ") else None
+    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
 
 def _as_str(value: Any) -> str | None:
