@@ -1,0 +1,303 @@
+"""Every word driftbot says about an event, in one place, for every output format.
+
+Headlines are written for people who do not run Kubernetes ("checkout on prod no longer matches
+Git"); details for those who do. Functions that put untrusted values (names, revisions, actors)
+into a sentence take the escaper of the target format, so the sentence is ours and the values
+are inert. Values are folded onto one line and shortened before they are escaped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from core.model import PROBLEM_KINDS, RECOVERY_KINDS, EventKind, GitOpsEvent, Severity, Tool
+from formatters.escape import Escaper, one_line, plain, truncate
+from formatters.group import EventGroup
+from formatters.revision import short_revision
+
+MAX_NAME = 80
+MAX_CLUSTER = 60
+MAX_ACTOR = 60
+
+TOOL_NAMES: dict[Tool, str] = {Tool.ARGOCD: "Argo CD", Tool.FLUX: "Flux"}
+
+AUTOMATED = "automated"
+"""The actor value detection uses for changes no person started."""
+
+# Detail labels, in the order renderers show them.
+LABEL_WHERE = "Where"
+LABEL_REVISION = "Revision"
+LABEL_PREVIOUS_REVISION = "Previous revision"
+LABEL_CHART_VERSION = "Chart version"
+LABEL_ACTOR = "Initiated by"
+LABEL_SINCE = "Since"
+LABEL_WHEN = "When"
+LABEL_PROBLEM_BEGAN = "Problem began"
+LABEL_RESOLVED_AFTER = "Resolved after"
+LABEL_PROJECT = "Project"
+LABEL_OUT_OF_SYNC = "Out of sync"
+LABEL_MESSAGE = "Controller message"
+LABEL_LINK = "Link"
+LABEL_APPS = "Apps"
+LABEL_EARLIER_ALERT = "Earlier alert"
+
+BUTTON_ACK = "Acknowledge"
+BUTTON_MUTE = "Mute {hours}h"
+BUTTON_OPEN: dict[Tool, str] = {Tool.ARGOCD: "Open in Argo CD", Tool.FLUX: "Open in dashboard"}
+MUTE_HOURS = (1, 4, 24)
+
+RESOLVED_PREFIX = "Resolved"
+UNNAMED = "an unnamed app"
+
+
+def value(text: str, limit: int, escape: Escaper = plain) -> str:
+    """An untrusted value ready for a sentence: one line, at most `limit` characters, escaped."""
+    return escape(truncate(one_line(text), limit))
+
+
+def app_name(event: GitOpsEvent, escape: Escaper = plain) -> str:
+    return value(event.name, MAX_NAME, escape) or UNNAMED
+
+
+def subject(event: GitOpsEvent, escape: Escaper = plain) -> str:
+    """`checkout on prod`: what a headline is about."""
+    cluster = value(event.cluster, MAX_CLUSTER, escape)
+    name = app_name(event, escape)
+    return f"{name} on {cluster}" if cluster else name
+
+
+def tool_name(tool: Tool | None) -> str:
+    return TOOL_NAMES.get(tool, "GitOps") if tool is not None else "GitOps"
+
+
+def duration(delta: timedelta) -> str:
+    """`45 s`, `14 min`, `2 h 5 min`, `3 d 4 h`: how long, in the fewest words."""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def time_utc(moment: datetime) -> str:
+    """`2026-11-20 09:40 UTC` (naive datetimes are taken as UTC)."""
+    if moment.utcoffset() is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def recovery_time(event: GitOpsEvent, problem_start: datetime | None = None) -> timedelta | None:
+    """How long the problem lasted that `event` resolves, when known and positive."""
+    start = event.since or problem_start
+    if start is None:
+        return None
+    try:
+        delta = event.occurred_at - start
+    except TypeError:  # one naive, one aware: no honest answer
+        return None
+    return delta if delta.total_seconds() > 0 else None
+
+
+def actor_phrase(actor: str, escape: Escaper = plain) -> str:
+    """` by alice`, ` automatically`, or nothing."""
+    who = one_line(actor)
+    if not who:
+        return ""
+    if who.lower() == AUTOMATED:
+        return " automatically"
+    return f" by {value(who, MAX_ACTOR, escape)}"
+
+
+def actor_label(actor: str) -> str:
+    """Who initiated, for a detail line (unescaped)."""
+    who = one_line(actor)
+    return "automation (auto-sync)" if who.lower() == AUTOMATED else who
+
+
+def more(count: int) -> str:
+    """`and 3 more`: the tail of a list that was cut."""
+    return f"and {count} more"
+
+
+def headline(
+    event: GitOpsEvent, escape: Escaper = plain, *, problem_start: datetime | None = None
+) -> str:
+    """The one sentence that says what happened and where (pure)."""
+    who = subject(event, escape)
+    rev = escape(short_revision(event.revision))
+    prev = escape(short_revision(event.previous_revision))
+    target = rev or (escape(value(event.chart_version, 40)) if event.chart_version else "")
+    by = actor_phrase(event.actor, escape)
+    kind = event.kind
+    if kind is EventKind.DRIFT_DETECTED:
+        text = f"{who} no longer matches Git"
+    elif kind is EventKind.DRIFT_RESOLVED:
+        text = f"{who} matches Git again"
+    elif kind is EventKind.DEPLOY_STARTED:
+        text = f"{who}: deploying {target}{by}" if target else f"{who}: deploy started{by}"
+    elif kind is EventKind.DEPLOY_SUCCEEDED:
+        if target and prev and prev != target:
+            text = f"{who} was updated from {prev} to {target}{by}"
+        else:
+            text = f"{who}: deployed {target}{by}" if target else f"{who}: deploy succeeded{by}"
+    elif kind is EventKind.DEPLOY_FAILED:
+        text = f"{who}: deploy of {target} failed" if target else f"{who}: deploy failed"
+    elif kind is EventKind.HEALTH_DEGRADED:
+        text = f"{who} is unhealthy"
+    elif kind is EventKind.HEALTH_RECOVERED:
+        text = f"{who} is healthy again"
+    elif kind is EventKind.ROLLBACK_SUCCEEDED:
+        span = f" from {prev}" if prev else ""
+        span += f" to {target}" if target else ""
+        text = f"{who} was rolled back{span}{by}"
+    elif kind is EventKind.ROLLBACK_FAILED:
+        text = f"{who}: rollback to {target} failed" if target else f"{who}: rollback failed"
+    elif kind is EventKind.OUT_OF_SYNC:
+        text = (
+            f"{who}: {target} is waiting to be deployed"
+            if target
+            else f"{who} has changes in Git waiting to be deployed"
+        )
+    elif kind is EventKind.SUSPENDED:
+        text = f"{who} was paused{by}: new changes in Git are not deployed"
+    elif kind is EventKind.RESUMED:
+        text = f"{who} was resumed{by} and follows Git again"
+    elif kind is EventKind.SOURCE_FAILED:
+        text = f"{who} cannot fetch its source"
+    elif kind is EventKind.SOURCE_RECOVERED:
+        text = f"{who} can fetch its source again"
+    elif kind is EventKind.DELETED:
+        text = f"{who} was deleted{by}"
+    else:  # a kind added to the model before a phrase was written for it
+        text = f"{who}: {escape(str(kind).replace('_', ' '))}"
+    if kind in RECOVERY_KINDS:
+        lasted = recovery_time(event, problem_start)
+        if lasted is not None:
+            text += f" (after {duration(lasted)})"
+    return text
+
+
+def resolved_headline(original: GitOpsEvent, recovery: GitOpsEvent, escape: Escaper = plain) -> str:
+    """`Resolved after 14 min: checkout on prod matches Git again`."""
+    lasted = recovery_time(recovery, original.occurred_at)
+    prefix = f"{RESOLVED_PREFIX} after {duration(lasted)}" if lasted else RESOLVED_PREFIX
+    sentence = headline(replace(recovery, since=None), escape)
+    return f"{prefix}: {sentence}"
+
+
+def is_problem(event: GitOpsEvent) -> bool:
+    return event.kind in PROBLEM_KINDS
+
+
+def is_recovery(event: GitOpsEvent) -> bool:
+    return event.kind in RECOVERY_KINDS and event.kind not in PROBLEM_KINDS
+
+
+# Group headlines: {n} count, {apps} "app"/"apps", {on} " on prod", {rev} " 1a2b3c4",
+# {after} " after revision 1a2b3c4".
+_GROUP: dict[EventKind, str] = {
+    EventKind.DRIFT_DETECTED: "{n} {apps} drifted{on}{after}",
+    EventKind.DRIFT_RESOLVED: "{n} {apps} match Git again{on}",
+    EventKind.DEPLOY_STARTED: "{n} {apps} started deploying{rev}{on}",
+    EventKind.DEPLOY_SUCCEEDED: "{n} {apps} deployed{rev}{on}",
+    EventKind.DEPLOY_FAILED: "{n} {apps} failed to deploy{rev}{on}",
+    EventKind.HEALTH_DEGRADED: "{n} {apps} became unhealthy{on}{after}",
+    EventKind.HEALTH_RECOVERED: "{n} {apps} are healthy again{on}",
+    EventKind.ROLLBACK_SUCCEEDED: "{n} {apps} were rolled back{on}",
+    EventKind.ROLLBACK_FAILED: "{n} rollbacks failed{on}",
+    EventKind.OUT_OF_SYNC: "{n} {apps} have changes waiting to be deployed{on}",
+    EventKind.SUSPENDED: "{n} {apps} were paused{on}",
+    EventKind.RESUMED: "{n} {apps} follow Git automatically again{on}",
+    EventKind.SOURCE_FAILED: "{n} {apps} cannot fetch their source{on}{after}",
+    EventKind.SOURCE_RECOVERED: "{n} {apps} can fetch their source again{on}",
+    EventKind.DELETED: "{n} {apps} were deleted{on}",
+}
+_GROUP_MIXED_PROBLEM = "{n} {apps} need attention{on}{after}"
+_GROUP_MIXED = "{n} changes{on}{after}"
+
+# Short verbs for a member of a group whose kinds differ.
+_MEMBER: dict[EventKind, str] = {
+    EventKind.DRIFT_DETECTED: "drifted",
+    EventKind.DRIFT_RESOLVED: "matches Git again",
+    EventKind.DEPLOY_STARTED: "deploying",
+    EventKind.DEPLOY_SUCCEEDED: "deployed",
+    EventKind.DEPLOY_FAILED: "deploy failed",
+    EventKind.HEALTH_DEGRADED: "unhealthy",
+    EventKind.HEALTH_RECOVERED: "healthy again",
+    EventKind.ROLLBACK_SUCCEEDED: "rolled back",
+    EventKind.ROLLBACK_FAILED: "rollback failed",
+    EventKind.OUT_OF_SYNC: "waiting to be deployed",
+    EventKind.SUSPENDED: "paused",
+    EventKind.RESUMED: "resumed",
+    EventKind.SOURCE_FAILED: "source failing",
+    EventKind.SOURCE_RECOVERED: "source back",
+    EventKind.DELETED: "deleted",
+}
+
+
+def group_headline(group: EventGroup, escape: Escaper = plain) -> str:
+    """`37 apps drifted on prod after revision 1a2b3c4` (pure)."""
+    if group.count == 1:
+        return headline(group.events[0], escape)
+    names = {e.name for e in group.events}
+    cluster = value(group.cluster, MAX_CLUSTER, escape)
+    rev = escape(short_revision(group.revision))
+    if group.kind is not None:
+        template = _GROUP.get(group.kind, _GROUP_MIXED)
+    elif all(e.kind in PROBLEM_KINDS for e in group.events):
+        template = _GROUP_MIXED_PROBLEM
+    else:
+        template = _GROUP_MIXED
+    return template.format(
+        n=len(names) if len(names) > 1 else group.count,
+        apps="app" if len(names) == 1 else "apps",
+        on=f" on {cluster}" if cluster else "",
+        rev=f" {rev}" if rev else "",
+        after=f" after revision {rev}" if rev else "",
+    )
+
+
+def group_breakdown(group: EventGroup) -> str:
+    """`30 drifted, 7 deploy failed` for a group of mixed kinds; empty when all share a kind."""
+    if group.kind is not None:
+        return ""
+    counts = Counter(e.kind for e in group.events)
+    return ", ".join(f"{n} {_MEMBER.get(k, str(k))}" for k, n in counts.most_common())
+
+
+def member_line(event: GitOpsEvent, group: EventGroup, escape: Escaper = plain) -> str:
+    """One member of a group, saying only what the group headline does not."""
+    line = app_name(event, escape)
+    if event.namespace and event.namespace != group.namespace:
+        line += f" in {value(event.namespace, MAX_CLUSTER, escape)}"
+    if event.cluster and not group.cluster:
+        line += f" on {value(event.cluster, MAX_CLUSTER, escape)}"
+    notes = []
+    if group.kind is None:
+        notes.append(_MEMBER.get(event.kind, str(event.kind)))
+    if event.revision and not group.revision:
+        notes.append(escape(short_revision(event.revision)))
+    return f"{line}: {', '.join(notes)}" if notes else line
+
+
+def where(event: GitOpsEvent) -> str:
+    """`prod / shop / Application checkout (Argo CD)` (unescaped)."""
+    parts = [one_line(event.cluster), one_line(event.namespace)]
+    obj = " ".join(p for p in (one_line(event.object_kind), one_line(event.name)) if p)
+    parts.append(obj)
+    place = " / ".join(p for p in parts if p)
+    return f"{place} ({tool_name(event.tool)})" if place else tool_name(event.tool)
+
+
+def severity_word(severity: Severity) -> str:
+    return {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "critical"}[
+        severity
+    ]

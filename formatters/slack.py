@@ -1,0 +1,382 @@
+"""Slack Block Kit messages for events, storms and resolutions.
+
+A message opens with what happened and where, in plain words; the on-call details follow
+(revision, chart version, resources out of sync, the controller message, who and since when),
+then buttons: open in Argo CD, acknowledge, mute. Every string from a cluster or Git is escaped
+(`&`, `<`, `>`), so only driftbot's own mentions, dates and links are live.
+
+Whatever the input, the result respects every Block Kit limit: lists end in "and N more", long
+texts are cut, and when the whole message would still be too big the longer parts are cut
+further until it fits (`MAX_MESSAGE_CHARS`, measured as the serialized JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.model import GitOpsEvent, Severity
+from formatters import details, phrases
+from formatters import escape as esc
+from formatters.group import EventGroup
+from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, action_value, mute_action_id
+
+Block = dict[str, Any]
+Message = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BUTTON_TEXT = 75
+MAX_ID = 255
+MAX_MESSAGE_CHARS = 12000
+"""Bound on the serialized message (JSON, as sent): Slack's own ceiling is near 13k."""
+MAX_MENTIONS = 20
+MAX_FALLBACK = 3000
+"""The `text` fallback only has to carry the mentions and headline into notifications."""
+
+ICON_CRITICAL = ":red_circle:"
+ICON_WARNING = ":large_orange_circle:"
+ICON_INFO = ":large_blue_circle:"
+ICON_GOOD = ":large_green_circle:"
+
+BLOCK_HEADLINE = "driftbot_headline"
+BLOCK_FACTS = "driftbot_facts"
+BLOCK_RESOURCES = "driftbot_resources"
+BLOCK_MESSAGE = "driftbot_message"
+BLOCK_MEMBERS = "driftbot_members"
+BLOCK_CONTEXT = "driftbot_context"
+BLOCK_ACTIONS = "driftbot_actions"
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """How much room each long part gets, in escaped characters."""
+
+    fact: int
+    resources: int
+    message: int
+
+
+_BUDGETS = (
+    _Budget(fact=600, resources=2900, message=2900),
+    _Budget(fact=300, resources=1500, message=1500),
+    _Budget(fact=120, resources=500, message=500),
+    _Budget(fact=60, resources=200, message=0),
+)
+"""Tried in order until the message fits MAX_MESSAGE_CHARS; the last one always fits."""
+
+
+def render_slack(
+    event: GitOpsEvent,
+    mention: Sequence[str] = (),
+    *,
+    mention_severity: Severity = Severity.CRITICAL,
+) -> Message:
+    """`{"text", "blocks"}` for `event` (pure).
+
+    `mention` (user ids, group ids, "@here", "@channel") is used when the event is at least
+    `mention_severity`; unrecognised entries are shown as inert text.
+    """
+    tokens = mention_tokens(mention) if event.severity.rank >= mention_severity.rank else []
+    headline = phrases.headline(event, esc.slack)
+    return _fit(
+        lambda budget: _event_message(
+            event,
+            headline_line=f"{_icon(event)} *{headline}*",
+            fallback=headline,
+            tokens=tokens,
+            budget=budget,
+            problem_start=None,
+            buttons=_buttons(event, ack=phrases.is_problem(event), mute=True),
+        )
+    )
+
+
+def render_slack_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> Message:
+    """The in-place update of `original`'s message once `recovery` closed it (pure).
+
+    Green, "Resolved after 14 min: …", the original headline struck through, no ack/mute.
+    """
+    headline = phrases.resolved_headline(original, recovery, esc.slack)
+    earlier = phrases.headline(original, esc.slack)
+    return _fit(
+        lambda budget: _event_message(
+            recovery,
+            headline_line=f"{ICON_GOOD} *{headline}*\n~{earlier}~",
+            fallback=headline,
+            tokens=[],
+            budget=budget,
+            problem_start=original.occurred_at,
+            buttons=_buttons(recovery, ack=False, mute=False),
+        )
+    )
+
+
+def render_slack_group(
+    group: EventGroup,
+    mention: Sequence[str] = (),
+    *,
+    mention_severity: Severity = Severity.CRITICAL,
+) -> Message:
+    """One message for a storm: the count and what they share, then one line per app (pure)."""
+    tokens = mention_tokens(mention) if group.severity.rank >= mention_severity.rank else []
+    headline = phrases.group_headline(group, esc.slack)
+    return _fit(lambda budget: _group_message(group, headline, tokens, budget))
+
+
+def mention_tokens(mention: Iterable[str]) -> list[str]:
+    """Slack mention syntax for each entry: `U…`/`W…` users, `S…` groups, @here, @channel.
+
+    Anything else is kept as escaped text, so a typo in a config file cannot ping anyone.
+    """
+    tokens: list[str] = []
+    for entry in list(mention)[:MAX_MENTIONS]:
+        token = _mention_token(entry)
+        if token and token not in tokens:
+            tokens.append(token)
+    return tokens
+
+
+_SPECIAL_MENTIONS = {"here": "<!here>", "channel": "<!channel>", "everyone": "<!everyone>"}
+_USER_ID = re.compile(r"<?@?(?P<id>[UW][A-Z0-9]{2,40})(\|[^>]*)?>?")
+_GROUP_ID = re.compile(r"<?!?(subteam\^)?(?P<id>S[A-Z0-9]{2,40})(\|[^>]*)?>?")
+
+
+def _mention_token(entry: str) -> str:
+    text = esc.one_line(entry)
+    bare = text.strip("<>").lstrip("@!").lower()
+    if bare in _SPECIAL_MENTIONS:
+        return _SPECIAL_MENTIONS[bare]
+    match = _USER_ID.fullmatch(text)
+    if match:
+        return f"<@{match['id']}>"
+    match = _GROUP_ID.fullmatch(text)
+    if match:
+        return f"<!subteam^{match['id']}>"
+    return esc.fit(text, 40, esc.slack)
+
+
+def message_size(message: Message) -> int:
+    """Characters of `message` as sent (compact JSON, UTF-8 kept as is)."""
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+
+
+def _fit(build: Callable[[_Budget], Message]) -> Message:
+    for budget in _BUDGETS:
+        message = build(budget)
+        if message_size(message) <= MAX_MESSAGE_CHARS:
+            return message
+    return _minimal(message)
+
+
+def _minimal(message: Message) -> Message:
+    """The headline alone: for inputs so hostile that nothing else fits."""
+    head = message["blocks"][0]["text"]["text"]
+    return {
+        "text": _cut(message["text"], MAX_FALLBACK),
+        "blocks": [_section(_cut(head, MAX_FALLBACK), BLOCK_HEADLINE)],
+    }
+
+
+_PARTIAL_ESCAPE = re.compile(r"(&[a-z]{0,3}|<[^>]*)$")
+
+
+def _cut(text: str, limit: int) -> str:
+    """Composed mrkdwn cut to `limit`, never leaving half an entity or half a mention."""
+    if len(text) <= limit:
+        return text
+    return _PARTIAL_ESCAPE.sub("", text[: limit - 1]) + esc.ELLIPSIS
+
+
+def _event_message(
+    event: GitOpsEvent,
+    *,
+    headline_line: str,
+    fallback: str,
+    tokens: list[str],
+    budget: _Budget,
+    problem_start: datetime | None,
+    buttons: list[Block],
+) -> Message:
+    mentions = " ".join(tokens)
+    head = f"{mentions}\n{headline_line}" if mentions else headline_line
+    blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
+    fields = [
+        _field(fact.label, esc.fit(fact.value, budget.fact, esc.slack))
+        for fact in details.facts(event, problem_start=problem_start)
+    ][:MAX_FIELDS]
+    if fields:
+        blocks.append({"type": "section", "block_id": BLOCK_FACTS, "fields": fields})
+    resources = _resources_text(event, budget.resources)
+    if resources:
+        blocks.append(_section(resources, BLOCK_RESOURCES, MAX_SECTION_TEXT))
+    quoted = _quote(details.message(event), budget.message)
+    if quoted:
+        title = f"*{phrases.LABEL_MESSAGE}*\n"
+        blocks.append(_section(title + quoted, BLOCK_MESSAGE, MAX_SECTION_TEXT))
+    blocks.append(_context([f"{phrases.tool_name(event.tool)} · {_date(event.occurred_at)}"]))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": buttons})
+    text = f"{mentions} {fallback}" if mentions else fallback
+    return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _group_message(group: EventGroup, headline: str, tokens: list[str], budget: _Budget) -> Message:
+    mentions = " ".join(tokens)
+    icon = _group_icon(group)
+    head = f"{icon} *{headline}*"
+    breakdown = phrases.group_breakdown(group)
+    if breakdown:
+        head += f"\n{breakdown}"
+    if mentions:
+        head = f"{mentions}\n{head}"
+    blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
+    members = _members_text(group, max(budget.resources, 500))
+    if members:
+        blocks.append(_section(members, BLOCK_MEMBERS, MAX_SECTION_TEXT))
+    context = [phrases.tool_name(group.tool), _date(group.events[0].occurred_at)]
+    if group.revision:
+        context.insert(1, esc.fit(esc.one_line(group.revision), budget.fact, esc.slack))
+    blocks.append(_context([" · ".join(context)]))
+    text = f"{mentions} {headline}" if mentions else headline
+    return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _members_text(group: EventGroup, limit: int) -> str:
+    lines: list[str] = []
+    used = 0
+    for index, event in enumerate(group.events):
+        line = "• " + _member(event, group)
+        tail = len(phrases.more(group.count)) + 1
+        if used + len(line) + 1 + tail > limit:
+            lines.append(phrases.more(group.count - index))
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def _member(event: GitOpsEvent, group: EventGroup) -> str:
+    line = phrases.member_line(event, group, esc.slack)
+    url = details.link(event.url)
+    name = phrases.app_name(event, esc.slack)
+    if url and line.startswith(name) and name != phrases.UNNAMED:
+        return f"<{esc.slack(url)}|{name}>{line[len(name) :]}"
+    return line
+
+
+def _resources_text(event: GitOpsEvent, limit: int) -> str:
+    names, total = details.resources(event)
+    if not total:
+        return ""
+    title = f"*{phrases.LABEL_OUT_OF_SYNC} ({total})*"
+    lines = [title]
+    used = len(title)
+    for index, name in enumerate(names):
+        line = "• " + esc.fit(name, 200, esc.slack)
+        tail = len(phrases.more(total)) + 1
+        if used + len(line) + 1 + tail > limit:
+            lines.append(phrases.more(total - index))
+            break
+        lines.append(line)
+        used += len(line) + 1
+    else:
+        if total > len(names):
+            lines.append(phrases.more(total - len(names)))
+    return "\n".join(lines)
+
+
+def _quote(text: str, limit: int) -> str:
+    """`text` as a mrkdwn quote, escaped and cut to `limit`; code fences defused."""
+    if not text or limit <= 0:
+        return ""
+    text = text.replace("```", "`\u200b`\u200b`")
+    return esc.fit(text, limit, _quote_escape)
+
+
+def _quote_escape(text: str) -> str:
+    return "\n".join("> " + line for line in esc.slack(text).split("\n"))
+
+
+def _buttons(event: GitOpsEvent, *, ack: bool, mute: bool) -> list[Block]:
+    buttons: list[Block] = []
+    url = details.link(event.url)
+    if url:
+        open_button = _button(phrases.BUTTON_OPEN[event.tool], ACTION_OPEN)
+        open_button["url"] = url
+        buttons.append(open_button)
+    value = action_value(event)
+    if ack:
+        buttons.append(_button(phrases.BUTTON_ACK, ACTION_ACK, value))
+    if mute:
+        for hours in phrases.MUTE_HOURS:
+            label = phrases.BUTTON_MUTE.format(hours=hours)
+            buttons.append(_button(label, mute_action_id(hours), value))
+    return buttons
+
+
+def _button(text: str, action_id: str, value: str = "") -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": esc.truncate(text, MAX_BUTTON_TEXT)},
+        "action_id": action_id[:MAX_ID],
+    }
+    if value:
+        button["value"] = value
+    return button
+
+
+def _section(text: str, block_id: str, limit: int = MAX_SECTION_TEXT) -> Block:
+    return {
+        "type": "section",
+        "block_id": block_id,
+        "text": {"type": "mrkdwn", "text": _cut(text, limit) or "-"},
+    }
+
+
+def _field(label: str, value: str) -> Block:
+    text = f"*{label}*\n{value or '-'}"
+    return {"type": "mrkdwn", "text": _cut(text, MAX_FIELD_TEXT)}
+
+
+def _context(texts: list[str]) -> Block:
+    elements = [{"type": "mrkdwn", "text": _cut(t, MAX_SECTION_TEXT) or "-"} for t in texts]
+    elements = elements[:MAX_CONTEXT_ELEMENTS]
+    return {"type": "context", "block_id": BLOCK_CONTEXT, "elements": elements}
+
+
+def _date(moment: datetime) -> str:
+    """A date Slack shows in each reader's own time zone, with a UTC fallback."""
+    fallback = phrases.time_utc(moment)
+    try:
+        epoch = int(moment.timestamp())
+    except (OverflowError, OSError, ValueError):
+        return fallback
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _icon(event: GitOpsEvent) -> str:
+    if phrases.is_recovery(event) and event.severity is Severity.INFO:
+        return ICON_GOOD
+    return _severity_icon(event.severity)
+
+
+def _group_icon(group: EventGroup) -> str:
+    if all(phrases.is_recovery(e) for e in group.events):
+        return ICON_GOOD
+    return _severity_icon(group.severity)
+
+
+def _severity_icon(severity: Severity) -> str:
+    return {
+        Severity.CRITICAL: ICON_CRITICAL,
+        Severity.WARNING: ICON_WARNING,
+        Severity.INFO: ICON_INFO,
+    }[severity]

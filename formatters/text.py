@@ -1,0 +1,79 @@
+"""Plain text: what `driftbot demo` and the console receiver print.
+
+A headline a non-engineer can read, then indented details for the engineer. No markup: the
+only escaping needed is removing control characters, so a commit message cannot move the
+terminal's cursor or recolour it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.model import GitOpsEvent
+from formatters import details, phrases
+from formatters.escape import truncate
+from formatters.group import EventGroup
+
+INDENT = "    "
+MAX_MESSAGE = 2000
+MAX_RESOURCES = 5
+"""Resources named before `and N more`."""
+MAX_MEMBERS = 20
+"""Members of a group listed before `and N more`."""
+
+
+def render_text(event: GitOpsEvent) -> str:
+    """The headline, then one indented line per detail (pure)."""
+    lines = [phrases.headline(event)]
+    lines += _detail_lines(event)
+    return "\n".join(lines)
+
+
+def render_text_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> str:
+    """A recovery, naming the alert it closes."""
+    lines = [phrases.resolved_headline(original, recovery)]
+    lines.append(_row(phrases.LABEL_EARLIER_ALERT, phrases.headline(original)))
+    lines += _detail_lines(recovery, problem_start=original.occurred_at)
+    return "\n".join(lines)
+
+
+def render_group_text(group: EventGroup) -> str:
+    """`37 apps drifted on prod after revision 1a2b3c4`, then one line per app."""
+    if group.count == 1:
+        return render_text(group.events[0])
+    lines = [phrases.group_headline(group)]
+    breakdown = phrases.group_breakdown(group)
+    if breakdown:
+        lines.append(INDENT + breakdown)
+    members = group.events[:MAX_MEMBERS]
+    lines += [f"{INDENT}- {phrases.member_line(e, group)}" for e in members]
+    if group.count > len(members):
+        lines.append(f"{INDENT}  {phrases.more(group.count - len(members))}")
+    return "\n".join(lines)
+
+
+def _detail_lines(event: GitOpsEvent, *, problem_start: datetime | None = None) -> list[str]:
+    facts = details.facts(event, problem_start=problem_start)
+    rows = [_row(fact.label, fact.value) for fact in facts]
+    names, total = details.resources(event)
+    if total:
+        shown = names[:MAX_RESOURCES]
+        hidden = total - len(shown)
+        listed = "\n".join(shown + ([phrases.more(hidden)] if hidden and shown else []))
+        rows.append(_row(f"{phrases.LABEL_OUT_OF_SYNC} ({total})", listed))
+    text = details.message(event)
+    if text:
+        rows.append(_row(phrases.LABEL_MESSAGE, truncate(text, MAX_MESSAGE)))
+    url = details.link(event.url)
+    if url:
+        rows.append(_row(phrases.LABEL_LINK, url))
+    return rows
+
+
+_LABEL_WIDTH = 20
+
+
+def _row(label: str, value: str) -> str:
+    head = f"{INDENT}{label.lower() + ':':<{_LABEL_WIDTH}}"
+    pad = "\n" + " " * len(head)
+    return head + pad.join(value.splitlines() or [""])
