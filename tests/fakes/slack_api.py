@@ -18,7 +18,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -136,16 +136,16 @@ class FakeSlackApi:
     """Start with `async with FakeSlackApi(clock=clock) as slack:`; point clients at `slack.url`."""
 
     clock: Callable[[], float] = time.monotonic
-    tokens: Iterable[str] = (VALID_TOKEN,)
+    tokens: Collection[str] = (VALID_TOKEN,)
     channel_rate: tuple[float, int] = (1.0, 3)
     """chat.postMessage per channel: (messages per second, burst)."""
     workspace_rate: tuple[float, int] = (20.0, 40)
     """chat.postMessage for the whole workspace."""
     update_rate: tuple[float, int] = (50 / 60, 10)
     """chat.update is Tier 3 (about 50 a minute) for the whole workspace."""
-    missing_channels: Iterable[str] = ()
+    missing_channels: Collection[str] = ()
     """Channel ids that answer channel_not_found."""
-    not_member_channels: Iterable[str] = ()
+    not_member_channels: Collection[str] = ()
     """Channel ids the bot is not in: posting answers not_in_channel."""
 
     calls: list[Call] = field(default_factory=list, init=False)
@@ -261,7 +261,7 @@ class FakeSlackApi:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if not token:
             return 200, _error("not_authed"), {}
-        if token not in set(self.tokens):
+        if token not in self.tokens:
             return 200, _error("invalid_auth"), {}
         handler = _HANDLERS.get(method)
         if handler is None:
@@ -269,9 +269,9 @@ class FakeSlackApi:
         return handler(self, params)
 
     def _channel_error(self, channel: str | None, posting: bool) -> str | None:
-        if not channel or channel in set(self.missing_channels):
+        if not channel or channel in self.missing_channels:
             return "channel_not_found"
-        if posting and channel in set(self.not_member_channels):
+        if posting and channel in self.not_member_channels:
             return "not_in_channel"
         return None
 
@@ -394,7 +394,7 @@ class FakeSlackApi:
                     "is_channel": True,
                     "is_private": False,
                     "is_archived": False,
-                    "is_member": channel not in set(self.not_member_channels),
+                    "is_member": channel not in self.not_member_channels,
                 },
             },
             {},
