@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict, cast
 
+from core.detect_argocd import AUTOMATED
 from core.model import (
     MAX_HISTORY,
     MAX_RESOURCES,
@@ -38,11 +39,7 @@ from core.model import (
 )
 from watchers.rejected import Rejected
 
-__all__ = ["normalize_application", "parse_time"]
-
-AUTOMATED = "automated"
-"""The actor of operations the application controller starts by itself."""
-
+__all__ = ["AUTOMATED", "normalize_application", "parse_time"]
 
 # Raw shapes, as in the CRD (fixtures/crds/argoproj.io_applications.yaml). Every field is
 # optional: values are checked where they are read, because the input is untrusted.
