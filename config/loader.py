@@ -252,8 +252,8 @@ def _message(error: ErrorDetails) -> str:
 def check_config(text: str, file: str = "config.yaml") -> LoadedConfig:
     """Parse and validate; return the config and its warnings, or raise ConfigError with all
     errors. Empty text (or only comments) gives the built-in default. Pure."""
-    loader = _Loader(text)
     try:
+        loader = _Loader(text)
         try:
             root = loader.get_single_node()
             data = None if root is None else loader.construct_document(root)
@@ -263,6 +263,10 @@ def check_config(text: str, file: str = "config.yaml") -> LoadedConfig:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else 1
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
         raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigIssue(file, 1, "", f"invalid YAML: {exc}")]) from None

@@ -107,17 +107,11 @@ def _patterns(patterns: tuple[str, ...]) -> str:
 
 
 def check_match(match: Match | None, subject: Subject) -> Verdict:
-    """Does `match` take `subject`? Conditions are checked in a fixed order (kinds,
-    min_severity, tool, cluster, namespace, name, project, labels); the first that fails is the
-    reason. Conditions on unknown fields make the answer `maybe`, unless another one fails."""
+    """Does `match` take `subject`? Conditions are checked in the order tool, cluster,
+    namespace, name, project, labels, kinds, min_severity; the first that fails is the reason.
+    Conditions on unknown fields make the answer `maybe`, unless a known one fails."""
     if match is None:
         return Verdict("match")
-    if match.kinds is not None and subject.kind not in match.kinds:
-        kinds = ", ".join(k.value for k in match.kinds)
-        return Verdict("no", (f"kind {subject.kind.value} is not in kinds [{kinds}]",))
-    if match.min_severity is not None and subject.severity.rank < match.min_severity.rank:
-        below = f"severity {subject.severity.value} is below min_severity"
-        return Verdict("no", (f"{below} {match.min_severity.value}",))
     unknown: list[str] = []
     fields: tuple[tuple[str, tuple[str, ...] | None, str | None], ...] = (
         ("tool", match.tool, subject.tool),
@@ -141,6 +135,12 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
         elif not glob_match(pattern, subject.labels[key]):
             value = subject.labels[key]
             return Verdict("no", (f"label {key}='{value}' does not match '{pattern}'",))
+    if match.kinds is not None and subject.kind not in match.kinds:
+        kinds = ", ".join(k.value for k in match.kinds)
+        return Verdict("no", (f"kind {subject.kind.value} is not in kinds [{kinds}]",))
+    if match.min_severity is not None and subject.severity.rank < match.min_severity.rank:
+        below = f"severity {subject.severity.value} is below min_severity"
+        return Verdict("no", (f"{below} {match.min_severity.value}",))
     return Verdict("maybe", tuple(unknown)) if unknown else Verdict("match")
 
 

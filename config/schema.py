@@ -432,13 +432,14 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_delivery(cls, data: Any) -> Any:
-        """Neither receivers nor routes: everything goes to the console, as text."""
-        if isinstance(data, dict) and not data.get("receivers") and not data.get("routes"):
+        """No receivers: a console receiver (text) exists; no routes either: it gets everything."""
+        if isinstance(data, dict) and not data.get("receivers"):
             data = {
                 **data,
                 "receivers": [{"name": DEFAULT_RECEIVER, "console": {"format": "text"}}],
-                "routes": [{"receivers": [DEFAULT_RECEIVER]}],
             }
+            if not data.get("routes"):
+                data["routes"] = [{"receivers": [DEFAULT_RECEIVER]}]
         return data
 
     def receiver(self, name: str) -> ReceiverConfig | None:
@@ -492,7 +493,7 @@ def cross_check(data: Mapping[str, Any] | Config) -> list[tuple[Loc, str]]:
                 first.setdefault(name, index)
 
     defined = list(dict.fromkeys(name for _, name in _names(data, "receivers")))
-    if not data.get("receivers") and not data.get("routes"):
+    if not data.get("receivers"):
         defined = [DEFAULT_RECEIVER]
     for section in ("routes", "digests"):
         for index, item in _items(data, section):
