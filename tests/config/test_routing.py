@@ -1,0 +1,241 @@
+"""Route matching: which routes take an event, in which order, with which policy settings."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config.loader import load_config
+from config.routing import RouteMatch, match_routes
+from config.schema import Config
+from core.model import AppState, EventKind, GitOpsEvent, Severity, Tool, make_event
+
+NOW = datetime(2026, 11, 27, 10, 42, tzinfo=UTC)
+
+
+def event(
+    kind: EventKind = EventKind.DRIFT_DETECTED,
+    *,
+    tool: Tool = Tool.ARGOCD,
+    cluster: str = "prod",
+    namespace: str = "argocd",
+    name: str = "guestbook",
+    project: str = "default",
+    labels: dict[str, str] | None = None,
+    severity: Severity | None = None,
+) -> GitOpsEvent:
+    state = AppState(
+        tool=tool,
+        cluster=cluster,
+        namespace=namespace,
+        kind="Application" if tool is Tool.ARGOCD else "Kustomization",
+        name=name,
+        observed_at=NOW,
+        project=project,
+        labels=labels or {},
+    )
+    return make_event(kind, state, NOW, severity=severity)
+
+
+ROUTES = load_config(
+    textwrap.dedent(
+        """\
+        receivers:
+          - {name: log, console: {format: jsonl}}
+          - {name: oncall, slack: {channel: C01ONCALL}}
+          - {name: payments, slack: {channel: C02PAY}}
+          - {name: flux-team, slack: {channel: C03FLUX}}
+          - {name: staging, slack: {channel: C04STG}}
+          - {name: rest, console: {}}
+        routes:
+          - receivers: [log]                                   # 0
+            continue: true
+          - match: {cluster: prod, min_severity: critical}     # 1
+            receivers: [oncall]
+            mention: ["@sre-oncall"]
+            grace: 30s
+            repeat: 1h
+            continue: true
+          - match:                                             # 2
+              labels: {team: pay*}
+              kinds: [drift_detected, rollback_succeeded]
+            receivers: [payments]
+            group_by: [name]
+          - match: {tool: flux, namespace: [flux-system, apps]} # 3
+            receivers: [flux-team]
+          - match: {cluster: "stag*", project: "[!s]*"}        # 4
+            receivers: [staging]
+          - match: {name: "noisy-*"}                           # 5
+            receivers: []
+          - receivers: [rest]                                  # 6
+        policy: {grace: 60s, group_wait: 30s, group_interval: 5m, repeat: 4h}
+        """
+    ),
+    "routes.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    ("ev", "routes", "receivers"),
+    [
+        pytest.param(event(), [0, 6], [("log",), ("rest",)], id="default-route"),
+        pytest.param(
+            event(EventKind.DEPLOY_FAILED),
+            [0, 1, 6],
+            [("log",), ("oncall",), ("rest",)],
+            id="critical-on-prod-continues",
+        ),
+        pytest.param(
+            event(EventKind.DEPLOY_FAILED, cluster="staging"),
+            [0, 4],
+            [("log",), ("staging",)],
+            id="critical-elsewhere",
+        ),
+        pytest.param(
+            event(EventKind.DRIFT_DETECTED, severity=Severity.CRITICAL),
+            [0, 1, 6],
+            [("log",), ("oncall",), ("rest",)],
+            id="severity-overrides-kind-default",
+        ),
+        pytest.param(
+            event(labels={"team": "payments"}),
+            [0, 2],
+            [("log",), ("payments",)],
+            id="label-glob",
+        ),
+        pytest.param(
+            event(EventKind.DEPLOY_SUCCEEDED, labels={"team": "payments"}),
+            [0, 6],
+            [("log",), ("rest",)],
+            id="label-glob-but-kind-not-listed",
+        ),
+        pytest.param(
+            event(labels={"owner": "payments"}),
+            [0, 6],
+            [("log",), ("rest",)],
+            id="label-missing",
+        ),
+        pytest.param(
+            event(tool=Tool.FLUX, namespace="flux-system", name="apps"),
+            [0, 3],
+            [("log",), ("flux-team",)],
+            id="tool-and-namespace-list",
+        ),
+        pytest.param(
+            event(tool=Tool.FLUX, namespace="data", name="redis"),
+            [0, 6],
+            [("log",), ("rest",)],
+            id="namespace-not-in-list",
+        ),
+        pytest.param(
+            event(cluster="staging", project="sre"),
+            [0, 6],
+            [("log",), ("rest",)],
+            id="negated-class-glob",
+        ),
+        pytest.param(
+            event(name="noisy-batch"),
+            [0, 5],
+            [("log",), ()],
+            id="empty-receivers-drop-and-stop",
+        ),
+        pytest.param(
+            event(cluster="Prod", severity=Severity.CRITICAL),
+            [0, 6],
+            [("log",), ("rest",)],
+            id="globs-are-case-sensitive",
+        ),
+    ],
+)
+def test_match_routes(ev: GitOpsEvent, routes: list[int], receivers: list[tuple[str, ...]]) -> None:
+    taken = match_routes(ev, ROUTES)
+    assert [t.route_index for t in taken] == routes
+    assert [t.receivers for t in taken] == receivers
+
+
+def test_route_policy_overlays_the_defaults() -> None:
+    taken = match_routes(event(EventKind.HEALTH_DEGRADED), ROUTES)
+    oncall = next(t for t in taken if t.route_index == 1)
+    assert oncall.mention == ("@sre-oncall",)
+    assert oncall.policy.grace == timedelta(seconds=30)
+    assert oncall.policy.repeat == timedelta(hours=1)
+    assert oncall.policy.group_wait == timedelta(seconds=30)
+    assert oncall.policy.group_interval == timedelta(minutes=5)
+    assert oncall.policy.group_by == ("cluster", "kind")
+    log = taken[0]
+    assert log.policy.grace == timedelta(seconds=60)
+    assert log.mention == ()
+
+
+def test_group_by_and_quiet_hours_overrides() -> None:
+    config = load_config(
+        "policy:\n  quiet_hours: {start: '22:00', end: '06:00'}\n"
+        "routes:\n  - receivers: [console]\n    group_by: [name]\n"
+        "    quiet_hours: {start: '20:00', end: '08:00', timezone: Europe/Berlin}\n",
+        "r.yaml",
+    )
+    (taken,) = match_routes(event(), config)
+    assert taken.policy.group_by == ("name",)
+    assert taken.policy.quiet_hours is not None
+    assert taken.policy.quiet_hours.timezone == "Europe/Berlin"
+    plain = load_config("policy:\n  quiet_hours: {start: '22:00', end: '06:00'}\n", "r.yaml")
+    (default,) = match_routes(event(), plain)
+    assert default.policy.quiet_hours == plain.policy.quiet_hours
+
+
+def test_no_route_matches() -> None:
+    config = load_config(
+        "receivers: [{name: a, console: {}}]\nroutes:\n  - match: {cluster: prod}\n"
+        "    receivers: [a]\n",
+        "r.yaml",
+    )
+    assert match_routes(event(cluster="staging"), config) == []
+
+
+def test_empty_match_takes_everything() -> None:
+    config = load_config("routes:\n  - match: {}\n    receivers: [console]\n", "r.yaml")
+    assert [t.route_index for t in match_routes(event(), config)] == [0]
+
+
+def test_default_config_routes_everything_to_console() -> None:
+    taken = match_routes(event(EventKind.DELETED, tool=Tool.FLUX), Config())
+    assert taken == [
+        RouteMatch(
+            route_index=0,
+            receivers=("console",),
+            mention=(),
+            policy=taken[0].policy,
+        )
+    ]
+    assert taken[0].policy.grace == timedelta(seconds=60)
+
+
+@given(
+    kind=st.sampled_from(list(EventKind)),
+    tool=st.sampled_from(list(Tool)),
+    cluster=st.text(max_size=10),
+    namespace=st.text(max_size=10),
+    name=st.text(max_size=10),
+    labels=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+)
+def test_first_route_always_takes_and_order_is_kept(
+    kind: EventKind,
+    tool: Tool,
+    cluster: str,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+) -> None:
+    ev = event(kind, tool=tool, cluster=cluster, namespace=namespace, name=name, labels=labels)
+    taken = match_routes(ev, ROUTES)
+    indexes = [t.route_index for t in taken]
+    assert indexes[0] == 0
+    assert indexes == sorted(set(indexes))
+    # Every route but the last taken one has continue: true; the last one stops or is the end.
+    for t in taken[:-1]:
+        assert ROUTES.routes[t.route_index].continue_
+    assert not ROUTES.routes[indexes[-1]].continue_
