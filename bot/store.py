@@ -1,0 +1,521 @@
+"""The durable memory of the bot: app states, policy state, audit log and outbox, in SQLite.
+
+What was seen and what was announced must survive restarts, or a restart would re-announce
+everything. One file, one connection (aiosqlite), WAL mode; the schema moves forward by
+numbered migrations recorded in `schema_version`. The policy state is kept as rows and saved as
+a difference from what was last saved, so a save stays small with 10,000 apps.
+
+Every failure to open or use the file is a StoreError whose message is one sentence naming
+the path, for the CLI to print as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from core.codec import (
+    CodecError,
+    app_key_from_list,
+    app_key_to_list,
+    app_state_from_dict,
+    app_state_to_dict,
+    format_time,
+    from_jsonable,
+    parse_time,
+    to_jsonable,
+)
+from core.model import AppKey, AppState
+from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE app_states (
+        key TEXT PRIMARY KEY,
+        observed_at TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE policy_held (
+        alert_key TEXT PRIMARY KEY,
+        due TEXT NOT NULL,
+        held TEXT NOT NULL
+    );
+    CREATE TABLE policy_open (
+        alert_key TEXT PRIMARY KEY,
+        announced_at TEXT NOT NULL,
+        alert TEXT NOT NULL
+    );
+    CREATE TABLE policy_recent (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        app_key TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_app ON audit (app_key, id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        receiver TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        next_attempt_at TEXT
+    );
+    CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+    """,
+)
+"""Schema changes in order; MIGRATIONS[n] takes the file from version n to n + 1."""
+
+
+class StoreError(Exception):
+    """The state store cannot be opened or used; the message is one sentence naming the path."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    app: AppKey | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    receiver: str
+    payload: dict[str, Any]
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    last_error: str
+
+
+def default_state_path(env: Mapping[str, str] | None = None) -> Path:
+    """$DRIFTBOT_STATE, else $XDG_STATE_HOME/driftbot/state.sqlite, else under ~/.local/state."""
+    env = os.environ if env is None else env
+    if env.get("DRIFTBOT_STATE"):
+        return _expand(Path(env["DRIFTBOT_STATE"]))
+    base = env.get("XDG_STATE_HOME") or str(_expand(Path("~/.local/state")))
+    return _expand(Path(base)) / "driftbot" / "state.sqlite"
+
+
+def _expand(path: Path) -> Path:
+    """`~` expanded; a `~user` that names no user is left as written."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
+def _prepare_directory(path: Path) -> Path:
+    """The expanded path, its parent directories created (StoreError if they cannot be)."""
+    path = _expand(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot create the directory of the state store {path}: {_why(exc)}."
+        ) from exc
+    return path
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _key_text(key: AppKey) -> str:
+    return _dumps(app_key_to_list(key))
+
+
+def _alert_key_text(key: AlertKey) -> str:
+    return _dumps([app_key_to_list(key[0]), str(key[1])])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError):
+        text = exc.strerror or text
+    if "file is not a database" in text:
+        return "the file is not a SQLite database"
+    if "unable to open database file" in text:
+        return "the file cannot be opened (check that the path is a writable file)"
+    return text[:1].lower() + text[1:] if text else type(exc).__name__
+
+
+class Store:
+    """The SQLite store. Create with `await Store.open(path)`; `await close()` when done."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._policy: PolicyState | None = None
+        """The policy state as last loaded or saved: saves write only the difference."""
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (or create) the store at `path`, creating parent directories and the schema."""
+        where = await asyncio.to_thread(_prepare_directory, Path(path))
+        try:
+            conn = await aiosqlite.connect(where, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"Cannot open the state store {where}: {_why(exc)}.") from exc
+        store = cls(where, conn)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await store._migrate()
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            await conn.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"Cannot open the state store {where}: {_why(exc)}.") from exc
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _migrate(self) -> None:
+        await self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        async with self._conn.execute("SELECT max(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"The state store {self.path} has schema version {version}, newer than this "
+                f"driftbot knows ({len(MIGRATIONS)}): upgrade driftbot or use another file."
+            )
+        for number in range(version, len(MIGRATIONS)):
+            script = (
+                f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; "
+                f"INSERT INTO schema_version (version) VALUES ({number + 1}); COMMIT;"
+            )
+            try:
+                await self._conn.executescript(script)
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _failing_as(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"The state store {self.path} failed {doing}: {_why(exc)}.") from exc
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # App states
+
+    async def get_state(self, key: AppKey) -> AppState | None:
+        async with self._failing_as("reading an app state"):
+            rows = await self._fetchall(
+                "SELECT state FROM app_states WHERE key = ?", [_key_text(key)]
+            )
+        if not rows:
+            return None
+        try:
+            return app_state_from_dict(orjson.loads(rows[0][0]))
+        except (CodecError, orjson.JSONDecodeError) as exc:
+            raise StoreError(
+                f"The state store {self.path} holds an unreadable state for {key}: {exc}."
+            ) from exc
+
+    async def put_state(self, state: AppState) -> None:
+        await self.put_states([state])
+
+    async def put_states(self, states: Iterable[AppState]) -> None:
+        """Write many states in one transaction."""
+        rows = [
+            (_key_text(s.key), format_time(s.observed_at), _dumps(app_state_to_dict(s)))
+            for s in states
+        ]
+        if not rows:
+            return
+        async with self._failing_as("writing app states"), self._transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO app_states (key, observed_at, state) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET observed_at = excluded.observed_at, "
+                "state = excluded.state",
+                rows,
+            )
+
+    async def delete_state(self, key: AppKey) -> None:
+        async with self._failing_as("deleting an app state"), self._transaction() as conn:
+            await conn.execute("DELETE FROM app_states WHERE key = ?", (_key_text(key),))
+
+    async def all_states(self) -> dict[AppKey, AppState]:
+        """Every stored state; an unreadable row is logged and left in place, not lost."""
+        async with self._failing_as("reading app states"):
+            rows = await self._fetchall("SELECT key, state FROM app_states")
+        states: dict[AppKey, AppState] = {}
+        for key, text in rows:
+            try:
+                state = app_state_from_dict(orjson.loads(text))
+            except (CodecError, orjson.JSONDecodeError) as exc:
+                logger.warning("skipping unreadable app state %s in %s: %s", key, self.path, exc)
+                continue
+            states[state.key] = state
+        return states
+
+    # Policy state
+
+    async def load_policy(self) -> PolicyState:
+        """The policy state as last saved (empty in a new store)."""
+        async with self._failing_as("reading the policy state"):
+            held_rows = await self._fetchall("SELECT alert_key, held FROM policy_held")
+            open_rows = await self._fetchall("SELECT alert_key, alert FROM policy_open")
+            recent_rows = await self._fetchall("SELECT id, at FROM policy_recent ORDER BY rowid")
+        held = {h.alert_key: h for h in self._decode_rows(Held, held_rows)}
+        opened = {a.alert_key: a for a in self._decode_rows(OpenAlert, open_rows)}
+        recent: list[tuple[str, datetime]] = []
+        for event_id, at in recent_rows:
+            try:
+                recent.append((event_id, parse_time(at)))
+            except CodecError as exc:
+                logger.warning("skipping unreadable id %s in %s: %s", event_id, self.path, exc)
+        state = PolicyState(held=held, open=opened, recent=RecentIds.of(recent))
+        self._policy = state
+        return state
+
+    def _decode_rows(self, cls: type[Any], rows: list[Any]) -> list[Any]:
+        values = []
+        for key, text in rows:
+            try:
+                values.append(from_jsonable(cls, orjson.loads(text)))
+            except (CodecError, orjson.JSONDecodeError) as exc:
+                logger.warning(
+                    "skipping unreadable %s %s in %s: %s", cls.__name__, key, self.path, exc
+                )
+        return values
+
+    async def save_policy(self, state: PolicyState) -> None:
+        """Persist `state`, writing only what changed since the last load or save."""
+        if self._policy is None:
+            await self.load_policy()
+        old = self._policy or PolicyState()
+        held_put, held_gone = _changes(old.held, state.held)
+        open_put, open_gone = _changes(old.open, state.open)
+        recent_put, recent_gone = _recent_changes(old.recent, state.recent)
+        if not (held_put or held_gone or open_put or open_gone or recent_put or recent_gone):
+            self._policy = state
+            return
+        async with self._failing_as("saving the policy state"), self._transaction() as conn:
+            await conn.executemany(
+                "DELETE FROM policy_held WHERE alert_key = ?",
+                [(_alert_key_text(k),) for k in held_gone],
+            )
+            await conn.executemany(
+                "INSERT OR REPLACE INTO policy_held (alert_key, due, held) VALUES (?, ?, ?)",
+                [
+                    (_alert_key_text(k), format_time(h.due), _dumps(to_jsonable(h)))
+                    for k, h in held_put
+                ],
+            )
+            await conn.executemany(
+                "DELETE FROM policy_open WHERE alert_key = ?",
+                [(_alert_key_text(k),) for k in open_gone],
+            )
+            await conn.executemany(
+                "INSERT OR REPLACE INTO policy_open (alert_key, announced_at, alert) "
+                "VALUES (?, ?, ?)",
+                [
+                    (_alert_key_text(k), format_time(a.announced_at), _dumps(to_jsonable(a)))
+                    for k, a in open_put
+                ],
+            )
+            await conn.executemany(
+                "DELETE FROM policy_recent WHERE id = ?", [(i,) for i in recent_gone]
+            )
+            await conn.executemany(
+                "INSERT OR IGNORE INTO policy_recent (id, at) VALUES (?, ?)",
+                [(i, format_time(at)) for i, at in recent_put],
+            )
+        self._policy = state
+
+    # Audit log
+
+    async def audit(
+        self,
+        actor: str,
+        action: str,
+        app: AppKey | None = None,
+        detail: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record who did what (deploy, rollback, mute, ack …), to which app."""
+        row = (
+            format_time(at or _now()),
+            actor,
+            action,
+            None if app is None else _key_text(app),
+            _dumps(to_jsonable(dict(detail or {}))),
+        )
+        async with self._failing_as("writing the audit log"), self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO audit (at, actor, action, app_key, detail) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+    async def audit_log(self, app: AppKey | None = None, limit: int = 50) -> list[AuditEntry]:
+        """The newest entries first, for one app or for all."""
+        where, params = ("WHERE app_key = ?", [_key_text(app)]) if app else ("", [])
+        async with self._failing_as("reading the audit log"):
+            rows = await self._fetchall(
+                f"SELECT id, at, actor, action, app_key, detail FROM audit {where} "
+                "ORDER BY id DESC LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            AuditEntry(
+                id=row[0],
+                at=parse_time(row[1]),
+                actor=row[2],
+                action=row[3],
+                app=None if row[4] is None else app_key_from_list(orjson.loads(row[4])),
+                detail=orjson.loads(row[5]),
+            )
+            for row in rows
+        ]
+
+    # Outbox
+
+    async def outbox_add(
+        self, receiver: str, payload: Mapping[str, Any], at: datetime | None = None
+    ) -> int:
+        """Queue a message for `receiver`; returns its id."""
+        text = _dumps(to_jsonable(dict(payload)))
+        async with self._failing_as("queueing a message"), self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
+                (receiver, text, format_time(at or _now())),
+            )
+            item_id = cursor.lastrowid
+        assert item_id is not None
+        return item_id
+
+    async def outbox_pending(
+        self, receiver: str | None = None, limit: int = 100, now: datetime | None = None
+    ) -> list[OutboxItem]:
+        """Unsent messages, oldest first, leaving out those whose retry is not yet due."""
+        due = format_time(now or _now())
+        where = "sent_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        params: list[Any] = [due]
+        if receiver is not None:
+            where += " AND receiver = ?"
+            params.append(receiver)
+        async with self._failing_as("reading the outbox"):
+            rows = await self._fetchall(
+                "SELECT id, receiver, payload, created_at, sent_at, attempts, last_error "
+                f"FROM outbox WHERE {where} ORDER BY id LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            OutboxItem(
+                id=row[0],
+                receiver=row[1],
+                payload=orjson.loads(row[2]),
+                created_at=parse_time(row[3]),
+                sent_at=None if row[4] is None else parse_time(row[4]),
+                attempts=row[5],
+                last_error=row[6],
+            )
+            for row in rows
+        ]
+
+    async def outbox_mark_sent(self, item_id: int, at: datetime | None = None) -> None:
+        async with self._failing_as("updating the outbox"), self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                (format_time(at or _now()), item_id),
+            )
+
+    async def outbox_mark_failed(
+        self, item_id: int, error: str, retry_at: datetime | None = None
+    ) -> None:
+        """Count a failed attempt; the message is pending again from `retry_at` (or at once)."""
+        async with self._failing_as("updating the outbox"), self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE id = ?",
+                (error, None if retry_at is None else format_time(retry_at), item_id),
+            )
+
+
+def _changes(
+    old: Mapping[AlertKey, Any], new: Mapping[AlertKey, Any]
+) -> tuple[list[tuple[AlertKey, Any]], list[AlertKey]]:
+    if old is new:
+        return [], []
+    put = [(k, v) for k, v in new.items() if old.get(k) is not v]
+    gone = [k for k in old if k not in new]
+    return put, gone
+
+
+def _recent_changes(old: RecentIds, new: RecentIds) -> tuple[list[tuple[str, datetime]], list[str]]:
+    """Chunks are never changed in place: compare them by identity, then look inside the few
+    that differ (usually only the newest)."""
+    if old is new:
+        return [], []
+    old_chunks = {id(c) for c in old.chunks}
+    new_chunks = {id(c) for c in new.chunks}
+    added = [c for c in new.chunks if id(c) not in old_chunks]
+    dropped = [c for c in old.chunks if id(c) not in new_chunks]
+    fresh: set[str] = set()
+    for chunk in added:
+        fresh.update(chunk)
+    put = [(i, at) for chunk in added for i, at in chunk.items()]
+    gone = [i for chunk in dropped for i in chunk if i not in fresh]
+    return put, gone
