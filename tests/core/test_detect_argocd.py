@@ -259,6 +259,19 @@ ROWS = [
         {"actor": ALICE, "revision": REV_A, "previous_revision": REV_B},
     ),
     Row(
+        "a rollback done within the second it started is still a rollback",
+        deployed_b(),
+        deployed_b(
+            sync="OutOfSync",
+            operation=operation_state(
+                "Succeeded", REV_A, started_at=at(10), finished_at=at(10), username=ALICE
+            ),
+            history=[*H_B, history_entry(4, REV_A, at(10), username=ALICE)],
+        ),
+        [K.ROLLBACK_SUCCEEDED],
+        {"revision": REV_A, "previous_revision": REV_B},
+    ),
+    Row(
         "rolled back and OutOfSync: stays quiet",
         deployed_b(sync="OutOfSync", operation=OP_ROLLBACK_OK, history=H_ROLLED_BACK),
         deployed_b(sync="OutOfSync", operation=OP_ROLLBACK_OK, history=H_ROLLED_BACK),
