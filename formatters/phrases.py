@@ -90,7 +90,10 @@ def duration(delta: timedelta) -> str:
 def time_utc(moment: datetime) -> str:
     """`2026-11-20 09:40 UTC` (naive datetimes are taken as UTC)."""
     if moment.utcoffset() is not None:
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # within hours of year 1 or 9999: show it as given
+            pass
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -1,0 +1,284 @@
+"""Microsoft Teams Adaptive Cards (1.4) for events, storms and resolutions.
+
+Teams webhooks (Workflows) take either the message envelope or a bare card; both are built
+here. The card opens with the same plain-language sentence as every other format, then a
+FactSet of details, the resources out of sync, the controller message and a button to Argo CD.
+Teams cannot edit a posted card, so a resolution is a new card naming the original alert.
+
+Markdown in strings from a cluster or Git is escaped. The serialized payload, envelope
+included, stays under MAX_PAYLOAD_BYTES whatever the input: lists end in "and N more" and long
+texts are cut further until it fits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from core.model import GitOpsEvent, Severity
+from formatters import details, phrases
+from formatters import escape as esc
+from formatters.group import EventGroup
+
+Payload = Literal["envelope", "card"]
+Card = dict[str, Any]
+Element = dict[str, Any]
+
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION = "1.4"
+CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+MAX_PAYLOAD_BYTES = 28_000
+"""Teams refuses messages over 28 KB; measured as ASCII-escaped JSON, the largest encoding."""
+MAX_HEADLINE = 600
+
+COLOR_CRITICAL = "Attention"
+COLOR_WARNING = "Warning"
+COLOR_GOOD = "Good"
+COLOR_INFO = "Default"
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    fact: int
+    resources: int
+    """How many resources (or group members) are listed."""
+    message: int
+
+
+_BUDGETS = (
+    _Budget(fact=300, resources=50, message=8000),
+    _Budget(fact=200, resources=20, message=3000),
+    _Budget(fact=120, resources=10, message=1000),
+    _Budget(fact=60, resources=5, message=0),
+)
+"""Tried in order until the payload fits; the last one fits any event."""
+
+
+def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
+    """An Adaptive Card for `event`, wrapped in the message envelope unless `payload="card"`."""
+    headline = phrases.headline(event, esc.teams)
+    return _fit(
+        payload,
+        lambda budget: _event_card(
+            event,
+            headline=headline,
+            color=_color(event),
+            earlier="",
+            problem_start=None,
+            budget=budget,
+        ),
+    )
+
+
+def render_teams_resolved(
+    original: GitOpsEvent, recovery: GitOpsEvent, payload: Payload = "envelope"
+) -> Card:
+    """A new card saying `original`'s problem is over, and after how long."""
+    headline = phrases.resolved_headline(original, recovery, esc.teams)
+    earlier = (
+        f"{phrases.LABEL_EARLIER_ALERT}: {phrases.headline(original, esc.teams)} "
+        f"({phrases.time_utc(original.occurred_at)})"
+    )
+    return _fit(
+        payload,
+        lambda budget: _event_card(
+            recovery,
+            headline=headline,
+            color=COLOR_GOOD,
+            earlier=earlier,
+            problem_start=original.occurred_at,
+            budget=budget,
+        ),
+    )
+
+
+def render_teams_group(group: EventGroup, payload: Payload = "envelope") -> Card:
+    """One card for a storm: the count and what they share, then one line per app."""
+    return _fit(payload, lambda budget: _group_card(group, budget))
+
+
+def payload_size(payload: Card) -> int:
+    """Bytes of `payload` serialized with every non-ASCII character escaped (an upper bound)."""
+    return len(json.dumps(payload, ensure_ascii=True).encode())
+
+
+def envelope(card: Card) -> Card:
+    """The message envelope Teams Workflows webhooks accept around a card."""
+    return {
+        "type": "message",
+        "attachments": [{"contentType": CONTENT_TYPE, "contentUrl": None, "content": card}],
+    }
+
+
+def _fit(payload: Payload, build: Callable[[_Budget], Card]) -> Card:
+    wrap: Callable[[Card], Card] = envelope if payload == "envelope" else (lambda c: c)
+    result: Card = {}
+    for budget in _BUDGETS:
+        result = wrap(build(budget))
+        if payload_size(result) <= MAX_PAYLOAD_BYTES:
+            return result
+    return wrap(_card([_text(_headline_of(result), weight="Bolder")], []))
+
+
+def _headline_of(payload: Card) -> str:
+    card = payload["attachments"][0]["content"] if payload.get("type") == "message" else payload
+    text: str = card["body"][0]["text"]
+    return _cut(text, MAX_HEADLINE)
+
+
+def _event_card(
+    event: GitOpsEvent,
+    *,
+    headline: str,
+    color: str,
+    earlier: str,
+    problem_start: datetime | None,
+    budget: _Budget,
+) -> Card:
+    body = [_text(_cut(headline, MAX_HEADLINE), weight="Bolder", size="Medium", color=color)]
+    if earlier:
+        body.append(_text(_cut(earlier, MAX_HEADLINE * 2), subtle=True))
+    facts = [
+        {"title": fact.label, "value": esc.fit(fact.value, budget.fact, esc.teams) or "-"}
+        for fact in details.facts(event, problem_start=problem_start)
+    ]
+    body.append({"type": "FactSet", "facts": facts})
+    names, total = details.resources(event)
+    if total:
+        body.append(_text(f"**{phrases.LABEL_OUT_OF_SYNC} ({total})**", spacing="Medium"))
+        shown = [esc.fit(name, 200, esc.teams) for name in names[: budget.resources]]
+        lines = [f"- {name}" for name in shown]
+        if total > len(shown):
+            lines.append(f"- {phrases.more(total - len(shown))}")
+        body.append(_text("\r".join(lines), spacing="None"))
+    message = details.message(event)
+    if message and budget.message:
+        body.append(_text(f"**{phrases.LABEL_MESSAGE}**", spacing="Medium"))
+        body.append(_text(esc.fit(message, budget.message, _teams_paragraphs), subtle=True))
+    return _card(body, _open_action(event))
+
+
+def _group_card(group: EventGroup, budget: _Budget) -> Card:
+    headline = phrases.group_headline(group, esc.teams)
+    body = [
+        _text(
+            _cut(headline, MAX_HEADLINE),
+            weight="Bolder",
+            size="Medium",
+            color=_group_color(group),
+        )
+    ]
+    breakdown = phrases.group_breakdown(group)
+    if breakdown:
+        body.append(_text(esc.teams(breakdown), subtle=True, spacing="None"))
+    facts = []
+    if group.cluster:
+        facts.append({"title": "Cluster", "value": esc.fit(group.cluster, budget.fact, esc.teams)})
+    if group.revision:
+        value = esc.fit(esc.one_line(group.revision), budget.fact, esc.teams)
+        facts.append({"title": phrases.LABEL_REVISION, "value": value})
+    facts.append({"title": "Tool", "value": phrases.tool_name(group.tool)})
+    facts.append({"title": phrases.LABEL_APPS, "value": str(group.count)})
+    first = min(e.occurred_at for e in group.events) if _comparable(group) else None
+    if first is not None:
+        facts.append({"title": phrases.LABEL_SINCE, "value": phrases.time_utc(first)})
+    body.append({"type": "FactSet", "facts": facts})
+    limit = budget.resources * 2
+    members = group.events[:limit]
+    lines = [f"- {_member(event, group)}" for event in members]
+    if group.count > len(members):
+        lines.append(f"- {phrases.more(group.count - len(members))}")
+    body.append(_text("\r".join(lines), spacing="Medium"))
+    return _card(body, [])
+
+
+def _comparable(group: EventGroup) -> bool:
+    aware = {e.occurred_at.utcoffset() is not None for e in group.events}
+    return len(aware) == 1
+
+
+def _member(event: GitOpsEvent, group: EventGroup) -> str:
+    line = _cut(phrases.member_line(event, group, esc.teams), 400)
+    url = details.link(event.url)
+    name = phrases.app_name(event, esc.teams)
+    if url and line.startswith(name) and name != phrases.UNNAMED:
+        target = url.replace("(", "%28").replace(")", "%29")
+        return f"[{name}]({target}){line[len(name) :]}"
+    return line
+
+
+def _card(body: list[Element], actions: list[Element]) -> Card:
+    card: Card = {
+        "type": "AdaptiveCard",
+        "$schema": SCHEMA,
+        "version": VERSION,
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def _open_action(event: GitOpsEvent) -> list[Element]:
+    url = details.link(event.url)
+    if not url:
+        return []
+    return [{"type": "Action.OpenUrl", "title": phrases.BUTTON_OPEN[event.tool], "url": url}]
+
+
+def _text(
+    text: str,
+    *,
+    weight: str = "",
+    size: str = "",
+    color: str = "",
+    subtle: bool = False,
+    spacing: str = "",
+) -> Element:
+    block: Element = {"type": "TextBlock", "text": text or "-", "wrap": True}
+    for key, value in (("weight", weight), ("size", size), ("color", color), ("spacing", spacing)):
+        if value:
+            block[key] = value
+    if subtle:
+        block["isSubtle"] = True
+    return block
+
+
+def _teams_paragraphs(text: str) -> str:
+    """Escaped, with each newline doubled: Teams markdown joins single-newline lines."""
+    return esc.teams(text).replace("\n", "\n\n")
+
+
+def _cut(text: str, limit: int) -> str:
+    """Composed markdown cut to `limit`, never ending on a lone escaping backslash."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    trailing = len(head) - len(head.rstrip("\\"))
+    if trailing % 2:
+        head = head[:-1]
+    return head + esc.ELLIPSIS
+
+
+def _color(event: GitOpsEvent) -> str:
+    if phrases.is_recovery(event) and event.severity is Severity.INFO:
+        return COLOR_GOOD
+    return _severity_color(event.severity)
+
+
+def _group_color(group: EventGroup) -> str:
+    if all(phrases.is_recovery(e) for e in group.events):
+        return COLOR_GOOD
+    return _severity_color(group.severity)
+
+
+def _severity_color(severity: Severity) -> str:
+    return {
+        Severity.CRITICAL: COLOR_CRITICAL,
+        Severity.WARNING: COLOR_WARNING,
+        Severity.INFO: COLOR_INFO,
+    }[severity]

@@ -1,0 +1,107 @@
+"""The expected headline of every event kind: one table, checked in every output format."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from core.model import EventKind, GitOpsEvent
+from tests.formatters.builders import NOW, OLD_SHA, argocd_state, event, flux_state
+
+_ROLLBACK_STATE = argocd_state(revision=OLD_SHA)
+
+
+def _recovered(kind: EventKind) -> GitOpsEvent:
+    return replace(event(kind, at=NOW + timedelta(minutes=14)), since=NOW)
+
+
+HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
+    (
+        "drift_detected",
+        event(EventKind.DRIFT_DETECTED),
+        "guestbook on prod no longer matches Git",
+    ),
+    (
+        "drift_resolved",
+        _recovered(EventKind.DRIFT_RESOLVED),
+        "guestbook on prod matches Git again (after 14 min)",
+    ),
+    (
+        "deploy_started",
+        event(EventKind.DEPLOY_STARTED, actor="automated"),
+        "guestbook on prod: deploying ea87599 automatically",
+    ),
+    (
+        "deploy_succeeded",
+        event(EventKind.DEPLOY_SUCCEEDED, previous_revision=OLD_SHA, actor="alice@example.com"),
+        "guestbook on prod was updated from 731f7ea to ea87599 by alice@example.com",
+    ),
+    (
+        "deploy_failed",
+        event(EventKind.DEPLOY_FAILED),
+        "guestbook on prod: deploy of ea87599 failed",
+    ),
+    (
+        "deploy_failed_flux",
+        event(EventKind.DEPLOY_FAILED, flux_state()),
+        "apps on prod: deploy of main@67e2c98 failed",
+    ),
+    (
+        "health_degraded",
+        event(EventKind.HEALTH_DEGRADED),
+        "guestbook on prod is unhealthy",
+    ),
+    (
+        "health_recovered",
+        _recovered(EventKind.HEALTH_RECOVERED),
+        "guestbook on prod is healthy again (after 14 min)",
+    ),
+    (
+        "rollback_succeeded",
+        event(
+            EventKind.ROLLBACK_SUCCEEDED,
+            _ROLLBACK_STATE,
+            previous_revision="ea8759964626a583667a2bfd08f334ec2070040a",
+            actor="alice@example.com",
+        ),
+        "guestbook on prod was rolled back from ea87599 to 731f7ea by alice@example.com",
+    ),
+    (
+        "rollback_failed",
+        event(EventKind.ROLLBACK_FAILED, _ROLLBACK_STATE),
+        "guestbook on prod: rollback to 731f7ea failed",
+    ),
+    (
+        "out_of_sync",
+        event(EventKind.OUT_OF_SYNC),
+        "guestbook on prod: ea87599 is waiting to be deployed",
+    ),
+    (
+        "suspended",
+        event(EventKind.SUSPENDED, actor="bob"),
+        "guestbook on prod was paused by bob: new changes in Git are not deployed",
+    ),
+    (
+        "resumed",
+        event(EventKind.RESUMED),
+        "guestbook on prod was resumed and follows Git again",
+    ),
+    (
+        "source_failed",
+        event(EventKind.SOURCE_FAILED, flux_state(kind="GitRepository", name="flux-system")),
+        "flux-system on prod cannot fetch its source",
+    ),
+    (
+        "source_recovered",
+        event(EventKind.SOURCE_RECOVERED, flux_state(kind="GitRepository", name="flux-system")),
+        "flux-system on prod can fetch its source again",
+    ),
+    (
+        "deleted",
+        event(EventKind.DELETED),
+        "guestbook on prod was deleted",
+    ),
+]
+
+CASE_IDS = [case[0] for case in HEADLINES]
+
