@@ -204,6 +204,9 @@ class AppState:
     project: str = ""
     url: str = ""
     deleted: bool = False
+    reconciled_at: datetime | None = None
+    """When the tool last compared the live state with the latest source (Argo CD
+    status.reconciledAt): a sync status older than the last operation's end is stale."""
 
     @property
     def key(self) -> AppKey:
