@@ -22,8 +22,11 @@ Rules (transitions, not levels):
 
 Ready=Unknown while a reconcile runs hides the last outcome; it is recovered from what the
 status keeps: a Kustomization's history[0].lastReconciledStatus, a HelmRelease's Released
-condition. Problem events have ids from their content (object, kind, reason, revision), so a
-retry loop that reports the same failure again yields the same id.
+condition. A retry loop that reports the same failure again yields a new event with a new id;
+the policy suppresses it while the first is open. Ids come from `make_event` (the object, the
+revisions and the time: a transition's `now`, a report's own time), except where two paths see
+the same fact: a rollback's id comes from its target release (the Remediated condition and the
+controller's Event agree), a Helm release's deploy from the release version.
 
 Reports (Events, notifications) about an object whose status is watched add only what the
 status cannot show (drift); for an object known only from reports, failures, rollbacks and
@@ -173,7 +176,7 @@ def _watched(state: AppState | None) -> bool:
 
 
 def _with_id(event: GitOpsEvent, *parts: object) -> GitOpsEvent:
-    """The event with an id from its content, for problems that may be reported repeatedly."""
+    """The event with an id from its content, for facts that more than one path reports."""
     return replace(event, id=event_id(event.kind, *event.key, *parts))
 
 
@@ -253,7 +256,7 @@ def _readiness(prev: AppState, cur: AppState, now: datetime) -> list[GitOpsEvent
             message=cur.message,
             resources=(),
         )
-        return [_with_id(event, target, cur_reason)]
+        return [event]
     if before is None or cur.ready is not True:
         return []
     if before is EventKind.SOURCE_FAILED:
@@ -355,7 +358,7 @@ def _out_of_sync(prev: AppState, cur: AppState, now: datetime) -> list[GitOpsEve
         message="",
         resources=(),
     )
-    return [_with_id(event, cur.desired_revision, cur.revision)]
+    return [event]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +402,7 @@ def from_hint(hint: Hint, state: AppState | None, now: datetime) -> list[GitOpsE
         event = make_event(
             EventKind.SOURCE_FAILED, base, at, revision=hint.revision, message=hint.message
         )
-        return [_with_id(event, hint.revision, hint.reason)]
+        return [event]
     if hint.object_kind in APP_KINDS:
         severity = Severity.WARNING if hint.reason == "DependencyNotReady" else None
         event = make_event(
@@ -410,7 +413,7 @@ def from_hint(hint: Hint, state: AppState | None, now: datetime) -> list[GitOpsE
             revision=hint.revision,
             message=hint.message,
         )
-        return [_with_id(event, hint.revision, hint.reason)]
+        return [event]
     return []
 
 

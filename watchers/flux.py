@@ -16,7 +16,8 @@ Derived fields:
 - `health`: a Kustomization's `Healthy` condition when present (True healthy, False degraded,
   Unknown progressing); otherwise from Ready: True healthy, Unknown or a Reconciling=True
   condition progressing, False degraded when the reason says the workload is unhealthy
-  (HealthCheckFailed; for a HelmRelease also a failed release, failed tests or Stalled), else
+  (HealthCheckFailed; for a HelmRelease also a failed release, failed tests or Stalled; for a
+  source any failure, the source being the thing itself), else
   unknown (a build or fetch failure says nothing about what runs).
 """
 
@@ -266,7 +267,7 @@ def _health(kind: str, conditions: tuple[Condition, ...], ready: Condition | Non
         return Health.HEALTHY
     if ready.status != "False":
         return Health.PROGRESSING
-    if ready.reason == "HealthCheckFailed":
+    if ready.reason == "HealthCheckFailed" or kind in SOURCE_KINDS:
         return Health.DEGRADED
     if kind == "HelmRelease" and ready.reason in _UNHEALTHY_HELM_REASONS:
         return Health.DEGRADED
