@@ -21,7 +21,10 @@ The rules, and the choices where Argo CD leaves room:
 - `deploy_failed`: the operation enters Failed or Error (Argo CD keeps it Running while it
   retries, so this is the final failure); the message is the controller's.
 - Live drift (`drift_detected`): OutOfSync at the revision already deployed (desired ==
-  deployed). Not announced while a sync is running (the app is OutOfSync by design then).
+  deployed). Not announced while a sync is running (the app is OutOfSync by design then), nor
+  while the sync status is older than the last operation's end (`reconciledAt` < `finishedAt`:
+  Argo CD writes the operation's result before it compares again, so right after every deploy
+  the status still says OutOfSync for a moment); the next comparison decides.
 - Self-heal fight (`drift_detected`, "something keeps changing the live state"): the
   operation's autoHealAttemptsCount reaches SELF_HEAL_FIGHT_ATTEMPTS. A single self-heal is an
   ordinary corrected drift. While the fight lasts, the app's OutOfSync/Synced flips are part of
@@ -236,6 +239,18 @@ def _live_drift(state: AppState) -> bool:
         and bool(state.revision)
         and state.desired_revision == state.revision
         and not _rollback_is_latest(state)
+        and not _sync_status_stale(state)
+    )
+
+
+def _sync_status_stale(state: AppState) -> bool:
+    """Whether the sync status predates the end of the last operation (not compared since)."""
+    op = state.operation
+    return (
+        op is not None
+        and op.finished_at is not None
+        and state.reconciled_at is not None
+        and state.reconciled_at < op.finished_at
     )
 
 

@@ -158,6 +158,7 @@ def argocd_app(
     out_of_sync: Sequence[tuple[str, str, str]] = (),
     conditions: Sequence[tuple[str, str]] = (),
     images: Sequence[str] | None = None,
+    reconciled_at: str | None = None,
 ) -> dict[str, Any]:
     """A raw Application: a copy of the `base` fixture with its status edited.
 
@@ -165,7 +166,9 @@ def argocd_app(
     `operation` True keeps the fixture's operationState, None or False removes it;
     `auto_sync` None keeps the fixture's syncPolicy, True/False sets or removes `automated`;
     `out_of_sync` marks (kind, namespace, name) resources OutOfSync, adding them if absent;
-    `conditions` are (type, message) pairs.
+    `conditions` are (type, message) pairs;
+    `reconciled_at` sets status.reconciledAt; by default it is the operation's end (or start),
+    as after the comparison Argo CD runs when an operation completes.
     """
     app = load_fixture(base)
     app["metadata"]["name"] = name
@@ -182,6 +185,10 @@ def argocd_app(
         status.pop("operationState", None)
     elif operation is not True:
         status["operationState"] = dict(operation)
+    op_state = status.get("operationState") or {}
+    reconciled = reconciled_at or op_state.get("finishedAt") or op_state.get("startedAt")
+    if reconciled:
+        status["reconciledAt"] = reconciled
     if auto_sync is not None:
         policy = app["spec"].setdefault("syncPolicy", {})
         if auto_sync:

@@ -14,6 +14,7 @@ Where the CRD leaves room, the choices are:
 - `chart_version` is the deployed chart version when the (first) Helm source's deployed revision
   is known, else its `targetRevision` (which may be a range such as `0.45.*`).
 - Argo CD conditions have no status: each one present is kept with status "True".
+- `reconciled_at` is `status.reconciledAt`: the sync status is only as fresh as that.
 - `url` is left empty (the deep link needs the cluster's Argo CD URL, known to the caller).
 """
 
@@ -152,6 +153,7 @@ class RawStatus(TypedDict, total=False):
     resources: list[RawResourceStatus]
     conditions: list[RawCondition]
     summary: RawSummary
+    reconciledAt: str
 
 
 class RawApplication(TypedDict, total=False):
@@ -227,6 +229,7 @@ def normalize_application(
         conditions=conditions,
         labels=_labels(meta.get("labels")),
         project=_str(spec.get("project")),
+        reconciled_at=parse_time(status.get("reconciledAt")),
     )
 
 

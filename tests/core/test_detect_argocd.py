@@ -192,6 +192,19 @@ ROWS = [
         {"revision": REV_B, "previous_revision": REV_A},
     ),
     Row(
+        "right after a deploy the sync status is stale: no drift",
+        steady(**PENDING_B, operation=OP_B_RUNNING),
+        deployed_b(sync="OutOfSync", reconciled_at=at(0)),
+        [K.DEPLOY_SUCCEEDED],
+    ),
+    Row(
+        "a fresh comparison that still finds OutOfSync after the deploy is drift",
+        deployed_b(sync="OutOfSync", reconciled_at=at(0)),
+        deployed_b(sync="OutOfSync", reconciled_at=at(2), out_of_sync=[DEPLOYMENT]),
+        [K.DRIFT_DETECTED],
+        {"revision": REV_B, "resource_count": 1},
+    ),
+    Row(
         "Succeeded while Progressing: no deploy yet",
         steady(**PENDING_B, operation=OP_B_RUNNING),
         deployed_b(health="Progressing"),

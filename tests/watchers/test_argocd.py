@@ -47,6 +47,7 @@ def test_diff_cache_fixture() -> None:
     assert state.images == ("nginx:latest",)
     assert state.labels["cluster_name"] == "gke-alpha-01-europe-west1"
     assert state.observed_at == T0
+    assert state.reconciled_at == datetime(2024, 3, 5, 7, 33, 4, tzinfo=UTC)
     assert (state.auto_sync, state.self_heal) == (False, False)
     assert (state.chart, state.chart_version) == ("", "")
     assert state.out_of_sync_resources == ()
