@@ -287,6 +287,8 @@ def check_config(text: str, file: str = "config.yaml") -> LoadedConfig:
             ]
         )
 
+    # Top-level keys starting with "x-" hold YAML anchors for reuse, as in Compose files.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     found: list[tuple[int, Loc, str]] = []
     _duplicate_keys(root, (), found)
     config: Config | None = None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from config.loader import check_config_file
+from config.loader import check_config, check_config_file
 from config.routing import match_routes
 from config.schema import Config
 from core.model import AppState, EventKind, Tool, make_event
@@ -97,3 +97,32 @@ def test_docs_name_every_key() -> None:
     named = set(re.findall(r"`([a-z_]+)", docs)) | set(re.findall(r"\.([a-z_]+)`", docs))
     missing = sorted(_keys(Config) - named)
     assert missing == []
+
+
+DESIGN_OUTLINE = """\
+clusters:                       # one entry per cluster; in_cluster: true inside a pod
+  - {name: prod, kubeconfig: /path/to/kubeconfig, context: prod-admin, argocd_url: https://argocd.example.com}
+argocd_api:                     # optional: the Argo CD API stream instead of / beside the CRD watch
+  - {cluster: prod, url: https://argocd.example.com, token_env: ARGOCD_TOKEN}
+receivers:
+  - {name: oncall, slack: {channel: C0123456}}
+  - {name: pm, teams: {webhook_env: TEAMS_PM_WEBHOOK, payload: envelope}}
+  - {name: stdout, console: {format: jsonl}}     # text | jsonl, to standard output
+routes:                         # first match wins unless continue: true
+  - match: {cluster: prod, kinds: [drift_detected, deploy_failed, rollback_succeeded]}
+    receivers: [oncall]
+    mention: ["@sre-oncall"]
+  - receivers: [stdout]
+policy: {grace: 60s, group_wait: 30s, group_interval: 5m, repeat: 4h}
+rbac: {operators: {users: [U0123], groups: [S0456]}}
+slack: {mode: socket, command: /gitops, api_url: https://slack.com/api/}  # api_url: proxies and tests
+server: {port: 8080}            # DRIFTBOT_SERVER__PORT
+"""  # noqa: E501
+
+
+def test_the_outline_of_the_design_loads() -> None:
+    loaded = check_config(DESIGN_OUTLINE, "driftbot.yaml")
+    assert [str(w) for w in loaded.warnings] == [
+        "driftbot.yaml:7: receivers[1].name: receiver 'pm' is used by no route"
+    ]
+    assert [r.name for r in loaded.config.receivers] == ["oncall", "pm", "stdout"]

@@ -499,6 +499,25 @@ def test_warnings_for_unused_receivers_and_unreachable_routes() -> None:
     ]
 
 
+def test_x_keys_hold_anchors_for_reuse() -> None:
+    config = load_config(
+        textwrap.dedent(
+            """\
+            x-prod: &prod {cluster: prod, tool: argocd}
+            receivers: [{name: a, console: {}}]
+            routes:
+              - match: {<<: *prod, kinds: [deploy_failed]}
+                receivers: [a]
+            """
+        ),
+        FILE,
+    )
+    match = config.routes[0].match
+    assert match is not None
+    assert (match.cluster, match.tool) == (("prod",), ("argocd",))
+    assert match.kinds == (EventKind.DEPLOY_FAILED,)
+
+
 def test_config_file_convenience(tmp_path: Path) -> None:
     path = tmp_path / "driftbot.yaml"
     path.write_text("policy: {grace: 2m}\n", encoding="utf-8")
@@ -585,7 +604,7 @@ def _outcome(text: str) -> Config | list[ConfigIssue]:
         return exc.errors
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=6))
 def test_any_structure_gives_a_config_or_located_errors(data: dict[str, object]) -> None:
     result = _outcome(yaml.safe_dump(data))
