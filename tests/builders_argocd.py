@@ -170,7 +170,7 @@ def argocd_app(
     `reconciled_at` sets status.reconciledAt; by default it is the operation's end (or start),
     as after the comparison Argo CD runs when an operation completes.
     """
-    app = load_fixture(base)
+    app: dict[str, Any] = load_fixture(base)
     app["metadata"]["name"] = name
     status = app.setdefault("status", {})
     status.setdefault("sync", {})["status"] = sync

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.detect import detect
 from core.detect_argocd import SELF_HEAL_FIGHT_ATTEMPTS, from_hint, transitions
 from core.model import DEFAULT_SEVERITY, EventKind, GitOpsEvent, ResourceRef, Severity
 from tests.builders_argocd import (
@@ -525,3 +526,40 @@ def test_any_pair_gives_events_about_this_app(a: dict[str, Any], b: dict[str, An
     assert len({e.kind for e in events}) == len(events)
     assert all(e.key == cur.key and e.occurred_at == NOW for e in events)
     assert events == transitions(prev, cur, NOW)
+
+
+def test_a_day_in_the_life_through_the_dispatcher() -> None:
+    """A timeline through core.detect: the first sight is a silent baseline, then one event per
+    change, none for states seen again."""
+    timeline: list[tuple[dict[str, Any], list[EventKind]]] = [
+        (steady(auto_sync=True), []),
+        (steady(auto_sync=True), []),
+        (steady(**PENDING_B, auto_sync=True), []),
+        (steady(**PENDING_B, auto_sync=True, operation=OP_B_RUNNING), [K.DEPLOY_STARTED]),
+        (
+            deployed_b(auto_sync=True, sync="OutOfSync", health="Progressing", reconciled_at=at(0)),
+            [],
+        ),
+        (deployed_b(auto_sync=True, health="Progressing"), [K.DRIFT_RESOLVED]),
+        (deployed_b(auto_sync=True), [K.DEPLOY_SUCCEEDED, K.HEALTH_RECOVERED]),
+        (deployed_b(auto_sync=True, **DRIFTED), [K.DRIFT_DETECTED]),
+        (deployed_b(auto_sync=True), [K.DRIFT_RESOLVED]),
+        (deployed_b(), [K.SUSPENDED]),
+        (deployed_b(sync="OutOfSync", operation=OP_ROLLBACK_RUNNING), []),
+        (
+            deployed_b(sync="OutOfSync", operation=OP_ROLLBACK_OK, history=H_ROLLED_BACK),
+            [K.ROLLBACK_SUCCEEDED],
+        ),
+        (
+            deployed_b(
+                sync="OutOfSync", operation=OP_ROLLBACK_OK, history=H_ROLLED_BACK, health="Degraded"
+            ),
+            [K.HEALTH_DEGRADED],
+        ),
+    ]
+    previous = None
+    for step, (raw, kinds) in enumerate(timeline):
+        now = when(step)
+        current = app_state(raw, now)
+        assert [e.kind for e in detect(previous, current, now)] == kinds, step
+        previous = current
