@@ -138,6 +138,8 @@ def format_path(loc: Loc) -> str:
     """`("routes", 1, "match", "kinds", 0)` -> `routes[1].match.kinds[0]`."""
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -225,6 +227,10 @@ def _message(error: ErrorDetails) -> str:
         return f"expected a list, got {_yaml_type(value)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping (key: value), got {_yaml_type(value)}"
+    if loc and loc[-1] == "[key]":
+        return f"a key must be text, got {_yaml_type(value)}"
+    if error["msg"] == "Keys should be strings":
+        return f"a key must be text, got {_yaml_type(loc[-1] if loc else value)}"
     if kind == "string_type":
         return f"expected text, got {_yaml_type(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):

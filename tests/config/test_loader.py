@@ -312,6 +312,13 @@ ERROR_CASES = [
         "invalid value 'app' (expected one of: tool, cluster, namespace",
         id="group-by-field",
     ),
+    pytest.param(
+        "routes:\n  - receivers: [console]\n    match:\n      labels: {1: a}\n",
+        4,
+        "routes[0].match.labels[1]",
+        "a key must be text, got number 1",
+        id="key-not-text",
+    ),
 ]
 
 
