@@ -1,8 +1,195 @@
-"""The `driftbot` command line."""
+"""The `driftbot` command line: run, demo, replay, check-config, routes explain.
 
+Every failure a user can cause (a missing file, a broken config, an unreadable state file)
+is one clear line on stderr and a non-zero exit, never a traceback. stdout carries only
+notifications (and the answers of check-config and routes explain); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
 import sys
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from bot.replay_runner import CliError, replay_file
+from bot.store import StoreError, default_state_path
+from config.loader import ConfigError, check_config_file
+from config.routing import explain
+from config.schema import Config
+from core.model import EventKind, Severity, Tool
+
+logger = logging.getLogger("driftbot")
+
+DEMO_SCENARIO = "demo.jsonl"
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("driftbot: not built yet", file=sys.stderr)
-    return 2
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftbot",
+        description="Tells people what Argo CD and Flux changed, drifted, failed and rolled back.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="the whole pipeline on a shipped scenario, to the console")
+    demo.add_argument("--output", choices=["text", "jsonl"], default="text")
+
+    replay = sub.add_parser("replay", help="a recorded stream (JSON Lines) through the pipeline")
+    replay.add_argument("file", type=Path, help="the recorded stream")
+    _config_arg(replay)
+    replay.add_argument(
+        "--state",
+        type=Path,
+        help="the store file (default: $DRIFTBOT_STATE or ~/.local/state/driftbot/state.sqlite)",
+    )
+    replay.add_argument(
+        "--output",
+        choices=["text", "jsonl"],
+        help="console format (default: text, or each console receiver's own)",
+    )
+
+    check = sub.add_parser("check-config", help="check a config file and print every error")
+    check.add_argument("file", nargs="?", type=Path, help="the config file (or --config)")
+    _config_arg(check)
+
+    routes = sub.add_parser("routes", help="routing tools")
+    routes_sub = routes.add_subparsers(dest="routes_command", required=True, metavar="SUBCOMMAND")
+    explain_p = routes_sub.add_parser("explain", help="which routes and receivers get an event")
+    _config_arg(explain_p)
+    explain_p.add_argument("--app", required=True, help="app name")
+    explain_p.add_argument("--cluster", required=True)
+    explain_p.add_argument("--kind", required=True, help="event kind, e.g. drift_detected")
+    explain_p.add_argument("--namespace")
+    explain_p.add_argument("--tool", choices=[t.value for t in Tool])
+    explain_p.add_argument("--severity", choices=[s.value for s in Severity])
+    explain_p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="the config file (default: $DRIFTBOT_CONFIG)")
+
+
+def _config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get("DRIFTBOT_CONFIG")
+    return Path(env) if env else None
+
+
+def _load_config(arg: Path | None) -> Config:
+    loaded = check_config_file(_config_path(arg))
+    for warning in loaded.warnings:
+        logger.warning("%s", warning)
+    return loaded.config
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    state = args.state or default_state_path()
+    summary = replay_file(args.file, config, state, args.output)
+    logger.info(
+        "replayed %d lines of %s: %d notifications, %d lines skipped",
+        summary.lines,
+        args.file,
+        summary.sent,
+        summary.skipped,
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    scenario = resources.files("bot.scenarios").joinpath(DEMO_SCENARIO)
+    with resources.as_file(scenario) as path, tempfile.TemporaryDirectory() as tmp:
+        if args.output == "text":
+            print(
+                "driftbot demo: a recorded morning of Argo CD and Flux on two clusters, "
+                "as the console receiver tells it.\n"
+            )
+        replay_file(path, Config(), Path(tmp) / "demo.sqlite", args.output)
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    path = _config_path(args.file or args.config)
+    if path is None:
+        raise CliError("no config file: give one as an argument, with --config or $DRIFTBOT_CONFIG")
+    loaded = check_config_file(path)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    config = loaded.config
+    print(
+        f"{path}: OK ({len(config.clusters)} clusters, {len(config.receivers)} receivers, "
+        f"{len(config.routes)} routes)"
+    )
+    return 0
+
+
+def _cmd_routes(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    try:
+        kind = EventKind(args.kind)
+    except ValueError:
+        raise CliError(
+            f"unknown event kind {args.kind!r}; one of: {', '.join(k.value for k in EventKind)}"
+        ) from None
+    labels: dict[str, str] = {}
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--label wants KEY=VALUE, got {item!r}")
+        labels[key] = value
+    lines = explain(
+        args.app,
+        args.cluster,
+        kind,
+        config,
+        namespace=args.namespace,
+        tool=Tool(args.tool) if args.tool else None,
+        labels=labels or None,
+        severity=Severity(args.severity) if args.severity else None,
+    )
+    print("\n".join(lines))
+    return 0
+
+
+COMMANDS = {
+    "replay": _cmd_replay,
+    "demo": _cmd_demo,
+    "check-config": _cmd_check_config,
+    "routes": _cmd_routes,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for issue in exc.errors:
+            print(f"error: {issue}", file=sys.stderr)
+        return 1
+    except (CliError, StoreError) as exc:
+        print(f"driftbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`driftbot replay … | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

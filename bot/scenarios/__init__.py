@@ -1,0 +1,1 @@
+"""Shipped recorded streams: the demo scenario."""
