@@ -12,7 +12,8 @@ Rules (transitions, not levels):
   turned unhealthy; Ready=True again gives health_recovered.
 - rollback_succeeded / rollback_failed: HelmRelease Remediated=True RollbackSucceeded /
   Remediated=False RollbackFailed, with the target parsed from the controller's message.
-- out_of_sync: lastAttemptedRevision differs from the applied revision while not failing.
+- out_of_sync: lastAttemptedRevision differs from the applied revision while not failing and
+  not after a rollback (Remediated=True: the rollback event already says what runs).
 - suspended / resumed: spec.suspend; source_failed / source_recovered: a source kind's Ready.
 - drift (from reports only, the status has none): HelmRelease DriftDetected / DriftCorrected;
   a Kustomization change set at the applied revision is drift (at a new revision it is the
@@ -345,6 +346,9 @@ def _out_of_sync(prev: AppState, cur: AppState, now: datetime) -> list[GitOpsEve
     def pending(s: AppState) -> bool:
         return bool(s.revision and s.desired_revision and s.desired_revision != s.revision)
 
+    remediated = cur.condition("Remediated")
+    if remediated is not None and remediated.status == "True":
+        return []  # the gap is the rollback's doing, and the rollback is reported
     if not pending(cur) or _problem(cur) is not None:
         return []
     if pending(prev) and prev.desired_revision == cur.desired_revision and _problem(prev) is None:

@@ -215,6 +215,19 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[EventKind]]] = [
         [K.ROLLBACK_SUCCEEDED],
     ),
     (
+        "helm rollback leaves Ready=True and the attempted chart pending",
+        helmrelease(history=[V3_FAILED, V2], ready="False", reason="UpgradeFailed"),
+        helmrelease(
+            history=[V4_ROLLBACK, V3_FAILED, V2],
+            ready="True",
+            reason="RollbackSucceeded",
+            message=ROLLBACK_MSG,
+            attempted="6.6.1",
+            remediated=("True", "RollbackSucceeded", ROLLBACK_MSG),
+        ),
+        [K.ROLLBACK_SUCCEEDED],
+    ),
+    (
         "helm rollback fails",
         helmrelease(history=[V3_FAILED, V2], ready="False", reason="UpgradeFailed"),
         helmrelease(
