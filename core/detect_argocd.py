@@ -33,9 +33,11 @@ The rules, and the choices where Argo CD leaves room:
 - `drift_resolved`: OutOfSync -> Synced (or a fight's end while Synced), whenever it happens: the
   policy stage announces a recovery only if the problem was announced.
 - Pending deploy (`out_of_sync`, info): OutOfSync because Git moved (desired != deployed) while
-  auto-sync is off; revision = the desired one, previous_revision = the deployed one. With
-  auto-sync on nothing fires (a deploy is coming). While the latest operation is a rollback the
-  app is OutOfSync against Git by intent: neither drift nor out_of_sync.
+  auto-sync is off, and the last operation did not target the desired revision (a running or
+  failed deploy of it is deploy_* news, not a pending one); revision = the desired one,
+  previous_revision = the deployed one. With auto-sync on nothing fires (a deploy is coming).
+  While the latest operation is a rollback the app is OutOfSync against Git by intent: neither
+  drift nor out_of_sync.
 - `health_degraded`: into Degraded or Missing. `health_recovered`: from any other health into
   Healthy (the policy pairs it with an announced degradation, as for drift_resolved).
 - `suspended` / `resumed`: auto-sync on -> off / off -> on. Also when auto-sync was turned off
@@ -255,11 +257,14 @@ def _sync_status_stale(state: AppState) -> bool:
 
 
 def _pending_deploy(state: AppState) -> bool:
+    """Git moved and nobody has tried to deploy it yet (an attempt is deploy_* news)."""
+    op = state.operation
     return (
         state.sync is SyncStatus.OUT_OF_SYNC
         and bool(state.desired_revision)
         and state.desired_revision != state.revision
         and not state.auto_sync
+        and not (op is not None and op.revision == state.desired_revision)
         and not _rollback_is_latest(state)
     )
 

@@ -246,6 +246,12 @@ ROWS = [
         {"actor": ALICE, "message": "rpc error"},
     ),
     Row(
+        "Git moved and a deploy of it failed at once: deploy_failed, not out_of_sync too",
+        steady(),
+        steady(**PENDING_B, operation=OP_B_FAILED),
+        [K.DEPLOY_FAILED],
+    ),
+    Row(
         "a failure seen twice: once",
         steady(**PENDING_B, operation=OP_B_FAILED),
         steady(**PENDING_B, operation=OP_B_FAILED),
