@@ -8,11 +8,12 @@ the API group prefix (`kustomize.toolkit.fluxcd.io/revision`), current ones stri
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 
-from core.model import Hint, Tool, event_id
+from core.model import Hint, Tool
 from watchers.flux import parse_time, split_group_keys
 from watchers.rejected import Rejected
 
@@ -45,6 +46,12 @@ class RawNotification(TypedDict, total=False):
 def _str(obj: Any, key: str) -> str:
     value = obj.get(key) if isinstance(obj, Mapping) else None
     return value if isinstance(value, str) else ""
+
+
+def _report_id(*parts: str) -> str:
+    """A short hash of the parts; lone surrogates (valid in JSON escapes) are hashed as they are."""
+    text = "\x1f".join(parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def normalize_notification(body: Any, cluster: str, now: datetime) -> Hint | Rejected:
@@ -83,7 +90,7 @@ def normalize_notification(body: Any, cluster: str, now: datetime) -> Hint | Rej
         warning=severity == "error",
         revision=metadata.get("revision", ""),
         source=_str(body, "reportingController"),
-        uid=event_id(
+        uid=_report_id(
             _str(involved, "uid") or f"{kind}/{namespace}/{name}", reason, timestamp, message
         ),
         metadata=metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,3 +118,13 @@ def test_body_shaped_garbage_never_raises(edit: dict[str, Any]) -> None:
     if isinstance(body.get("involvedObject"), dict):
         body["involvedObject"].update(edit)
     assert isinstance(normalize_notification(body, "prod", NOW), Hint | Rejected)
+
+
+def test_lone_surrogates_from_json_escapes_do_not_raise() -> None:
+    body = json.loads(
+        '{"involvedObject": {"kind": "Kustomization", "name": "a"},'
+        ' "message": "bad \\ud800 text", "reason": "\\udfff"}'
+    )
+    h = hint(body)
+    assert h.message == "bad \ud800 text"
+    assert len(h.uid) == 16
