@@ -288,7 +288,7 @@ class GitOpsEvent:
 def event_id(*parts: object) -> str:
     """A short stable hash of the given parts: same inputs, same id, across runs and hosts."""
     text = "\x1f".join("" if p is None else str(p) for p in parts)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def make_event(
