@@ -1,0 +1,246 @@
+"""The Helm chart: static checks that need no helm (values used and defined, blocks closed,
+defaults equal to the Kustomize base), and, where helm is installed, `helm lint` and
+`helm template` renderings checked against the Kubernetes schemas and tests/deploy/workload.py.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config.loader import load_config
+from tests.deploy.tools import (
+    CHART,
+    KUSTOMIZE,
+    ROOT,
+    by_kind,
+    helm_render,
+    helm_template,
+    one,
+    require_helm,
+    run,
+    schema_errors,
+)
+from tests.deploy.workload import check_driftbot, container, env_names, mounted_paths
+
+TEMPLATES = sorted((CHART / "templates").glob("*"))
+VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+CHART_META: dict[str, Any] = yaml.safe_load((CHART / "Chart.yaml").read_text())
+
+HA = {
+    "replicaCount": 2,
+    "persistence": {"enabled": False},
+    "store": {"existingSecret": "driftbot-postgres"},
+}
+HUB = {
+    "slack": {"existingSecret": "driftbot-slack"},
+    "teams": {"existingSecret": "driftbot-teams"},
+    "kubeconfigs": {"existingSecret": "driftbot-kubeconfigs"},
+    "config": {
+        "clusters": [
+            {"name": "hub", "in_cluster": True},
+            {"name": "staging", "kubeconfig": "/etc/driftbot/kubeconfigs/staging.kubeconfig"},
+        ],
+        "receivers": [
+            {"name": "oncall", "slack": {"channel": "C0123456789"}},
+            {"name": "pm", "teams": {"webhook_env": "TEAMS_PM_WEBHOOK"}},
+        ],
+        "routes": [{"receivers": ["oncall", "pm"]}],
+    },
+}
+
+
+def _template_text() -> str:
+    return "\n".join(path.read_text() for path in TEMPLATES)
+
+
+def _base_deployment() -> dict[str, Any]:
+    doc = yaml.safe_load((KUSTOMIZE / "base" / "deployment.yaml").read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+# --- without helm ------------------------------------------------------------------------------
+
+
+def test_chart_metadata_and_app_version_follow_the_project() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert CHART_META["apiVersion"] == "v2"
+    assert CHART_META["name"] == "driftbot"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", CHART_META["version"])
+    assert CHART_META["appVersion"] == project["version"]
+    kustomization = yaml.safe_load((KUSTOMIZE / "base" / "kustomization.yaml").read_text())
+    assert kustomization["images"][0]["newTag"] == project["version"]
+
+
+def test_default_config_is_one_driftbot_accepts() -> None:
+    config = load_config(yaml.safe_dump(VALUES["config"]), file="values.yaml#config")
+    assert [c.name for c in config.clusters] == ["in-cluster"]
+    assert config.clusters[0].in_cluster
+
+
+def _paths(tree: Any, prefix: str = "") -> set[str]:
+    out = set()
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            path = f"{prefix}.{key}" if prefix else key
+            out.add(path)
+            out |= _paths(value, path)
+    return out
+
+
+def test_every_value_the_templates_read_is_defined_and_every_value_is_read() -> None:
+    used = set(re.findall(r"\.Values\.([A-Za-z0-9_.]+)", _template_text()))
+    defined = _paths(VALUES)
+    assert sorted(used - defined) == [], "templates read values that values.yaml lacks"
+    tops = {path.split(".")[0] for path in used}
+    assert sorted(set(VALUES) - tops) == [], "values.yaml has keys no template reads"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_blocks_are_closed(path: Path) -> None:
+    actions = re.findall(r"{{-?\s*(\w+)", path.read_text())
+    depth = 0
+    for action in actions:
+        if action in ("if", "range", "with", "define", "block"):
+            depth += 1
+        elif action == "end":
+            depth -= 1
+            assert depth >= 0, f"{path.name}: an end without a block"
+    assert depth == 0, f"{path.name}: {depth} block(s) left open"
+    assert path.read_text().count("{{") == path.read_text().count("}}")
+
+
+def test_chart_defaults_equal_the_kustomize_base() -> None:
+    base = _base_deployment()
+    main = container(base)
+    pod = base["spec"]["template"]["spec"]
+    assert VALUES["podSecurityContext"] == pod["securityContext"]
+    assert VALUES["securityContext"] == main["securityContext"]
+    assert VALUES["resources"] == main["resources"]
+    assert VALUES["livenessProbe"] == main["livenessProbe"]
+    assert VALUES["readinessProbe"] == main["readinessProbe"]
+    assert VALUES["replicaCount"] == base["spec"]["replicas"]
+    assert VALUES["containerPort"] == main["ports"][0]["containerPort"]
+
+
+def test_chart_and_base_grant_the_same_rules() -> None:
+    template = (CHART / "templates" / "clusterrole.yaml").read_text()
+    rules_text = template.split("\nrules:\n", 1)[1].split("\n---", 1)[0]
+    chart_rules = yaml.safe_load("rules:\n" + rules_text)["rules"]
+    access = list(yaml.safe_load_all((KUSTOMIZE / "access" / "clusterrole.yaml").read_text()))
+    assert chart_rules == one(access, "ClusterRole")["rules"]
+
+    role = (CHART / "templates" / "role.yaml").read_text()
+    lease_text = role.split("\nrules:\n", 1)[1].split("\n---", 1)[0]
+    base_role = list(yaml.safe_load_all((KUSTOMIZE / "base" / "role.yaml").read_text()))
+    assert yaml.safe_load("rules:\n" + lease_text)["rules"] == one(base_role, "Role")["rules"]
+
+
+def test_chart_sets_the_same_environment_as_the_base() -> None:
+    text = (CHART / "templates" / "deployment.yaml").read_text()
+    chart_env = set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)", text))
+    base_env = set(env_names(_base_deployment()))
+    assert chart_env - base_env == {"DRIFTBOT_STORE_DSN"}, "only the chart offers the DSN"
+    assert base_env - chart_env == set()
+
+
+# --- with helm ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [None, HA, HUB], ids=["default", "ha", "hub"])
+def test_helm_lint_is_clean(values: dict[str, Any] | None, tmp_path: Path) -> None:
+    helm = require_helm()
+    cmd = [helm, "lint", "--strict", str(CHART)]
+    if values:
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+        cmd += ["--values", str(tmp_path / "values.yaml")]
+    result = run(cmd)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", [None, HA, HUB], ids=["default", "ha", "hub"])
+def test_renders_valid_hardened_manifests(values: dict[str, Any] | None) -> None:
+    manifests = helm_render(values, namespace="ops")
+    assert schema_errors(manifests) == []
+    deployment = check_driftbot(manifests)
+    assert deployment["metadata"]["namespace"] == "ops"
+    assert container(deployment)["image"] == f"ghcr.io/driftbot/driftbot:{CHART_META['appVersion']}"
+
+
+def test_default_keeps_state_on_a_volume_that_survives_uninstall() -> None:
+    manifests = helm_render()
+    claim = one(manifests, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    deployment = one(manifests, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert "SLACK_BOT_TOKEN" not in env_names(deployment), "no Slack Secret was named"
+
+
+def test_two_replicas_elect_a_leader_and_share_the_postgres_store() -> None:
+    manifests = helm_render(HA)
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert not by_kind(manifests, "PersistentVolumeClaim")
+    env = env_names(deployment)
+    assert env["DRIFTBOT_STORE_DSN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "driftbot-postgres",
+        "key": "DRIFTBOT_STORE_DSN",
+    }
+    assert env["DRIFTBOT_LEADER_ELECTION__ENABLED"]["value"] == "true"
+    assert env["DRIFTBOT_LEADER_ELECTION__IDENTITY"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.name"
+    }
+
+
+def test_hub_mounts_kubeconfigs_and_reads_secrets_by_reference() -> None:
+    manifests = helm_render(HUB)
+    deployment = one(manifests, "Deployment")
+    assert "/etc/driftbot/kubeconfigs" in mounted_paths(deployment)
+    env = env_names(deployment)
+    assert env["SLACK_BOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "driftbot-slack"
+    assert {"secretRef": {"name": "driftbot-teams"}} in container(deployment)["envFrom"]
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"replicaCount": 2}, "cannot share the SQLite volume"),
+        (
+            {
+                "replicaCount": 2,
+                "persistence": {"enabled": False},
+                "leaderElection": {"enabled": False},
+            },
+            "needs leaderElection.enabled=true",
+        ),
+        ({"image": {"tag": "latest"}}, "latest is not reproducible"),
+    ],
+    ids=["ha-on-sqlite-volume", "ha-without-lease", "latest-tag"],
+)
+def test_refuses_settings_that_would_double_notify_or_drift(
+    values: dict[str, Any], reason: str
+) -> None:
+    result = helm_template(values)
+    assert result.returncode != 0
+    assert reason in result.stderr
+
+
+def test_service_monitor_scrapes_metrics_of_the_service() -> None:
+    manifests = helm_render({"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}})
+    monitor = one(manifests, "ServiceMonitor")
+    service = one(manifests, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert all(service["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert not by_kind(helm_render(), "ServiceMonitor"), "off by default: it needs the CRD"

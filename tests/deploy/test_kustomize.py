@@ -1,0 +1,72 @@
+"""The Kustomize base and overlays build with `kubectl kustomize`, pass the Kubernetes schemas
+and hold what every driftbot deployment must (tests/deploy/workload.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.deploy.tools import KUSTOMIZE, by_kind, kustomize, one, schema_errors
+from tests.deploy.workload import check_cluster_role, check_driftbot, env_names, mounted_paths
+
+RUNNING = ("base", "overlays/single-cluster", "overlays/hub")
+
+
+@pytest.mark.parametrize("path", [*RUNNING, "overlays/watched-cluster"])
+def test_builds_and_matches_the_kubernetes_schemas(path: str) -> None:
+    manifests = kustomize(KUSTOMIZE / path)
+    assert manifests, f"{path} built nothing"
+    assert schema_errors(manifests) == []
+
+
+@pytest.mark.parametrize("path", RUNNING)
+def test_runs_driftbot_hardened_with_read_only_access(path: str) -> None:
+    manifests = kustomize(KUSTOMIZE / path)
+    deployment = check_driftbot(manifests)
+    assert deployment["metadata"]["namespace"] == "driftbot"
+    labels = one(manifests, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_overlays_replace_the_base_config() -> None:
+    base = one(kustomize(KUSTOMIZE / "base"), "ConfigMap")
+    for overlay in ("single-cluster", "hub"):
+        config = one(kustomize(KUSTOMIZE / "overlays" / overlay), "ConfigMap")
+        assert (
+            config["data"]["config.yaml"]
+            == (KUSTOMIZE / "overlays" / overlay / "config.yaml").read_text()
+        )
+        assert config["metadata"]["name"] != base["metadata"]["name"], (
+            "the hash suffix must change with the config, so the pods roll"
+        )
+
+
+def test_hub_mounts_the_kubeconfigs_its_config_names() -> None:
+    manifests = kustomize(KUSTOMIZE / "overlays" / "hub")
+    deployment = one(manifests, "Deployment")
+    assert "/etc/driftbot/kubeconfigs" in mounted_paths(deployment)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["kubeconfigs"]["secret"]["secretName"] == "driftbot-kubeconfigs"
+    config = yaml.safe_load(one(manifests, "ConfigMap")["data"]["config.yaml"])
+    remote = [c for c in config["clusters"] if "kubeconfig" in c]
+    assert len(remote) >= 2, "the hub example watches at least two other clusters"
+    # The base's mounts and env survive the strategic merge patch.
+    assert "/var/lib/driftbot" in mounted_paths(deployment)
+    assert "SLACK_BOT_TOKEN" in env_names(deployment)
+
+
+def test_watched_cluster_gets_read_access_and_a_token_only() -> None:
+    manifests = kustomize(KUSTOMIZE / "overlays" / "watched-cluster")
+    assert sorted(m["kind"] for m in manifests) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "Secret",
+        "ServiceAccount",
+    ]
+    check_cluster_role(one(manifests, "ClusterRole"))
+    token = one(manifests, "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    account = one(manifests, "ServiceAccount")["metadata"]["name"]
+    assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account
+    assert not by_kind(manifests, "Deployment")
