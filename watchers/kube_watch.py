@@ -330,6 +330,9 @@ class ResourceWatcher:
                 token = metadata.get("continue") or None
                 if not token:
                     break
+        if not resource_version:
+            # Without it the watch could not start where the list ended: nothing would be safe.
+            raise KubeApiError(200, "Malformed", "list response has no metadata.resourceVersion")
         self.counters.lists += 1
         if self.counters.lists > 1:
             self.counters.relists += 1
@@ -340,7 +343,7 @@ class ResourceWatcher:
             await self._on_list(objects, resource_version)
         except Exception as exc:
             raise _CallbackFailed("on_list failed") from exc
-        self.resource_version = resource_version or None
+        self.resource_version = resource_version
         self._backoff.reset()
         self.synced.set()
         self._log.debug("listed %d objects at resourceVersion %s", len(objects), resource_version)

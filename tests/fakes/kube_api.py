@@ -21,10 +21,12 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 import orjson
+import yaml
 from aiohttp import web
 from kubernetes_asyncio.client import Configuration
 
@@ -268,6 +270,11 @@ class FakeKubeAPI:
             "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
             "current-context": context,
         }
+
+    def write_kubeconfig(self, path: Path, *, context: str = "fake") -> Path:
+        """Write `kubeconfig()` to a file, for code that takes a kubeconfig path."""
+        path.write_text(yaml.safe_dump(self.kubeconfig(context=context)))
+        return path
 
     # -- state driven by tests --------------------------------------------------------------------
 

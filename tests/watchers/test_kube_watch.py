@@ -20,7 +20,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.config import load_kube_config_from_dict
+from kubernetes_asyncio.config import load_kube_config, load_kube_config_from_dict
 
 from tests.fakes.kube_api import FakeKubeAPI
 from watchers.backoff import Backoff
@@ -291,6 +291,18 @@ async def test_expired_mid_watch_relists_and_the_gap_shows_in_the_list(h: Harnes
     assert rec.event_log() == [("ADDED", "refunds")]
 
 
+async def test_a_410_status_on_the_watch_request_relists(h: Harness) -> None:
+    h.api.put(app("checkout"))
+    h.api.fail_next(410, on="watch", message="too old resource version: 1")
+    watcher, rec, sleep = h.start()
+    await rec.wait_for(lambda: len(rec.lists) == 2)
+
+    assert rec.listed_names(1) == ["checkout"]
+    assert watcher.counters.expired == 1
+    assert watcher.counters.errors == 0
+    assert sleep.delays == []
+
+
 async def test_repeated_expiry_backs_off_instead_of_spinning(h: Harness) -> None:
     watcher, rec, sleep = h.start()
     await h.watching()
@@ -530,11 +542,16 @@ async def test_a_failing_callback_is_logged_with_context_and_relisted(
     assert rec.event_log() == [("ADDED", "payments")]
 
 
-async def test_a_kubeconfig_with_a_token_reaches_the_server() -> None:
+@pytest.mark.parametrize("source", ["file", "dict"])
+async def test_a_kubeconfig_with_a_token_reaches_the_server(source: str, tmp_path: Path) -> None:
     async with FakeKubeAPI(token="s3cret") as api:
         api.put(app("checkout"))
         configuration = Configuration()
-        await load_kube_config_from_dict(api.kubeconfig(), client_configuration=configuration)
+        if source == "file":
+            path = api.write_kubeconfig(tmp_path / "kubeconfig")
+            await load_kube_config(str(path), client_configuration=configuration)
+        else:
+            await load_kube_config_from_dict(api.kubeconfig(), client_configuration=configuration)
         async with ApiClient(configuration) as client:
             h = Harness(api, client)
             watcher, rec, _ = h.start()
