@@ -279,6 +279,10 @@ class GitOpsEvent:
     """For a recovery: the id of the problem event it closes (filled by policy)."""
     since: datetime | None = None
     """For a recovery: when the problem began (filled by policy)."""
+    commit_author: str = ""
+    """Author of the commit deployed or rolled back to, when the source says (enrichment)."""
+    commit_subject: str = ""
+    """First line of that commit's message, when the source says (enrichment)."""
 
     @property
     def key(self) -> AppKey:
