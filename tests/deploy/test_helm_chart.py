@@ -19,11 +19,10 @@ from tests.deploy.tools import (
     KUSTOMIZE,
     ROOT,
     by_kind,
+    helm_lint,
     helm_render,
     helm_template,
     one,
-    require_helm,
-    run,
     schema_errors,
 )
 from tests.deploy.workload import check_driftbot, container, env_names, mounted_paths
@@ -155,12 +154,7 @@ def test_chart_sets_the_same_environment_as_the_base() -> None:
 
 @pytest.mark.parametrize("values", [None, HA, HUB], ids=["default", "ha", "hub"])
 def test_helm_lint_is_clean(values: dict[str, Any] | None, tmp_path: Path) -> None:
-    helm = require_helm()
-    cmd = [helm, "lint", "--strict", str(CHART)]
-    if values:
-        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
-        cmd += ["--values", str(tmp_path / "values.yaml")]
-    result = run(cmd)
+    result = helm_lint(values, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -8,6 +8,9 @@ that kubernetes-validate ships, for `KUBERNETES_VERSION`.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -49,11 +52,20 @@ def require_tool(name: str, how: str) -> str:
     return path
 
 
-def require_helm() -> str:
-    return require_tool(
-        "helm",
-        "no helm binary is packaged on PyPI or in Debian 12; install helm 3 to render the chart",
-    )
+HELM_HOW = (
+    "no helm binary is packaged on PyPI or in Debian 12; install helm 3, or Helm's engine from "
+    "PyPI: pip install --ignore-requires-python helm-sdkpy"
+)
+
+
+def helm_command() -> list[str]:
+    """How to run `helm`: the binary, else Helm's engine from helm-sdkpy, else a skip."""
+    binary = find_tool("helm")
+    if binary is not None:
+        return [binary]
+    if importlib.util.find_spec("helm_sdkpy") is not None:
+        return [sys.executable, "-m", "tests.deploy.helm_engine"]
+    pytest.skip(f"helm not found on PATH or in the virtualenv: {HELM_HOW}")
 
 
 def require_kubectl() -> str:
@@ -83,31 +95,72 @@ def documents(text: str) -> list[Manifest]:
 
 
 def kustomize(path: Path) -> list[Manifest]:
-    kubectl = require_kubectl()
+    return documents(_built(require_kubectl(), path))
+
+
+@functools.cache
+def _built(kubectl: str, path: Path) -> str:
     result = run([kubectl, "kustomize", str(path)])
     assert result.returncode == 0, f"kubectl kustomize {path} failed:\n{result.stderr}"
-    return documents(result.stdout)
+    return result.stdout
 
 
 def helm_template(
     values: dict[str, Any] | None = None, *, release: str = "driftbot", namespace: str = "ops"
 ) -> subprocess.CompletedProcess[str]:
     """`helm template` of the chart with extra values given as a file (not --set strings)."""
-    helm = require_helm()
-    cmd = [helm, "template", release, str(CHART), "--namespace", namespace]
-    cmd += ["--kube-version", f"{KUBERNETES_VERSION}.0"]
-    if values:
-        extra = ROOT / ".pytest_cache" / f"helm-values-{os.getpid()}.yaml"
-        extra.parent.mkdir(exist_ok=True)
-        extra.write_text(yaml.safe_dump(values))
-        cmd += ["--values", str(extra)]
+    helm = helm_command()
+    extra = ROOT / ".pytest_cache" / f"helm-values-{os.getpid()}.json"
+    extra.parent.mkdir(exist_ok=True)
+    extra.write_text(json.dumps(values or {}))
+    if len(helm) == 1:
+        cmd = [*helm, "template", release, str(CHART), "--namespace", namespace]
+        cmd += ["--kube-version", f"{KUBERNETES_VERSION}.0", "--values", str(extra)]
+    else:
+        cmd = [*helm, "template", str(CHART), release, namespace, str(extra)]
     return run(cmd)
 
 
-def helm_render(values: dict[str, Any] | None = None, **kwargs: str) -> list[Manifest]:
-    result = helm_template(values, **kwargs)
+def helm_lint(values: dict[str, Any] | None, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """`helm lint --strict` of the chart with extra values (merged into a copy of the chart for
+    Helm's engine, whose lint reads only the chart's values.yaml)."""
+    helm = helm_command()
+    if len(helm) == 1:
+        cmd = [*helm, "lint", "--strict", str(CHART)]
+        if values:
+            (workdir / "values.yaml").write_text(yaml.safe_dump(values))
+            cmd += ["--values", str(workdir / "values.yaml")]
+        return run(cmd)
+    chart = workdir / "driftbot"
+    shutil.copytree(CHART, chart)
+    merged = merge(yaml.safe_load((CHART / "values.yaml").read_text()), values or {})
+    (chart / "values.yaml").write_text(yaml.safe_dump(merged))
+    return run([*helm, "lint", str(chart)])
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Values merged as Helm merges them: maps key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def helm_render(
+    values: dict[str, Any] | None = None, *, release: str = "driftbot", namespace: str = "ops"
+) -> list[Manifest]:
+    return documents(_rendered(json.dumps(values or {}, sort_keys=True), release, namespace))
+
+
+@functools.cache
+def _rendered(values: str, release: str, namespace: str) -> str:
+    """One rendering per set of values in a test run: each costs Helm a second or two."""
+    result = helm_template(json.loads(values), release=release, namespace=namespace)
     assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
-    return documents(result.stdout)
+    return result.stdout
 
 
 def schema_errors(manifests: list[Manifest]) -> list[str]:
