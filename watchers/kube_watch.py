@@ -230,8 +230,8 @@ class ResourceWatcher:
         if task is None:
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # wait() rather than await: the loop's CancelledError is expected, ours must propagate.
+        await asyncio.wait([task])
 
     def _report_end(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
