@@ -1,0 +1,603 @@
+"""Keeps the Applications of one Argo CD API server in view: list, stream, re-list.
+
+Where the bot may not read the Application CRDs (no kubeconfig for the control plane, or only
+an API token), the Argo CD API server gives the same objects over HTTP:
+
+- `GET /api/v1/applications` lists them (`ApplicationList`: `items`, `metadata.resourceVersion`),
+  filtered by `projects` (and its legacy spelling `project`) and a label `selector`;
+- `GET /api/v1/stream/applications` streams `ApplicationWatchEvent`s as newline-delimited JSON,
+  `{"result": {"type": "ADDED|MODIFIED|DELETED", "application": {...}}}`, with the same filters.
+  With a `resourceVersion` it sends only changes newer than it; without, an ADDED per app first.
+  An error after the stream began comes as a line `{"error": {...}}` (grpc-gateway).
+
+The loop: LIST and hand the whole set to `on_list(cluster, items)` (so the caller can diff it
+against what it holds), then STREAM from the list's resourceVersion, handing each change to
+`on_event(cluster, type, app)` in the server's order. A dropped stream is resumed from the last
+resourceVersion after an exponential backoff with full jitter. The server replays nothing on
+resume and silently drops events for a subscriber that reads too slowly, so the loop also
+re-lists every `relist_interval` seconds (default 5 min): that is what catches up.
+401/403 are logged once, naming the cluster and URL (never the token), and retried slowly.
+A line that is not a watch event is skipped with a log line.
+
+Applications from the API have the CRD's shape but may lack `apiVersion` and `kind`: both are
+set (argoproj.io/v1alpha1, Application) before any callback sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+import yarl
+
+from config.schema import ArgoCDApiConfig
+from watchers.backoff import Backoff
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "ArgoCDApi",
+    "ArgoCDApiError",
+    "ArgoCDApiWatcher",
+    "MissingToken",
+    "OnEvent",
+    "OnList",
+    "StreamCounters",
+    "as_application",
+]
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "argoproj.io/v1alpha1"
+KIND = "Application"
+
+RawApp = dict[str, Any]
+OnList = Callable[[str, list[RawApp]], Awaitable[None]]
+"""Called with the cluster and every Application the filters select, after each (re)list."""
+OnEvent = Callable[[str, str, RawApp], Awaitable[None]]
+"""Called with the cluster, "ADDED", "MODIFIED" or "DELETED" and the Application, in order."""
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+Query = list[tuple[str, str]]
+
+_WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+_GRPC_TO_HTTP = {3: 400, 5: 404, 7: 403, 14: 503, 16: 401}
+"""gRPC codes an error line may carry instead of an HTTP status (grpc-gateway)."""
+
+
+class ArgoCDApiError(Exception):
+    """The API server answered with an error status, an error line, or something unreadable."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+class MissingToken(ValueError):
+    """The environment variable that should hold the API token is unset or empty."""
+
+
+class _Unauthorized(ArgoCDApiError):
+    """401 or 403: the token is missing, expired, revoked, or lacks the RBAC to list apps."""
+
+
+class _StreamEnded(ArgoCDApiError):
+    """The server (or something between) closed the stream."""
+
+
+class _CallbackFailed(Exception):
+    """on_list or on_event raised: the caller's view may be incomplete, so relist."""
+
+
+def _error_from(status: int, body: bytes) -> ArgoCDApiError:
+    """The error for a failed request, with the server's message (runtimeError body) if any."""
+    message = ""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        parsed = orjson.loads(body or b"")
+        if isinstance(parsed, dict):
+            text = parsed.get("message") or parsed.get("error")
+            message = text if isinstance(text, str) else ""
+    if not message:
+        message = body.decode("utf-8", "replace").strip()
+    message = message[:300] or "no message"
+    error_class = _Unauthorized if status in (401, 403) else ArgoCDApiError
+    return error_class(status, message)
+
+
+def _error_from_line(error: object) -> ArgoCDApiError:
+    """The error an `{"error": {...}}` stream line reports (grpc-gateway v1 or v2 shape)."""
+    fields = error if isinstance(error, Mapping) else {}
+    status = fields.get("http_code")
+    if not isinstance(status, int):
+        code = fields.get("grpc_code", fields.get("code"))
+        status = _GRPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
+    message = fields.get("message")
+    text = message[:300] if isinstance(message, str) and message else "error in the stream"
+    error_class = _Unauthorized if status in (401, 403) else ArgoCDApiError
+    return error_class(status, text)
+
+
+def as_application(app: RawApp) -> RawApp:
+    """The app with the `apiVersion` and `kind` the API server may leave out (in place)."""
+    if not isinstance(app.get("apiVersion"), str):
+        app["apiVersion"] = API_VERSION
+    if not isinstance(app.get("kind"), str):
+        app["kind"] = KIND
+    return app
+
+
+class ArgoCDApi:
+    """The HTTP side of one Argo CD API server: its URL, the bearer token, one session.
+
+    The token goes only into the Authorization header: it is in no log line, message or repr.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        cluster: str,
+        token_env: str = "",
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | bool | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.cluster = cluster
+        self.token_env = token_env
+        """The environment variable the token came from, to name it in error messages."""
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._session = session
+        self._own_session = session is None
+        self._ssl = ssl_context
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ArgoCDApiConfig,
+        *,
+        environ: Mapping[str, str] = os.environ,
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | bool | None = None,
+    ) -> ArgoCDApi:
+        """The API of an `argocd_api` config entry; MissingToken if its token_env is unset."""
+        token = environ.get(config.token_env, "").strip()
+        if not token:
+            raise MissingToken(
+                f"argocd_api for cluster {config.cluster!r}: environment variable "
+                f"{config.token_env} is not set (it must hold an Argo CD API token)"
+            )
+        return cls(
+            config.url,
+            token,
+            cluster=config.cluster,
+            token_env=config.token_env,
+            session=session,
+            ssl_context=ssl_context,
+        )
+
+    def __repr__(self) -> str:
+        return f"ArgoCDApi(cluster={self.cluster!r}, url={self.url!r})"
+
+    def url_for(self, *segments: str) -> yarl.URL:
+        """The URL of a path below the server's base URL; each segment is quoted whole."""
+        path = "/".join(quote(segment, safe="") for segment in segments)
+        return yarl.URL(f"{self.url}/{path}", encoded=True)
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
+
+    async def request(
+        self, segments: Sequence[str], query: Query, *, limits: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """GET a path; the response if it is a 200, else the ArgoCDApiError it describes."""
+        response = await self._session_or_new().get(
+            self.url_for(*segments),
+            params=query,
+            headers=self._headers,
+            timeout=limits,
+            ssl=self._ssl if self._ssl is not None else True,
+            allow_redirects=False,
+        )
+        if response.status != 200:
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+            raise _error_from(response.status, body)
+        return response
+
+    async def close(self) -> None:
+        """Close the session if this object opened it."""
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+@dataclass
+class StreamCounters:
+    """What the loop has done, for metrics."""
+
+    lists: int = 0
+    relists: int = 0
+    streams: int = 0
+    reconnects: int = 0
+    events: int = 0
+    malformed: int = 0
+    errors: int = 0
+    unauthorized: int = 0
+
+
+class _ContextLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every line with the cluster, and passes cluster and URL as structured extras."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = self.extra or {}
+        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return f"[{extra.get('cluster')}] Argo CD API: {msg}", kwargs
+
+
+class ArgoCDApiWatcher:
+    """The list -> stream -> re-list loop for the Applications of one Argo CD API server.
+
+    `start()` runs it as a named task, `stop()` cancels it and waits. Callbacks run inside the
+    loop, one at a time: a slow callback slows the stream, never reorders it (and makes the
+    server drop events, which the next re-list repairs). If a callback raises, the error is
+    logged and the loop re-lists after a backoff. `relist()` asks for a re-list at once.
+    """
+
+    def __init__(
+        self,
+        api: ArgoCDApi,
+        *,
+        on_list: OnList,
+        on_event: OnEvent,
+        projects: Sequence[str] = (),
+        selector: str | None = None,
+        backoff: Backoff | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        relist_interval: float = 300.0,
+        auth_retry: float = 60.0,
+        list_timeout: float = 60.0,
+        connect_timeout: float = 30.0,
+        max_line_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if relist_interval <= 0:
+            raise ValueError(f"relist_interval must be positive, got {relist_interval}")
+        self.api = api
+        self.cluster = api.cluster
+        self.projects = tuple(projects)
+        self.selector = selector or None
+        self._on_list = on_list
+        self._on_event = on_event
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._clock = clock
+        self._relist_interval = relist_interval
+        self._auth_retry = auth_retry
+        self._list_timeout = list_timeout
+        self._connect_timeout = connect_timeout
+        self._max_line_bytes = max_line_bytes
+        self._log = _ContextLog(logger, {"cluster": api.cluster, "url": api.url})
+        self._task: asyncio.Task[None] | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._listed_at = 0.0
+        self._relist_requested = False
+        self.unauthorized = False
+        self.resource_version: str | None = None
+        """The last resourceVersion seen ("" after a list without one); None: list next."""
+        self.counters = StreamCounters()
+        self.synced = asyncio.Event()
+        """Set once the first list has been handed to on_list."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ArgoCDApiConfig,
+        *,
+        on_list: OnList,
+        on_event: OnEvent,
+        environ: Mapping[str, str] = os.environ,
+        session: aiohttp.ClientSession | None = None,
+        **options: Any,
+    ) -> ArgoCDApiWatcher:
+        """The watcher of an `argocd_api` config entry (project and selector as configured)."""
+        api = ArgoCDApi.from_config(config, environ=environ, session=session)
+        projects = (config.project,) if config.project else ()
+        return cls(
+            api,
+            on_list=on_list,
+            on_event=on_event,
+            projects=projects,
+            selector=config.selector,
+            **options,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def task_name(self) -> str:
+        return f"argocd-api:{self.cluster}"
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop in a named task (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=self.task_name)
+            self._task.add_done_callback(self._report_end)
+        return self._task
+
+    async def stop(self) -> None:
+        """Cancel the loop, wait until its connection is closed, and close the API session."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.api.close()
+
+    def relist(self) -> None:
+        """Re-list as soon as possible (the current stream, if any, is closed)."""
+        self._relist_requested = True
+        if self._stream_task is not None and not self._stream_task.done():
+            self._stream_task.cancel()
+
+    def _report_end(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("stream loop ended", exc_info=task.exception())
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> NoReturn:
+        """List, stream, recover; forever (until cancelled). Never raises anything else."""
+        while True:
+            try:
+                await self._cycle()
+            except _Unauthorized as exc:
+                await self._after_unauthorized(exc)
+            except _StreamEnded as exc:
+                await self._after_error(exc, relist=False, level=logging.INFO)
+            except (ArgoCDApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                await self._after_error(exc, relist=False)
+            except _CallbackFailed as exc:
+                await self._after_error(exc.__cause__ or exc, relist=True)
+            except Exception as exc:
+                await self._after_error(exc, relist=True)
+
+    async def _cycle(self) -> None:
+        due = self._relist_requested or (self._clock() - self._listed_at >= self._relist_interval)
+        if self.resource_version is None or due:
+            await self._list()
+        else:
+            self.counters.reconnects += 1
+        remaining = self._relist_interval - (self._clock() - self._listed_at)
+        if remaining > 0:
+            await self._stream_until_relist(remaining)
+
+    async def _stream_until_relist(self, remaining: float) -> None:
+        """Stream until the re-list is due (or `relist()` is called), or the stream fails."""
+        stream = asyncio.create_task(self._stream(), name=f"{self.task_name}:stream")
+        timer = asyncio.create_task(_wait(self._sleep, remaining), name=f"{self.task_name}:relist")
+        self._stream_task = stream
+        try:
+            await asyncio.wait({stream, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stream_task = None
+            for task in (stream, timer):
+                task.cancel()
+            await asyncio.gather(stream, timer, return_exceptions=True)
+        if timer.done() and not timer.cancelled() and timer.exception() is None:
+            self._relist_requested = True
+            self._log.debug("periodic re-list is due")
+            return
+        if not stream.cancelled():
+            stream.result()
+
+    async def _after_unauthorized(self, exc: ArgoCDApiError) -> None:
+        self.counters.unauthorized += 1
+        self.resource_version = None
+        if not self.unauthorized:
+            self.unauthorized = True
+            where = f" (${self.api.token_env})" if self.api.token_env else ""
+            self._log.error(
+                "%s refused the token%s: %d %s; retrying every %.0fs",
+                self.api.url,
+                where,
+                exc.status,
+                exc.message,
+                self._auth_retry,
+            )
+        else:
+            self._log.debug("still refused: %d %s", exc.status, exc.message)
+        await self._sleep(self._auth_retry)
+
+    async def _after_error(
+        self, exc: BaseException, *, relist: bool, level: int = logging.WARNING
+    ) -> None:
+        self.counters.errors += 1
+        if relist:
+            self.resource_version = None
+        delay = self._backoff.next_delay()
+        then = (
+            "re-listing"
+            if self.resource_version is None
+            else f"resuming from resourceVersion {self.resource_version or '(none)'}"
+        )
+        if isinstance(exc, ArgoCDApiError | aiohttp.ClientError | TimeoutError | OSError):
+            self._log.log(level, "%s: %r; %s in %.2fs", self.api.url, exc, then, delay)
+        else:
+            self._log.error("stream loop failed; %s in %.2fs", then, delay, exc_info=exc)
+        await self._sleep(delay)
+
+    def _authorized(self) -> None:
+        if self.unauthorized:
+            self.unauthorized = False
+            self._log.warning("%s accepts the token again", self.api.url)
+
+    def _filters(self) -> Query:
+        query: Query = []
+        for project in self.projects:
+            # `projects` for current servers, `project` for those before the rename; a server
+            # that knows both reads `projects`.
+            query.append(("projects", project))
+            query.append(("project", project))
+        if self.selector:
+            query.append(("selector", self.selector))
+        return query
+
+    # -- list -----------------------------------------------------------------------------------
+
+    async def _list(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self._list_timeout)
+        async with asyncio.timeout(self._list_timeout):
+            response = await self.api.request(
+                ("api", "v1", "applications"), self._filters(), limits=timeout
+            )
+            try:
+                raw = await response.read()
+            finally:
+                response.release()
+        self._authorized()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ArgoCDApiError(200, "the application list is not JSON") from None
+        if not isinstance(body, dict):
+            raise ArgoCDApiError(200, "the application list is not a JSON object")
+        items = body.get("items") or []
+        if not isinstance(items, list):
+            raise ArgoCDApiError(200, "the application list has no list of items")
+        apps = [as_application(item) for item in items if isinstance(item, dict)]
+        if len(apps) != len(items):
+            self.counters.malformed += len(items) - len(apps)
+            self._log.warning("skipped %d list items that are not objects", len(items) - len(apps))
+        metadata = body.get("metadata")
+        version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+        try:
+            await self._on_list(self.cluster, apps)
+        except Exception as exc:
+            raise _CallbackFailed("on_list failed") from exc
+        self.counters.lists += 1
+        if self.counters.lists > 1:
+            self.counters.relists += 1
+        self.resource_version = version if isinstance(version, str) else ""
+        self._listed_at = self._clock()
+        self._relist_requested = False
+        self._backoff.reset()
+        self.synced.set()
+        self._log.debug(
+            "listed %d applications at resourceVersion %s", len(apps), self.resource_version
+        )
+
+    # -- stream ---------------------------------------------------------------------------------
+
+    async def _stream(self) -> None:
+        query = self._filters()
+        if self.resource_version:
+            query.append(("resourceVersion", self.resource_version))
+        self.counters.streams += 1
+        # No read timeout: the server sends nothing while nothing changes (not even headers,
+        # until the first event), and the re-list timer bounds every stream anyway.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout)
+        response = await self.api.request(
+            ("api", "v1", "stream", "applications"), query, limits=timeout
+        )
+        try:
+            self._authorized()
+            async with contextlib.aclosing(self._lines(response)) as lines:
+                async for line in lines:
+                    await self._handle_line(line)
+        finally:
+            response.close()
+        raise _StreamEnded(0, "the server closed the stream")
+
+    async def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+        """Complete non-empty lines of the stream."""
+        buffer = bytearray()
+        while True:
+            chunk = await response.content.readany()
+            if not chunk:
+                if buffer.strip():
+                    yield bytes(buffer)
+                return
+            buffer += chunk
+            while (end := buffer.find(b"\n")) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                if line.strip():
+                    yield line
+            if len(buffer) > self._max_line_bytes:
+                raise ArgoCDApiError(200, f"stream line longer than {self._max_line_bytes} bytes")
+
+    def _skip(self, why: str, line: bytes) -> None:
+        self.counters.malformed += 1
+        self._log.warning("skipping a stream line that %s: %r", why, line[:200])
+
+    async def _handle_line(self, line: bytes) -> None:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            self._skip("is not JSON", line)
+            return
+        if not isinstance(message, dict):
+            self._skip("is not a JSON object", line)
+            return
+        if "error" in message:
+            raise _error_from_line(message["error"])
+        result = message.get("result")
+        if not isinstance(result, dict):
+            self._skip("has no result object", line)
+            return
+        event_type = result.get("type")
+        app = result.get("application")
+        if event_type not in _WATCH_TYPES:
+            self._skip(f"has an unknown event type {event_type!r}", line)
+            return
+        if not isinstance(app, dict):
+            self._skip("has no application object", line)
+            return
+        self._backoff.reset()
+        self.counters.events += 1
+        try:
+            await self._on_event(self.cluster, event_type, as_application(app))
+        except Exception as exc:
+            raise _CallbackFailed(f"on_event failed on {event_type}") from exc
+        metadata = app.get("metadata")
+        version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+        if isinstance(version, str) and version:
+            self.resource_version = _newer(self.resource_version, version)
+
+
+async def _wait(sleep: Sleep, delay: float) -> None:
+    await sleep(delay)
+
+
+def _newer(held: str | None, seen: str) -> str:
+    """The later of two resourceVersions. The server compares them as integers and sends only
+    changes at or above the one given, so never step back to an older one."""
+    if held and held.isdigit() and seen.isdigit() and int(held) > int(seen):
+        return held
+    return seen
