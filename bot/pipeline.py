@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from config.routing import RouteMatch, match_routes
 from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
-from core.model import AppState, GitOpsEvent, Hint, Tool
+from core.model import AppKey, AppState, GitOpsEvent, Hint, Tool
 from core.policy import Action, Decision, PolicySettings, PolicyState
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
 
@@ -35,12 +35,15 @@ class Pipeline:
         self.config = config
         self.receivers = dict(receivers)
         self.policy_state = PolicyState()
+        self.states: dict[AppKey, AppState] = {}
+        """Every app as last seen: the store's app states, read once at load and written through."""
         self.stats: Counter[str] = Counter()
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._defaults = PolicySettings(grace=config.policy.grace)
 
     async def load(self) -> None:
         self.policy_state = await self.store.load_policy()
+        self.states = await self.store.all_states()
 
     async def close(self) -> None:
         await self.store.save_policy(self.policy_state)
@@ -60,13 +63,37 @@ class Pipeline:
         current = self._enrich(found)
         if watch_type == "DELETED":
             current = dataclasses.replace(current, deleted=True)
-        previous = await self.store.get_state(current.key)
+        previous = self.states.get(current.key)
         if previous is not None and _stale(previous, current):
             self.stats["stale"] += 1
             return "stale"
+        self.states[current.key] = current
         await self.store.put_state(current)
         await self._decide(detect(previous, current, now), now)
         return "observed"
+
+    async def relist(
+        self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
+    ) -> None:
+        """A full list of one resource: each object is observed, and every app held for it
+        (`covers`) that the list no longer has is observed as deleted. So a change made while
+        the watch was down is announced once, and nothing twice."""
+        listed: set[AppKey] = set()
+        for obj in objects:
+            found = normalize_object(obj, cluster, now)
+            if isinstance(found, AppState):
+                listed.add(found.key)
+            await self.observe(obj, cluster, "MODIFIED", now)
+        gone = [
+            state
+            for key, state in self.states.items()
+            if key.cluster == cluster and covers(key) and key not in listed and not state.deleted
+        ]
+        for state in gone:
+            deleted = dataclasses.replace(state, observed_at=now, deleted=True)
+            self.states[state.key] = deleted
+            await self.store.put_state(deleted)
+            await self._decide(detect(state, deleted, now), now)
 
     async def notify(self, body: Any, cluster: str, now: datetime) -> str:
         """A Flux notification-controller webhook body."""
@@ -79,7 +106,9 @@ class Pipeline:
     async def advance(self, now: datetime) -> None:
         """Let time pass: release problems whose grace is over."""
         self.policy_state, decisions = policy.tick(self.policy_state, now, self._defaults)
-        await self._deliver(decisions)
+        if decisions:
+            await self._deliver(decisions)
+            await self.store.save_policy(self.policy_state)
 
     async def finish(self) -> None:
         """End of a finite stream: what is still held is taken to persist and is announced."""
@@ -89,7 +118,7 @@ class Pipeline:
     # --- stages ----------------------------------------------------------------------------
 
     async def _hint(self, hint: Hint, now: datetime) -> str:
-        state = await self.store.get_state(hint.key)
+        state = self.states.get(hint.key)
         await self._decide(detect_hint(hint, state, now), now)
         return "hint"
 
@@ -114,6 +143,8 @@ class Pipeline:
                 self.policy_state, event, now, self._settings(event)
             )
             await self._deliver(decisions, was_open)
+        if events:
+            await self.store.save_policy(self.policy_state)
 
     async def _deliver(
         self, decisions: list[Decision], was_open: Mapping[str, GitOpsEvent] | None = None
