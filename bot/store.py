@@ -37,6 +37,7 @@ from core.codec import (
     parse_time,
     to_jsonable,
 )
+from core.immutable import PMap
 from core.model import AppKey, AppState
 from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds
 
@@ -318,15 +319,15 @@ class Store:
             held_rows = await self._fetchall("SELECT alert_key, held FROM policy_held")
             open_rows = await self._fetchall("SELECT alert_key, alert FROM policy_open")
             recent_rows = await self._fetchall("SELECT id, at FROM policy_recent ORDER BY rowid")
-        held = {h.alert_key: h for h in self._decode_rows(Held, held_rows)}
-        opened = {a.alert_key: a for a in self._decode_rows(OpenAlert, open_rows)}
+        held = self._decode_rows(Held, held_rows)
+        opened = self._decode_rows(OpenAlert, open_rows)
         recent: list[tuple[str, datetime]] = []
         for event_id, at in recent_rows:
             try:
                 recent.append((event_id, parse_time(at)))
             except CodecError as exc:
                 logger.warning("skipping unreadable id %s in %s: %s", event_id, self.path, exc)
-        state = PolicyState(held=held, open=opened, recent=RecentIds.of(recent))
+        state = PolicyState.of(held, opened, RecentIds.of(recent))
         self._policy = state
         return state
 
@@ -352,37 +353,40 @@ class Store:
         if not (held_put or held_gone or open_put or open_gone or recent_put or recent_gone):
             self._policy = state
             return
-        async with self._failing_as("saving the policy state"), self._transaction() as conn:
-            await conn.executemany(
+        writes = [
+            (
                 "DELETE FROM policy_held WHERE alert_key = ?",
                 [(_alert_key_text(k),) for k in held_gone],
-            )
-            await conn.executemany(
+            ),
+            (
                 "INSERT OR REPLACE INTO policy_held (alert_key, due, held) VALUES (?, ?, ?)",
                 [
                     (_alert_key_text(k), format_time(h.due), _dumps(to_jsonable(h)))
                     for k, h in held_put
                 ],
-            )
-            await conn.executemany(
+            ),
+            (
                 "DELETE FROM policy_open WHERE alert_key = ?",
                 [(_alert_key_text(k),) for k in open_gone],
-            )
-            await conn.executemany(
+            ),
+            (
                 "INSERT OR REPLACE INTO policy_open (alert_key, announced_at, alert) "
                 "VALUES (?, ?, ?)",
                 [
                     (_alert_key_text(k), format_time(a.announced_at), _dumps(to_jsonable(a)))
                     for k, a in open_put
                 ],
-            )
-            await conn.executemany(
-                "DELETE FROM policy_recent WHERE id = ?", [(i,) for i in recent_gone]
-            )
-            await conn.executemany(
+            ),
+            ("DELETE FROM policy_recent WHERE id = ?", [(i,) for i in recent_gone]),
+            (
                 "INSERT OR IGNORE INTO policy_recent (id, at) VALUES (?, ?)",
                 [(i, format_time(at)) for i, at in recent_put],
-            )
+            ),
+        ]
+        async with self._failing_as("saving the policy state"), self._transaction() as conn:
+            for sql, rows in writes:
+                if rows:
+                    await conn.executemany(sql, rows)
         self._policy = state
 
     # Audit log
@@ -495,27 +499,36 @@ class Store:
 
 
 def _changes(
-    old: Mapping[AlertKey, Any], new: Mapping[AlertKey, Any]
+    old: PMap[AlertKey, Any], new: PMap[AlertKey, Any]
 ) -> tuple[list[tuple[AlertKey, Any]], list[AlertKey]]:
+    """What to write and delete to go from `old` to `new`: only the buckets that differ."""
+    put: list[tuple[AlertKey, Any]] = []
+    gone: list[AlertKey] = []
     if old is new:
-        return [], []
-    put = [(k, v) for k, v in new.items() if old.get(k) is not v]
-    gone = [k for k in old if k not in new]
+        return put, gone
+    for old_bucket, new_bucket in zip(old.buckets, new.buckets, strict=True):
+        if old_bucket is new_bucket:
+            continue
+        put.extend((k, v) for k, v in new_bucket.items() if old_bucket.get(k) is not v)
+        gone.extend(k for k in old_bucket if k not in new_bucket)
     return put, gone
 
 
 def _recent_changes(old: RecentIds, new: RecentIds) -> tuple[list[tuple[str, datetime]], list[str]]:
     """Chunks are never changed in place: compare them by identity, then look inside the few
-    that differ (usually only the newest)."""
+    that differ (usually only the newest, grown by a few ids)."""
     if old is new:
         return [], []
     old_chunks = {id(c) for c in old.chunks}
     new_chunks = {id(c) for c in new.chunks}
     added = [c for c in new.chunks if id(c) not in old_chunks]
     dropped = [c for c in old.chunks if id(c) not in new_chunks]
+    stored: set[str] = set()
+    for chunk in dropped:
+        stored.update(chunk)
     fresh: set[str] = set()
     for chunk in added:
         fresh.update(chunk)
-    put = [(i, at) for chunk in added for i, at in chunk.items()]
-    gone = [i for chunk in dropped for i in chunk if i not in fresh]
+    put = [(i, at) for chunk in added for i, at in chunk.items() if i not in stored]
+    gone = [i for i in stored if i not in fresh]
     return put, gone

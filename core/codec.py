@@ -120,11 +120,7 @@ def policy_state_from_dict(data: object) -> PolicyState:
         raise CodecError(f"PolicyState: expected an object, got {_show(data)}")
     held = [from_jsonable(Held, h) for h in _list(data.get("held", []), "PolicyState.held")]
     opened = [from_jsonable(OpenAlert, a) for a in _list(data.get("open", []), "PolicyState.open")]
-    return PolicyState(
-        held={h.alert_key: h for h in held},
-        open={a.alert_key: a for a in opened},
-        recent=recent_ids_from_list(data.get("recent", [])),
-    )
+    return PolicyState.of(held, opened, recent_ids_from_list(data.get("recent", [])))
 
 
 def recent_ids_to_list(recent: RecentIds) -> list[list[str]]:

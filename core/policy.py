@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
+from core.immutable import PMap, SortedChunks
 from core.model import (
     PROBLEM_KINDS,
     RECOVERY_KINDS,
@@ -151,11 +152,18 @@ class RecentIds:
     chunk and pruning drops whole chunks from the old end: cheap with tens of thousands of ids.
     """
 
-    __slots__ = ("chunks",)
+    __slots__ = ("_index", "_newest", "chunks")
 
-    def __init__(self, chunks: tuple[Mapping[str, datetime], ...] = ()) -> None:
+    def __init__(
+        self,
+        chunks: tuple[Mapping[str, datetime], ...] = (),
+        index: PMap[str, datetime] | None = None,
+        newest: tuple[datetime, ...] | None = None,
+    ) -> None:
         self.chunks = chunks
         """Read-only: the store saves only chunks it has not seen (by identity)."""
+        self._index = index if index is not None else PMap(self.items())
+        self._newest = newest if newest is not None else tuple(max(c.values()) for c in chunks)
 
     @classmethod
     def of(cls, pairs: Iterable[tuple[str, datetime]]) -> RecentIds:
@@ -171,10 +179,10 @@ class RecentIds:
         return cls(tuple(chunks))
 
     def __contains__(self, event_id: object) -> bool:
-        return any(event_id in chunk for chunk in reversed(self.chunks))
+        return event_id in self._index
 
     def __len__(self) -> int:
-        return sum(len(chunk) for chunk in self.chunks)
+        return len(self._index)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecentIds):
@@ -191,11 +199,17 @@ class RecentIds:
             yield from chunk.items()
 
     def add(self, event_id: str, at: datetime) -> RecentIds:
-        if event_id in self:
+        if event_id in self._index:
             return self
-        if self.chunks and len(self.chunks[-1]) < _CHUNK:
-            return RecentIds((*self.chunks[:-1], {**self.chunks[-1], event_id: at}))
-        return RecentIds((*self.chunks, {event_id: at}))
+        index = self._index.set(event_id, at)
+        chunks, newest = self.chunks, self._newest
+        if chunks and len(chunks[-1]) < _CHUNK:
+            return RecentIds(
+                (*chunks[:-1], {**chunks[-1], event_id: at}),
+                index,
+                (*newest[:-1], max(newest[-1], at)),
+            )
+        return RecentIds((*chunks, {event_id: at}), index, (*newest, at))
 
     def prune(self, older_than: datetime, keep_at_most: int) -> RecentIds:
         """Drop whole chunks from the old end: those all older than `older_than`, then as many
@@ -204,22 +218,77 @@ class RecentIds:
         total = len(self)
         start = 0
         while start < len(chunks):
-            chunk = chunks[start]
-            if max(chunk.values()) < older_than or total - len(chunk) >= keep_at_most:
-                total -= len(chunk)
+            if self._newest[start] < older_than or total - len(chunks[start]) >= keep_at_most:
+                total -= len(chunks[start])
                 start += 1
             else:
                 break
-        return self if start == 0 else RecentIds(chunks[start:])
+        if start == 0:
+            return self
+        gone = [event_id for chunk in chunks[:start] for event_id in chunk]
+        return RecentIds(chunks[start:], self._index.remove(*gone), self._newest[start:])
+
+
+_Due = tuple[datetime, str, AlertKey]
+"""An entry of the due queue: when, which event, which held slot."""
+
+
+def _due_order(entry: _Due) -> datetime:
+    return entry[0]
+
+
+def _due_queue(held: Iterable[Held] = ()) -> SortedChunks[_Due]:
+    """Held problems by due time; equal times in the order they were held (by id when loaded)."""
+    ordered = sorted(held, key=lambda h: (h.due, h.event.id))
+    return SortedChunks.of(_due_order, ((h.due, h.event.id, h.alert_key) for h in ordered))
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyState:
-    """Everything the policy remembers; persisted by the store, never mutated in place."""
+    """Everything the policy remembers; persisted by the store, never changed in place.
 
-    held: Mapping[AlertKey, Held] = field(default_factory=dict)
-    open: Mapping[AlertKey, OpenAlert] = field(default_factory=dict)
+    Updates share what they do not touch (see core.immutable), so one event costs the same
+    with ten apps or ten thousand. `due` orders the held problems by due time; an entry whose
+    problem was cancelled stays there and is skipped when its time comes.
+    """
+
+    held: PMap[AlertKey, Held] = field(default_factory=PMap)
+    open: PMap[AlertKey, OpenAlert] = field(default_factory=PMap)
     recent: RecentIds = field(default_factory=RecentIds)
+    due: SortedChunks[_Due] = field(default_factory=_due_queue, compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        held: Iterable[Held] = (),
+        open: Iterable[OpenAlert] = (),
+        recent: RecentIds | None = None,
+    ) -> PolicyState:
+        """A state from plain values (as loaded from storage)."""
+        held = list(held)
+        return cls(
+            held=PMap((h.alert_key, h) for h in held),
+            open=PMap((a.alert_key, a) for a in open),
+            recent=recent or RecentIds(),
+            due=_due_queue(held),
+        )
+
+
+def _update(
+    state: PolicyState,
+    *,
+    held: PMap[AlertKey, Held] | None = None,
+    open: PMap[AlertKey, OpenAlert] | None = None,
+    recent: RecentIds | None = None,
+    due: SortedChunks[_Due] | None = None,
+) -> PolicyState:
+    """`state` with the given parts replaced (dataclasses.replace, without its overhead)."""
+    return PolicyState(
+        state.held if held is None else held,
+        state.open if open is None else open,
+        state.recent if recent is None else recent,
+        state.due if due is None else due,
+    )
 
 
 class Outcome(NamedTuple):
@@ -231,16 +300,6 @@ class Outcome(NamedTuple):
 
 
 Stage = Callable[[PolicyState, GitOpsEvent, datetime, PolicySettings], Outcome]
-
-
-V = TypeVar("V")
-
-
-def _without(mapping: Mapping[AlertKey, V], keys: Iterable[AlertKey]) -> dict[AlertKey, V]:
-    result = dict(mapping)
-    for key in keys:
-        result.pop(key, None)
-    return result
 
 
 def drop_duplicates(
@@ -278,9 +337,14 @@ def hold_in_grace(
     if event.kind in PROBLEM_KINDS:
         if settings.grace <= timedelta(0) or event.kind in settings.immediate:
             return Outcome(state, event, [])
-        held = {**state.held, (event.key, event.kind): Held(event, now + settings.grace)}
+        key = (event.key, event.kind)
+        held = Held(event, now + settings.grace)
         return Outcome(
-            dataclasses.replace(state, held=held),
+            _update(
+                state,
+                held=state.held.set(key, held),
+                due=state.due.push((held.due, event.id, key)),
+            ),
             None,
             [Decision(event, Action.HOLD, Reason.IN_GRACE)],
         )
@@ -289,7 +353,7 @@ def hold_in_grace(
         cancelled = [state.held[k] for k in targets if k in state.held]
         if not cancelled:
             return Outcome(state, event, [])
-        new_state = dataclasses.replace(state, held=_without(state.held, targets))
+        new_state = _update(state, held=state.held.remove(*targets))
         decisions = [Decision(h.event, Action.SUPPRESS, Reason.GRACE) for h in cancelled]
         closes_open = any(k in state.open for k in targets)
         if event.kind in INFORMATIVE_RECOVERIES or closes_open:
@@ -301,7 +365,7 @@ def hold_in_grace(
         dropped = [state.held[k] for k in targets if k in state.held]
         if not dropped:
             return Outcome(state, event, [])
-        new_state = dataclasses.replace(state, held=_without(state.held, targets))
+        new_state = _update(state, held=state.held.remove(*targets))
         decisions = [Decision(h.event, Action.SUPPRESS, Reason.DELETED) for h in dropped]
         return Outcome(new_state, event, decisions)
     return Outcome(state, event, [])
@@ -320,9 +384,9 @@ def announce(
     if event.kind in PROBLEM_KINDS:
         if key in state.open:
             return Outcome(state, None, [Decision(event, Action.SUPPRESS, Reason.ALREADY_OPEN)])
-        new_state = dataclasses.replace(
+        new_state = _update(
             state,
-            open={**state.open, key: OpenAlert(event, now)},
+            open=state.open.set(key, OpenAlert(event, now)),
             recent=state.recent.add(event.id, event.occurred_at),
         )
         return Outcome(new_state, None, [Decision(event, Action.SEND, Reason.IMMEDIATE)])
@@ -337,14 +401,14 @@ def announce(
             return Outcome(state, None, [Decision(event, Action.SUPPRESS, Reason.NOTHING_OPEN)])
         else:
             reason = Reason.NEW
-        new_state = dataclasses.replace(
+        new_state = _update(
             state,
-            open=_without(state.open, targets) if closed else state.open,
+            open=state.open.remove(*targets),
             recent=state.recent.add(event.id, event.occurred_at),
         )
         decision = Decision(event, Action.SEND, reason, tuple(a.id for a in closed))
         return Outcome(new_state, None, [decision])
-    new_state = dataclasses.replace(state, recent=state.recent.add(event.id, event.occurred_at))
+    new_state = _update(state, recent=state.recent.add(event.id, event.occurred_at))
     return Outcome(new_state, None, [Decision(event, Action.SEND, Reason.NEW)])
 
 
@@ -378,7 +442,7 @@ def _release(
     settings: PolicySettings,
     reason: Reason,
 ) -> tuple[PolicyState, list[Decision]]:
-    state = dataclasses.replace(state, held=_without(state.held, [held.alert_key]))
+    state = _update(state, held=state.held.remove(held.alert_key))
     state, decisions = _through(_AFTER_GRACE, state, held.event, now, settings)
     return state, [
         dataclasses.replace(d, reason=reason)
@@ -409,16 +473,20 @@ def tick(
     state: PolicyState, now: datetime, settings: PolicySettings = DEFAULT_SETTINGS
 ) -> tuple[PolicyState, list[Decision]]:
     """Release held problems whose grace has passed by `now`, and forget old ids (pure)."""
-    due = sorted(
-        (h for h in state.held.values() if h.due <= now), key=lambda h: (h.due, h.event.id)
-    )
     decisions: list[Decision] = []
-    for held in due:
-        state, released = _release(state, held, now, settings, Reason.GRACE_PASSED)
-        decisions.extend(released)
+    first = state.due.first()
+    if first is not None and first[0] <= now:
+        entries, queue = state.due.pop_while(lambda entry: entry[0] <= now)
+        state = _update(state, due=queue)
+        for due, event_id, key in entries:
+            held = state.held.get(key)
+            if held is None or held.event.id != event_id or held.due != due:
+                continue
+            state, released = _release(state, held, now, settings, Reason.GRACE_PASSED)
+            decisions.extend(released)
     recent = state.recent.prune(now - settings.remember_for, settings.remember_max)
     if recent is not state.recent:
-        state = dataclasses.replace(state, recent=recent)
+        state = _update(state, recent=recent)
     return state, decisions
 
 
@@ -433,7 +501,7 @@ def flush(
     for held in sorted(state.held.values(), key=lambda h: (h.due, h.event.id)):
         state, released = _release(state, held, held.due, settings, Reason.FLUSHED)
         decisions.extend(released)
-    return state, decisions
+    return _update(state, due=_due_queue()), decisions
 
 
 def sent(decisions: Iterable[Decision]) -> list[GitOpsEvent]:

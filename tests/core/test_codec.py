@@ -113,9 +113,9 @@ def test_policy_state_round_trip(
     opened: list[tuple[GitOpsEvent, datetime]],
     recent: list[tuple[str, datetime]],
 ) -> None:
-    state = PolicyState(
-        held={(e.key, e.kind): Held(e, e.occurred_at + timedelta(seconds=60)) for e in held},
-        open={(e.key, e.kind): OpenAlert(e, at) for e, at in opened},
+    state = PolicyState.of(
+        held=[Held(e, e.occurred_at + timedelta(seconds=60)) for e in held],
+        open=[OpenAlert(e, at) for e, at in opened],
         recent=RecentIds.of(recent),
     )
     back = policy_state_from_dict(through_json(policy_state_to_dict(state)))

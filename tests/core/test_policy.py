@@ -64,6 +64,10 @@ def summary(decisions: list[Decision]) -> list[tuple[str, str, str]]:
     return [(d.event.kind.value, d.action.value, d.reason.value) for d in decisions]
 
 
+def offer_once(event: GitOpsEvent) -> list[Step]:
+    return [(0, event)]
+
+
 DRIFT = ev(K.DRIFT_DETECTED, 0)
 DRIFT_2 = ev(K.DRIFT_DETECTED, 120)
 RESOLVED_30 = ev(K.DRIFT_RESOLVED, 30)
@@ -151,7 +155,7 @@ TABLE: list[tuple[str, list[Step], PolicySettings, list[tuple[str, str, str]]]] 
     *[
         (
             f"pure recovery {kind} with nothing open",
-            [(0, ev(kind, 0))],
+            offer_once(ev(kind, 0)),
             DEFAULT,
             [(kind.value, "suppress", "nothing_open")],
         )
@@ -375,7 +379,7 @@ def scenarios(draw: st.DrawFn) -> tuple[PolicySettings, list[tuple[int, GitOpsEv
     return PolicySettings(grace=timedelta(seconds=grace)), steps
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_property_no_second_announcement_no_orphan_recovery(
     scenario: tuple[PolicySettings, list[tuple[int, GitOpsEvent | None]]],
