@@ -36,6 +36,9 @@ def facts(event: GitOpsEvent, *, problem_start: datetime | None = None) -> list[
         rows.append(Fact(phrases.LABEL_REVISION, event.revision))
     if event.previous_revision and event.previous_revision != event.revision:
         rows.append(Fact(phrases.LABEL_PREVIOUS_REVISION, event.previous_revision))
+    commit = phrases.commit(event.commit_subject, event.commit_author)
+    if commit:
+        rows.append(Fact(phrases.LABEL_COMMIT, commit))
     if event.chart_version:
         chart = event.chart_version
         if event.previous_chart_version and event.previous_chart_version != chart:
@@ -52,7 +55,8 @@ def facts(event: GitOpsEvent, *, problem_start: datetime | None = None) -> list[
     rows.append(Fact(label, phrases.time_utc(event.occurred_at)))
     if event.project:
         rows.append(Fact(phrases.LABEL_PROJECT, event.project))
-    return [Fact(row.label, truncate(one_line(row.value), MAX_FACT)) for row in rows]
+    rows = [Fact(row.label, truncate(one_line(row.value), MAX_FACT)) for row in rows]
+    return [row for row in rows if row.value]
 
 
 def resources(event: GitOpsEvent) -> tuple[list[str], int]:

@@ -50,8 +50,8 @@ def slack(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_TEAMS_SPECIAL = re.compile(r"([\\*_\[\]`#<>~|])")
-_TEAMS_LINE_START = re.compile(r"(?m)^(\s*)([-+]|\d+\.)(?=\s|$)")
+_TEAMS_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_[]`#<>~|"})
+_TEAMS_LINE_START = re.compile(r"(?m)^([ \t]*)([-+]|\d+\.)(?=[ \t\n]|$)")
 
 
 def teams(text: str) -> str:
@@ -59,7 +59,7 @@ def teams(text: str) -> str:
 
     `{{` is broken with a zero-width space so that it is not read as a DATE()/TIME() function.
     """
-    text = _TEAMS_SPECIAL.sub(r"\\\1", text)
+    text = text.translate(_TEAMS_SPECIAL)
     text = _TEAMS_LINE_START.sub(_escape_list_marker, text)
     return text.replace("{{", "{\u200b{")
 
@@ -83,11 +83,13 @@ def truncate(text: str, limit: int) -> str:
 def fit(text: str, limit: int, escape: Escaper = plain) -> str:
     """`escape(text)`, cut so that the result (with its ellipsis) has at most `limit` characters.
 
-    The cut is made in the raw text, so an escape sequence is never split.
+    The cut is made in the raw text, so an escape sequence is never split. Escapers never
+    shorten text, so a raw text over the limit is cut without escaping all of it.
     """
-    escaped = escape(text)
-    if len(escaped) <= limit:
-        return escaped
+    if len(text) <= limit:
+        escaped = escape(text)
+        if len(escaped) <= limit:
+            return escaped
     if limit <= 0:
         return ""
     budget = limit - len(ELLIPSIS)

@@ -9,6 +9,7 @@ are inert. Values are folded onto one line and shortened before they are escaped
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,7 @@ AUTOMATED = "automated"
 LABEL_WHERE = "Where"
 LABEL_REVISION = "Revision"
 LABEL_PREVIOUS_REVISION = "Previous revision"
+LABEL_COMMIT = "Commit"
 LABEL_CHART_VERSION = "Chart version"
 LABEL_ACTOR = "Initiated by"
 LABEL_SINCE = "Since"
@@ -41,6 +43,8 @@ LABEL_OUT_OF_SYNC = "Out of sync"
 LABEL_MESSAGE = "Controller message"
 LABEL_LINK = "Link"
 LABEL_APPS = "Apps"
+LABEL_CLUSTER = "Cluster"
+LABEL_TOOL = "Tool"
 LABEL_EARLIER_ALERT = "Earlier alert"
 
 BUTTON_ACK = "Acknowledge"
@@ -90,10 +94,8 @@ def duration(delta: timedelta) -> str:
 def time_utc(moment: datetime) -> str:
     """`2026-11-20 09:40 UTC` (naive datetimes are taken as UTC)."""
     if moment.utcoffset() is not None:
-        try:
+        with suppress(OverflowError):  # within hours of year 1 or 9999: shown as given
             moment = moment.astimezone(UTC)
-        except OverflowError:  # within hours of year 1 or 9999: show it as given
-            pass
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -123,6 +125,14 @@ def actor_label(actor: str) -> str:
     """Who initiated, for a detail line (unescaped)."""
     who = one_line(actor)
     return "automation (auto-sync)" if who.lower() == AUTOMATED else who
+
+
+def commit(subject: str, author: str) -> str:
+    """`Fix checkout timeout (by alice)`, `by alice`, or the subject alone (unescaped)."""
+    subject, author = one_line(subject), one_line(author)
+    if subject and author:
+        return f"{subject} (by {author})"
+    return subject or (f"by {author}" if author else "")
 
 
 def more(count: int) -> str:

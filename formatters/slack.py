@@ -145,8 +145,8 @@ def mention_tokens(mention: Iterable[str]) -> list[str]:
 
 
 _SPECIAL_MENTIONS = {"here": "<!here>", "channel": "<!channel>", "everyone": "<!everyone>"}
-_USER_ID = re.compile(r"<?@?(?P<id>[UW][A-Z0-9]{2,40})(\|[^>]*)?>?")
-_GROUP_ID = re.compile(r"<?!?(subteam\^)?(?P<id>S[A-Z0-9]{2,40})(\|[^>]*)?>?")
+_USER_ID = re.compile(r"<?@?(?P<id>[UW](?=[A-Z]*[0-9])[A-Z0-9]{2,40})(\|[^>]*)?>?")
+_GROUP_ID = re.compile(r"<?!?(subteam\^)?(?P<id>S(?=[A-Z]*[0-9])[A-Z0-9]{2,40})(\|[^>]*)?>?")
 
 
 def _mention_token(entry: str) -> str:
@@ -242,8 +242,9 @@ def _group_message(group: EventGroup, headline: str, tokens: list[str], budget: 
     if members:
         blocks.append(_section(members, BLOCK_MEMBERS, MAX_SECTION_TEXT))
     context = [phrases.tool_name(group.tool), _date(group.events[0].occurred_at)]
-    if group.revision:
-        context.insert(1, esc.fit(esc.one_line(group.revision), budget.fact, esc.slack))
+    revision = esc.one_line(group.revision)
+    if revision:
+        context.insert(1, esc.fit(revision, budget.fact, esc.slack))
     blocks.append(_context([" · ".join(context)]))
     text = f"{mentions} {headline}" if mentions else headline
     return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}

@@ -175,12 +175,15 @@ def _group_card(group: EventGroup, budget: _Budget) -> Card:
     if breakdown:
         body.append(_text(esc.teams(breakdown), subtle=True, spacing="None"))
     facts = []
-    if group.cluster:
-        facts.append({"title": "Cluster", "value": esc.fit(group.cluster, budget.fact, esc.teams)})
-    if group.revision:
-        value = esc.fit(esc.one_line(group.revision), budget.fact, esc.teams)
+    cluster, revision = esc.one_line(group.cluster), esc.one_line(group.revision)
+    if cluster:
+        facts.append(
+            {"title": phrases.LABEL_CLUSTER, "value": esc.fit(cluster, budget.fact, esc.teams)}
+        )
+    if revision:
+        value = esc.fit(revision, budget.fact, esc.teams)
         facts.append({"title": phrases.LABEL_REVISION, "value": value})
-    facts.append({"title": "Tool", "value": phrases.tool_name(group.tool)})
+    facts.append({"title": phrases.LABEL_TOOL, "value": phrases.tool_name(group.tool)})
     facts.append({"title": phrases.LABEL_APPS, "value": str(group.count)})
     first = min(e.occurred_at for e in group.events) if _comparable(group) else None
     if first is not None:

@@ -109,7 +109,9 @@ def _button(element: Any, at: str, action_ids: list[str]) -> list[str]:
         problems.append(f"button value over {MAX_BUTTON_VALUE} [{at}/value]")
     url = element.get("url")
     if url is not None and (
-        not isinstance(url, str) or len(url) > MAX_URL or not url.startswith(("http://", "https://"))
+        not isinstance(url, str)
+        or len(url) > MAX_URL
+        or not url.startswith(("http://", "https://"))
     ):
         problems.append(f"bad button url [{at}/url]")
     return problems

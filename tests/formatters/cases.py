@@ -104,4 +104,3 @@ HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
 ]
 
 CASE_IDS = [case[0] for case in HEADLINES]
-

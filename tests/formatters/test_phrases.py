@@ -83,9 +83,7 @@ def test_an_unnamed_app_still_reads_as_a_sentence() -> None:
 
 
 def test_storm_headline() -> None:
-    members = [
-        event(EventKind.DRIFT_DETECTED, flux_state(name=f"app-{i}")) for i in range(37)
-    ]
+    members = [event(EventKind.DRIFT_DETECTED, flux_state(name=f"app-{i}")) for i in range(37)]
     group = EventGroup.of(members)
     assert phrases.group_headline(group) == "37 apps drifted on prod after revision main@67e2c98"
 

@@ -14,7 +14,10 @@ DIGEST = "4e5cbb7b97d00a8039be97ebd37b4a8c2d8d8f4bc2c8b2a0e6e4d6f2c6a1b3c9"
     [
         ("ea8759964626a583667a2bfd08f334ec2070040a", "ea87599"),
         ("main@sha1:67e2c98a60dc92283531412a9e604dd4bae005a9", "main@67e2c98"),
-        ("refs/heads/main@sha1:67e2c98a60dc92283531412a9e604dd4bae005a9", "refs/heads/main@67e2c98"),
+        (
+            "refs/heads/main@sha1:67e2c98a60dc92283531412a9e604dd4bae005a9",
+            "refs/heads/main@67e2c98",
+        ),
         ("v1.2.3@sha1:67e2c98a60dc92283531412a9e604dd4bae005a9", "v1.2.3@67e2c98"),
         ("main/731f7eaddfb6af01cb2173e18f0f75b0ba780ef1", "main@731f7ea"),
         ("master/67e2c98a60dc92283531412a9e604dd4bae005a9", "master@67e2c98"),

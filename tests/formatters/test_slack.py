@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +27,7 @@ HOSTILE = "<!channel> <@U123> <https://evil|x> <!subteam^S1> & <#C1>"
 
 
 def _texts(message: dict[str, Any]) -> str:
-    return "\n".join(
-        str(node) for node in _walk(message) if isinstance(node, str)
-    )
+    return "\n".join(str(node) for node in _walk(message) if isinstance(node, str))
 
 
 def _walk(node: Any) -> list[Any]:
@@ -75,7 +74,11 @@ def test_the_validator_catches_what_slack_refuses() -> None:
                         "action_id": "a",
                         "value": "v" * 2001,
                     },
-                    {"type": "button", "text": {"type": "plain_text", "text": "t"}, "action_id": "a"},
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "t"},
+                        "action_id": "a",
+                    },
                 ],
             },
         ]
@@ -100,6 +103,7 @@ def test_the_validator_catches_what_slack_refuses() -> None:
 
 def test_details_fields_and_buttons() -> None:
     ev = event(EventKind.DEPLOY_FAILED, previous_revision=OLD_SHA, actor="alice@example.com")
+    ev = replace(ev, commit_subject="Fix checkout timeout", commit_author="Jane Doe")
     message = render_slack(ev)
     assert_valid_slack(message)
     assert validate_blocks(message["blocks"], MAX_MESSAGE_BLOCKS) == []
@@ -108,6 +112,7 @@ def test_details_fields_and_buttons() -> None:
     assert f"*Previous revision*\n{OLD_SHA}" in fields
     assert "*Initiated by*\nalice@example.com" in fields
     assert "*Since*\n2026-11-20 09:40 UTC" in fields
+    assert "*Commit*\nFix checkout timeout (by Jane Doe)" in fields
     resources = message["blocks"][2]["text"]["text"]
     assert resources.startswith("*Out of sync (2)*\n• Service/test-lla/test-lla")
     quote = message["blocks"][3]["text"]["text"]
@@ -153,7 +158,17 @@ def test_message_is_a_quote_without_code_fences() -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["name", "cluster", "namespace", "message", "revision", "project", "resources", "actor"],
+    [
+        "name",
+        "cluster",
+        "namespace",
+        "message",
+        "revision",
+        "project",
+        "resources",
+        "actor",
+        "commit",
+    ],
 )
 def test_control_sequences_from_the_cluster_are_harmless(field: str) -> None:
     changes: dict[str, Any] = {}
@@ -162,12 +177,16 @@ def test_control_sequences_from_the_cluster_are_harmless(field: str) -> None:
         changes["out_of_sync_resources"] = (ResourceRef("Secret", "<!here>", HOSTILE),)
     elif field == "actor":
         kwargs["actor"] = HOSTILE
+    elif field == "commit":
+        pass
     elif field == "revision":
         kwargs["previous_revision"] = HOSTILE
         changes["revision"] = HOSTILE
     else:
         changes[field] = HOSTILE
     ev = event(EventKind.DEPLOY_FAILED, argocd_state(**changes), **kwargs)
+    if field == "commit":
+        ev = replace(ev, commit_subject=HOSTILE, commit_author="<!everyone>")
     assert "&lt;!channel&gt;" in _texts(render_slack(ev))
     for message in (
         render_slack(ev),

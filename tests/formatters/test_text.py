@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -57,13 +58,23 @@ def test_chart_version_and_its_change() -> None:
 
 def test_resources_end_with_and_n_more() -> None:
     refs = tuple(ResourceRef("Deployment", "shop", f"web-{i}") for i in range(50))
-    ev = event(EventKind.DRIFT_DETECTED, argocd_state(out_of_sync_resources=refs), resource_count=73)
+    ev = event(
+        EventKind.DRIFT_DETECTED, argocd_state(out_of_sync_resources=refs), resource_count=73
+    )
     text = render_text(ev)
     assert "out of sync (73):   Deployment/shop/web-0" in text
     assert "Deployment/shop/web-4\n" in text
     assert "web-5" not in text
     lines = [line.strip() for line in text.splitlines()]
     assert lines[lines.index("Deployment/shop/web-4") + 1] == "and 68 more"
+
+
+def test_commit_subject_and_author() -> None:
+    ev = replace(
+        event(EventKind.DEPLOY_SUCCEEDED), commit_subject="Bump podinfo\nbody", commit_author="Jane"
+    )
+    assert "commit:             Bump podinfo body (by Jane)" in render_text(ev)
+    assert "commit:" not in render_text(event(EventKind.DEPLOY_SUCCEEDED))
 
 
 def test_multiline_message_stays_indented() -> None:
