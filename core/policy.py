@@ -269,7 +269,7 @@ class PolicyState:
         return cls(
             held=PMap((h.alert_key, h) for h in held),
             open=PMap((a.alert_key, a) for a in open),
-            recent=recent or RecentIds(),
+            recent=RecentIds() if recent is None else recent,
             due=_due_queue(held),
         )
 
