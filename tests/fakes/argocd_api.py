@@ -251,21 +251,24 @@ class FakeArgoCDAPI:
 
     def _admit(self, request: web.Request, endpoint: Endpoint) -> web.Response | None:
         """The error answer for a request that gets one (auth, injected fault), else None."""
-        query = {key: request.query.getall(key) for key in request.query}
-        authorization = request.headers.get("Authorization", "")
-        status = 200
         answer: web.Response | None = None
-        if authorization != f"Bearer {self.token}":
-            status, answer = 401, _error(401, "no session information")
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            answer = _error(401, "no session information")
         else:
             for index, fault in enumerate(self._faults):
                 if fault.on == endpoint:
                     del self._faults[index]
-                    status, answer = fault.status, _error(fault.status, fault.message)
+                    answer = _error(fault.status, fault.message)
                     break
+        if answer is not None:
+            self._record(request, endpoint, answer.status)
+        return answer
+
+    def _record(self, request: web.Request, endpoint: Endpoint, status: int) -> None:
+        query = {key: request.query.getall(key) for key in request.query}
+        authorization = request.headers.get("Authorization", "")
         self.requests.append(RecordedRequest(endpoint, request.path, query, authorization, status))
         self._notify()
-        return answer
 
     def _selected(self, request: web.Request) -> list[dict[str, Any]]:
         projects = set(request.query.getall("projects", [])) or set(
@@ -282,6 +285,7 @@ class FakeArgoCDAPI:
     async def _list(self, request: web.Request) -> web.Response:
         if (answer := self._admit(request, "list")) is not None:
             return answer
+        self._record(request, "list", 200)
         body = {
             "metadata": {"resourceVersion": self.resource_version},
             "items": [copy.deepcopy(app) for app in self._selected(request)],
@@ -305,6 +309,7 @@ class FakeArgoCDAPI:
             for app in self._selected(request):
                 stream.queue.put_nowait(_result("ADDED", copy.deepcopy(app)))
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        self._record(request, "stream", 200)
         self._streams.append(stream)
         self._notify()
         try:
@@ -332,9 +337,13 @@ class FakeArgoCDAPI:
             return answer
         if self._hang_metadata:
             self._hang_metadata -= 1
+            self._record(request, "metadata", 0)  # 0: no answer
             await self._release.wait()
+            return _error(503, "server is shutting down")
         key = (request.match_info["name"], request.match_info["revision"])
         body = self.revision_metadata.get(key)
         if body is None:
+            self._record(request, "metadata", 404)
             return _error(404, f"revision {key[1]} of {key[0]} not found")
+        self._record(request, "metadata", 200)
         return web.Response(body=orjson.dumps(body), content_type="application/json")

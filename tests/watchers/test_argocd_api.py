@@ -7,6 +7,7 @@ advances it, so backoff delays and the periodic re-list are asserted without wai
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -71,6 +72,10 @@ class VirtualTime:
     def _poke(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def contains(items: list[float], item: float) -> bool:
+    return item in items
 
 
 class Recorder:
@@ -250,7 +255,7 @@ async def test_failures_back_off_exponentially_and_an_event_resets_the_backoff(
     h.server.fail_next(500, on="stream", count=3)
     watcher = h.start()
     for delay in (1.0, 2.0, 4.0):
-        await h.time.wait_sleeping(lambda delays, d=delay: d in delays)
+        await h.time.wait_sleeping(functools.partial(contains, item=delay))
         await h.time.advance(delay)
     await h.streaming()
     h.server.put(app("checkout"))
