@@ -8,11 +8,12 @@ import fnmatch
 import json
 import re
 import shlex
+import sys
 import tomllib
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.deploy.tools import ROOT, require_hadolint, run
 from tests.deploy.workload import UID
@@ -182,18 +183,25 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml force-includes config/examples, which the config package already "
-    "holds: hatchling refuses to build the wheel (a second file at config/examples/.keep). "
-    "Remove this marker once the force-include table is gone.",
-)
-def test_wheel_config_adds_no_file_twice() -> None:
-    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
-        "targets"
-    ]["wheel"]
-    packages = wheel["packages"]
-    for target in wheel.get("force-include", {}).values():
-        assert not any(target == p or target.startswith(p + "/") for p in packages), (
-            f"force-include puts {target} inside a package the wheel already contains"
-        )
+def test_the_wheel_builds_and_ships_the_demo_scenario_and_examples(tmp_path: Path) -> None:
+    """What the image installs: the wheel must build and carry its data files."""
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("driftbot-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "bot/scenarios/demo.jsonl" in names
+    assert "config/examples/organisation.yaml" in names
+    assert not any(name.startswith("tests/") for name in names)
