@@ -103,6 +103,10 @@ class _StreamEnded(ArgoCDApiError):
     """The server (or something between) closed the stream."""
 
 
+class _RelistDue(Exception):
+    """A re-list was asked for while a callback ran: the stream ends after it."""
+
+
 class _CallbackFailed(Exception):
     """on_list or on_event raised: the caller's view may be incomplete, so relist."""
 
@@ -305,6 +309,7 @@ class ArgoCDApiWatcher:
         self._log = _ContextLog(logger, {"cluster": api.cluster, "url": api.url})
         self._task: asyncio.Task[None] | None = None
         self._stream_task: asyncio.Task[None] | None = None
+        self._in_callback = False
         self._listed_at = 0.0
         self._relist_requested = False
         self.unauthorized = False
@@ -361,9 +366,7 @@ class ArgoCDApiWatcher:
 
     def relist(self) -> None:
         """Re-list as soon as possible (the current stream, if any, is closed)."""
-        self._relist_requested = True
-        if self._stream_task is not None and not self._stream_task.done():
-            self._stream_task.cancel()
+        self._interrupt_stream()
 
     def _report_end(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -404,17 +407,26 @@ class ArgoCDApiWatcher:
         self._stream_task = stream
         try:
             await asyncio.wait({stream, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if timer.done() and not stream.done():
+                self._log.debug("periodic re-list is due")
+                self._interrupt_stream()
+            await asyncio.wait({stream})
         finally:
             self._stream_task = None
             for task in (stream, timer):
                 task.cancel()
             await asyncio.gather(stream, timer, return_exceptions=True)
-        if timer.done() and not timer.cancelled() and timer.exception() is None:
-            self._relist_requested = True
-            self._log.debug("periodic re-list is due")
-            return
-        if not stream.cancelled():
-            stream.result()
+        error = None if stream.cancelled() else stream.exception()
+        if error is not None and not isinstance(error, _RelistDue):
+            raise error
+
+    def _interrupt_stream(self) -> None:
+        """Ask for a re-list and end the stream: at once while it waits for the server; after
+        the callback while one runs, so that no callback is cut off halfway."""
+        self._relist_requested = True
+        stream = self._stream_task
+        if stream is not None and not stream.done() and not self._in_callback:
+            stream.cancel()
 
     async def _after_unauthorized(self, exc: ArgoCDApiError) -> None:
         self.counters.unauthorized += 1
@@ -581,14 +593,19 @@ class ArgoCDApiWatcher:
             return
         self._backoff.reset()
         self.counters.events += 1
+        self._in_callback = True
         try:
             await self._on_event(self.cluster, event_type, as_application(app))
         except Exception as exc:
             raise _CallbackFailed(f"on_event failed on {event_type}") from exc
+        finally:
+            self._in_callback = False
         metadata = app.get("metadata")
         version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
         if isinstance(version, str) and version:
             self.resource_version = _newer(self.resource_version, version)
+        if self._relist_requested:
+            raise _RelistDue()
 
 
 async def _wait(sleep: Sleep, delay: float) -> None:

@@ -127,7 +127,7 @@ class Harness:
         watcher = ArgoCDApiWatcher(
             api,
             on_list=self.rec.on_list,
-            on_event=self.rec.on_event,
+            on_event=options.pop("on_event", self.rec.on_event),
             sleep=self.time.sleep,
             clock=self.time.clock,
             relist_interval=RELIST,
@@ -322,6 +322,29 @@ async def test_the_relist_interval_runs_from_the_last_list_across_reconnects(h: 
     await h.time.wait_sleeping(lambda delays: RELIST - 201 in delays)
     await h.time.advance(RELIST - 201)
     await h.server.wait_for(lambda: len(h.server.of("list")) == 2)
+
+
+async def test_a_relist_that_falls_due_during_a_callback_waits_for_it(h: Harness) -> None:
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow_on_event(cluster: str, event_type: str, raw: dict[str, Any]) -> None:
+        entered.set()
+        await gate.wait()
+        finished.append(raw["metadata"]["name"])
+
+    watcher = h.start(on_event=slow_on_event)
+    await h.streaming()
+    h.server.put(app("checkout"))
+    await asyncio.wait_for(entered.wait(), 5)
+    await h.time.advance(RELIST)
+    await asyncio.sleep(0)
+    assert len(h.rec.lists) == 1
+    gate.set()
+    await h.rec.wait_for(lambda: len(h.rec.lists) == 2)
+    assert finished == ["checkout"]
+    assert watcher.counters.errors == 0
 
 
 async def test_relist_on_request_closes_the_stream_and_lists_again(h: Harness) -> None:
