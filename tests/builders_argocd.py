@@ -7,50 +7,14 @@ Times are RFC 3339 strings relative to T0 (`at(minutes)`), so scenarios read as 
 
 from __future__ import annotations
 
-import copy
-import functools
-import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.model import AppState
+from tests.upstream import load_fixture
 from watchers.argocd import normalize_application
 from watchers.rejected import Rejected
-
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def fixtures_dir() -> Path:
-    """The upstream fixtures: $DRIFTBOT_FIXTURES, else tests/fixtures, else ../shared/fixtures."""
-    candidates = [
-        Path(os.environ["DRIFTBOT_FIXTURES"]) if os.environ.get("DRIFTBOT_FIXTURES") else None,
-        _ROOT / "tests" / "fixtures",
-        _ROOT.parent / "shared" / "fixtures",
-    ]
-    for candidate in candidates:
-        if candidate is not None and (candidate / "argocd").is_dir():
-            return candidate
-    raise FileNotFoundError(
-        "upstream fixtures not found: set DRIFTBOT_FIXTURES or add tests/fixtures/argocd"
-    )
-
-
-@functools.cache
-def _load(relpath: str) -> Any:
-    path = fixtures_dir() / relpath
-    text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-
-
-def load_fixture(relpath: str) -> Any:
-    """A fresh deep copy of a fixture (YAML or JSON), e.g. "argocd/event-automated-sync.json"."""
-    return copy.deepcopy(_load(relpath))
-
 
 DIFF_CACHE = "argocd/diff-cache-application.yaml"
 """A real Application with status: history, operationState, resources, summary (plugin source)."""

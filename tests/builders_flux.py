@@ -8,20 +8,12 @@ fixtures in flux/. Times are RFC 3339 strings relative to T0 (`at(minutes)`).
 
 from __future__ import annotations
 
-import copy
-import functools
-import json
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.model import event_id
-
-_ROOT = Path(__file__).resolve().parents[1]
+from tests.upstream import load_fixture
 
 T0 = datetime(2026, 11, 20, 9, 40, tzinfo=UTC)
 
@@ -44,33 +36,6 @@ _GROUPS = {
     "HelmChart": ("source.toolkit.fluxcd.io", "v1", "source-controller"),
     "Bucket": ("source.toolkit.fluxcd.io", "v1", "source-controller"),
 }
-
-
-def fixtures_dir() -> Path:
-    """The upstream fixtures: $DRIFTBOT_FIXTURES, else tests/fixtures, else ../shared/fixtures."""
-    for candidate in (
-        Path(os.environ["DRIFTBOT_FIXTURES"]) if os.environ.get("DRIFTBOT_FIXTURES") else None,
-        _ROOT / "tests" / "fixtures",
-        _ROOT.parent / "shared" / "fixtures",
-    ):
-        if candidate is not None and (candidate / "flux").is_dir():
-            return candidate
-    raise FileNotFoundError("upstream fixtures not found: set DRIFTBOT_FIXTURES")
-
-
-@functools.cache
-def _load(relpath: str) -> Any:
-    path = fixtures_dir() / relpath
-    text = path.read_text()
-    if path.suffix == ".json":
-        return json.loads(text)
-    docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    return docs[0] if len(docs) == 1 else docs
-
-
-def load_fixture(relpath: str) -> Any:
-    """A fresh deep copy of a fixture, e.g. "flux/event-helmrelease-drift.json"."""
-    return copy.deepcopy(_load(relpath))
 
 
 def at(minutes: float = 0) -> str:

@@ -8,21 +8,19 @@ real except the inactivity test, whose timeout is a few tens of milliseconds.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import load_kube_config, load_kube_config_from_dict
 
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.upstream import load_fixture
 from watchers.backoff import Backoff
 from watchers.kube_watch import KubeApiError, ResourceSpec, ResourceWatcher, _error_from
 
@@ -31,21 +29,8 @@ HELMRELEASES = ResourceSpec("helm.toolkit.fluxcd.io", "v2", "helmreleases")
 EVENTS = ResourceSpec("", "v1", "events", namespace="argocd")
 
 
-def _fixtures() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    for candidate in (
-        os.environ.get("DRIFTBOT_FIXTURES"),
-        root / "tests" / "fixtures",
-        root.parent / "shared" / "fixtures",
-    ):
-        if candidate and (Path(candidate) / "argocd").is_dir():
-            return Path(candidate)
-    raise FileNotFoundError("upstream fixtures not found: set DRIFTBOT_FIXTURES")
-
-
 def fixture(relpath: str) -> dict[str, Any]:
-    text = (_fixtures() / relpath).read_text()
-    loaded = json.loads(text) if relpath.endswith(".json") else yaml.safe_load(text)
+    loaded = load_fixture(relpath)
     assert isinstance(loaded, dict)
     return loaded
 
