@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import ssl
 import time
 from collections.abc import (
@@ -61,6 +62,7 @@ __all__ = [
     "OnList",
     "StreamCounters",
     "as_application",
+    "selector_matches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -368,6 +370,13 @@ class ArgoCDApiWatcher:
         """Re-list as soon as possible (the current stream, if any, is closed)."""
         self._interrupt_stream()
 
+    def selects(self, project: str, labels: Mapping[str, str]) -> bool:
+        """Whether an app of this project with these labels is one the filters let through: a
+        re-list accounts only for those (an app held but not selected was not deleted)."""
+        if self.projects and project not in self.projects:
+            return False
+        return selector_matches(self.selector, labels)
+
     def _report_end(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._log.error("stream loop ended", exc_info=task.exception())
@@ -606,6 +615,48 @@ class ArgoCDApiWatcher:
             self.resource_version = _newer(self.resource_version, version)
         if self._relist_requested:
             raise _RelistDue()
+
+
+_SET_TERM = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _terms(selector: str) -> list[str]:
+    """The comma-separated terms of a selector; commas inside `(...)` belong to a set."""
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current)
+            current = ""
+        else:
+            current += char
+    terms.append(current)
+    return [term.strip() for term in terms if term.strip()]
+
+
+def selector_matches(selector: str | None, labels: Mapping[str, str]) -> bool:
+    """Whether labels satisfy a Kubernetes label selector, as Argo CD applies `selector`
+    (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`). Pure."""
+    for term in _terms(selector or ""):
+        if match := _SET_TERM.match(term):
+            key, op, values = match.groups()
+            allowed = {v.strip() for v in values.split(",") if v.strip()}
+            if (labels.get(key) in allowed) != (op == "in"):
+                return False
+        elif "!=" in term:
+            key, value = (part.strip() for part in term.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = (part.strip() for part in term.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
 
 
 async def _wait(sleep: Sleep, delay: float) -> None:

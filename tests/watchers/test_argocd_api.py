@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.schema import ArgoCDApiConfig
 from core.model import AppState, Tool
 from tests.builders_argocd import T0, argocd_app
 from tests.fakes.argocd_api import FakeArgoCDAPI
-from watchers.argocd_api import ArgoCDApi, ArgoCDApiWatcher, MissingToken
+from watchers.argocd_api import ArgoCDApi, ArgoCDApiWatcher, MissingToken, selector_matches
 from watchers.backoff import Backoff
 from watchers.normalize import normalize_object
 
@@ -491,3 +493,50 @@ async def test_a_list_that_is_not_an_application_list_is_retried(h: Harness) -> 
     await h.streaming()
     assert h.rec.listed(0) == ["checkout"]
     assert watcher.counters.errors == 1
+
+
+# -- what a re-list accounts for ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        (None, {}, True),
+        ("team=checkout", {"team": "checkout"}, True),
+        ("team==checkout", {"team": "checkout", "env": "prod"}, True),
+        ("team=checkout", {"team": "search"}, False),
+        ("team!=checkout", {"team": "search"}, True),
+        ("team!=checkout", {}, True),
+        ("team", {"team": ""}, True),
+        ("team", {}, False),
+        ("!team", {}, True),
+        ("!team", {"team": "x"}, False),
+        ("env in (prod, staging),team", {"env": "prod", "team": "x"}, True),
+        ("env in (prod,staging)", {"env": "dev"}, False),
+        ("env notin (prod)", {}, True),
+        ("env notin (prod)", {"env": "prod"}, False),
+        ("team=checkout,env=prod", {"team": "checkout", "env": "dev"}, False),
+    ],
+)
+def test_selector_matches(selector: str | None, labels: dict[str, str], expected: bool) -> None:
+    assert selector_matches(selector, labels) is expected
+
+
+@given(st.text(), st.dictionaries(st.text(), st.text()))
+def test_any_selector_is_read_without_error(selector: str, labels: dict[str, str]) -> None:
+    assert selector_matches(selector, labels) in (True, False)
+
+
+def test_selects_is_what_the_filters_let_through() -> None:
+    api = ArgoCDApi("https://argocd.example.com", TOKEN, cluster="prod")
+
+    async def ignore(*_: Any) -> None: ...
+
+    watcher = ArgoCDApiWatcher(
+        api, on_list=ignore, on_event=ignore, projects=["payments"], selector="team=checkout"
+    )
+    assert watcher.selects("payments", {"team": "checkout"})
+    assert not watcher.selects("sre", {"team": "checkout"})
+    assert not watcher.selects("payments", {"team": "search"})
+    everything = ArgoCDApiWatcher(api, on_list=ignore, on_event=ignore)
+    assert everything.selects("sre", {})
