@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot.pipeline import Pipeline
+from bot.rate_limit import RateLimiter
 from bot.receivers import ConsoleReceiver, Receiver
+from bot.slack_receiver import SlackReceiver
+from bot.slack_sender import SlackSender, make_client
 from bot.store import Store
 from config.schema import Config
 from watchers.replay import ReplayError, read_replay
@@ -34,16 +42,67 @@ class ReplaySummary:
     sent: int
 
 
+@dataclass(frozen=True)
+class SlackOptions:
+    """How Slack receivers get their time and their network; the defaults are real ones.
+
+    `monotonic`/`sleep` pace and wait (rate limits, Retry-After, backoff); `clock` stamps the
+    outbox. Tests pass a virtual clock for all three.
+    """
+
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    timeout: float = 30.0
+    close_timeout: float | None = 60.0
+
+
 def build_receivers(
-    config: Config, output: str | None, stream: TextIO | None = None
+    config: Config,
+    output: str | None,
+    stream: TextIO | None = None,
+    *,
+    store: Store | None = None,
+    environ: Mapping[str, str] | None = None,
+    slack: SlackOptions | None = None,
 ) -> dict[str, Receiver]:
     """Receivers named in the config. `output` (text|jsonl), when given, sets the format of
-    every console receiver."""
+    every console receiver.
+
+    Slack receivers need `store` (their outbox) and the bot token in `SLACK_BOT_TOKEN` (from
+    `environ`, default the process environment); they share one sender, so one rate limit, per
+    workspace, and post to `slack.api_url`. Without a store they are skipped with a warning.
+    """
+    env = os.environ if environ is None else environ
     receivers: dict[str, Receiver] = {}
+    sender: SlackSender | None = None
+    client: AsyncWebClient | None = None
+    options = slack or SlackOptions()
     for rc in config.receivers:
         if rc.console is not None:
             fmt = output or rc.console.format
             receivers[rc.name] = ConsoleReceiver(rc.name, fmt, stream)
+        elif rc.slack is not None and store is not None:
+            if sender is None or client is None:
+                token = env.get("SLACK_BOT_TOKEN", "").strip()
+                if not token:
+                    raise CliError(
+                        f"receiver {rc.name!r} posts to Slack: set SLACK_BOT_TOKEN to the bot "
+                        "token (xoxb-...)"
+                    )
+                client = make_client(token, config.slack.api_url, timeout=options.timeout)
+                limiter = RateLimiter(clock=options.monotonic, sleep=options.sleep)
+                sender = SlackSender(client, limiter, sleep=options.sleep)
+            receivers[rc.name] = SlackReceiver(
+                rc.name,
+                rc.slack.channel,
+                sender,
+                store,
+                client=client,
+                clock=options.clock,
+                sleep=options.sleep,
+                close_timeout=options.close_timeout,
+            )
         else:
             logger.warning(
                 "receiver %r (%s) cannot be delivered to by this build; its notifications "
@@ -91,22 +150,28 @@ def replay_file(
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
-        return asyncio.run(
-            _replay_with_store(handle, str(path), config, state_path, output, stream)
-        )
+        return asyncio.run(replay_stream(handle, str(path), config, state_path, output, stream))
 
 
-async def _replay_with_store(
-    lines: Iterable[bytes],
+async def replay_stream(
+    lines: Iterable[str | bytes],
     source: str,
     config: Config,
     state_path: Path,
     output: str | None,
-    stream: TextIO | None,
+    stream: TextIO | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    slack: SlackOptions | None = None,
 ) -> ReplaySummary:
+    """Replay `lines` with the store at `state_path`, delivering to every receiver of `config`
+    (Slack included); returns once what could be sent is sent."""
     store = await Store.open(state_path)
     try:
-        pipeline = Pipeline(store, config, build_receivers(config, output, stream))
+        receivers = build_receivers(
+            config, output, stream, store=store, environ=environ, slack=slack
+        )
+        pipeline = Pipeline(store, config, receivers)
         await pipeline.load()
         try:
             return await replay_lines(lines, source, pipeline)

@@ -1,4 +1,5 @@
-"""The durable memory of the bot: app states, policy state, audit log and outbox, in SQLite.
+"""The durable memory of the bot: app states, policy state, audit log, outbox and where each
+notification landed (for threads and in-place updates), in SQLite.
 
 What was seen and what was announced must survive restarts, or a restart would re-announce
 everything. One file, one connection (aiosqlite), WAL mode; the schema moves forward by
@@ -85,6 +86,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN attempted_at TEXT;
+    ALTER TABLE outbox ADD COLUMN failed_at TEXT;
+    CREATE TABLE sent_messages (
+        notification_id TEXT NOT NULL,
+        receiver TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        thread_ts TEXT,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (notification_id, receiver)
+    );
+    """,
 )
 """Schema changes in order; MIGRATIONS[n] takes the file from version n to n + 1."""
 
@@ -112,6 +126,23 @@ class OutboxItem:
     sent_at: datetime | None
     attempts: int
     last_error: str
+    next_attempt_at: datetime | None = None
+    attempted_at: datetime | None = None
+    """Set just before a send and cleared by its outcome: still set on a pending item means the
+    process stopped while the message was on its way, and it may have arrived."""
+    failed_at: datetime | None = None
+    """Set when the receiver refused the message for good (a fatal error): it is not retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """Where a notification landed for one receiver, so it can be updated or threaded later."""
+
+    notification_id: str
+    receiver: str
+    channel: str
+    ts: str
+    thread_ts: str | None = None
 
 
 def default_state_path(env: Mapping[str, str] | None = None) -> Path:
@@ -153,6 +184,10 @@ def _key_text(key: AppKey) -> str:
 
 def _alert_key_text(key: AlertKey) -> str:
     return _dumps([app_key_to_list(key[0]), str(key[1])])
+
+
+def _time_or_none(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
 
 
 def _now() -> datetime:
@@ -227,6 +262,7 @@ class Store:
         for number in range(version, len(MIGRATIONS)):
             script = (
                 f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; "
+                "DELETE FROM schema_version; "
                 f"INSERT INTO schema_version (version) VALUES ({number + 1}); COMMIT;"
             )
             try:
@@ -440,30 +476,68 @@ class Store:
         self, receiver: str, payload: Mapping[str, Any], at: datetime | None = None
     ) -> int:
         """Queue a message for `receiver`; returns its id."""
-        text = _dumps(to_jsonable(dict(payload)))
+        ids = await self.outbox_add_many(receiver, [payload], at)
+        return ids[0]
+
+    async def outbox_add_many(
+        self, receiver: str, payloads: Iterable[Mapping[str, Any]], at: datetime | None = None
+    ) -> list[int]:
+        """Queue several messages for `receiver` in one transaction (all or none); their ids."""
+        created = format_time(at or _now())
+        texts = [_dumps(to_jsonable(dict(payload))) for payload in payloads]
+        ids: list[int] = []
         async with self._failing_as("queueing a message"), self._transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
-                (receiver, text, format_time(at or _now())),
-            )
-            item_id = cursor.lastrowid
-        assert item_id is not None
-        return item_id
+            for text in texts:
+                cursor = await conn.execute(
+                    "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
+                    (receiver, text, created),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+        return ids
 
     async def outbox_pending(
         self, receiver: str | None = None, limit: int = 100, now: datetime | None = None
     ) -> list[OutboxItem]:
-        """Unsent messages, oldest first, leaving out those whose retry is not yet due."""
+        """Unsent messages, oldest first, leaving out those whose retry is not yet due and those
+        refused for good."""
         due = format_time(now or _now())
-        where = "sent_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        where = (
+            "sent_at IS NULL AND failed_at IS NULL "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        )
         params: list[Any] = [due]
         if receiver is not None:
             where += " AND receiver = ?"
             params.append(receiver)
+        return await self._outbox_select(where, params, limit)
+
+    async def outbox_queue(self, receiver: str, limit: int = 100) -> list[OutboxItem]:
+        """Every message still to send to `receiver`, oldest first, due or not: a receiver that
+        keeps its order waits for the first one's retry before sending the next."""
+        return await self._outbox_select(
+            "sent_at IS NULL AND failed_at IS NULL AND receiver = ?", [receiver], limit
+        )
+
+    async def outbox_failed(
+        self, receiver: str | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Messages refused for good, newest first."""
+        where, params = ("failed_at IS NOT NULL", [])
+        if receiver is not None:
+            where += " AND receiver = ?"
+            params.append(receiver)
+        items = await self._outbox_select(where, params, limit, order="id DESC")
+        return items
+
+    async def _outbox_select(
+        self, where: str, params: list[Any], limit: int, order: str = "id"
+    ) -> list[OutboxItem]:
         async with self._failing_as("reading the outbox"):
             rows = await self._fetchall(
-                "SELECT id, receiver, payload, created_at, sent_at, attempts, last_error "
-                f"FROM outbox WHERE {where} ORDER BY id LIMIT ?",
+                "SELECT id, receiver, payload, created_at, sent_at, attempts, last_error, "
+                "next_attempt_at, attempted_at, failed_at "
+                f"FROM outbox WHERE {where} ORDER BY {order} LIMIT ?",
                 [*params, limit],
             )
         return [
@@ -472,19 +546,57 @@ class Store:
                 receiver=row[1],
                 payload=orjson.loads(row[2]),
                 created_at=parse_time(row[3]),
-                sent_at=None if row[4] is None else parse_time(row[4]),
+                sent_at=_time_or_none(row[4]),
                 attempts=row[5],
                 last_error=row[6],
+                next_attempt_at=_time_or_none(row[7]),
+                attempted_at=_time_or_none(row[8]),
+                failed_at=_time_or_none(row[9]),
             )
             for row in rows
         ]
 
-    async def outbox_mark_sent(self, item_id: int, at: datetime | None = None) -> None:
+    async def outbox_mark_attempt(self, item_id: int, at: datetime | None = None) -> None:
+        """Note that the message is about to be sent (see `OutboxItem.attempted_at`)."""
         async with self._failing_as("updating the outbox"), self._transaction() as conn:
             await conn.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                "UPDATE outbox SET attempted_at = ? WHERE id = ?",
                 (format_time(at or _now()), item_id),
             )
+
+    async def outbox_mark_sent(
+        self,
+        item_id: int,
+        at: datetime | None = None,
+        message: SentMessage | None = None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """The message is delivered; `message`, where it landed, is recorded in the same
+        transaction, so a crash leaves both or neither. A notification's first landing place
+        is kept unless `replace`."""
+        when = format_time(at or _now())
+        async with self._failing_as("updating the outbox"), self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, attempted_at = NULL "
+                "WHERE id = ?",
+                (when, item_id),
+            )
+            if message is not None:
+                verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+                await conn.execute(
+                    f"{verb} INTO sent_messages "
+                    "(notification_id, receiver, channel, ts, thread_ts, sent_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        message.notification_id,
+                        message.receiver,
+                        message.channel,
+                        message.ts,
+                        message.thread_ts,
+                        when,
+                    ),
+                )
 
     async def outbox_mark_failed(
         self, item_id: int, error: str, retry_at: datetime | None = None
@@ -492,10 +604,32 @@ class Store:
         """Count a failed attempt; the message is pending again from `retry_at` (or at once)."""
         async with self._failing_as("updating the outbox"), self._transaction() as conn:
             await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-                "WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+                "attempted_at = NULL WHERE id = ?",
                 (error, None if retry_at is None else format_time(retry_at), item_id),
             )
+
+    async def outbox_mark_fatal(self, item_id: int, error: str, at: datetime | None = None) -> None:
+        """The receiver refused the message for good: it is kept, with the error, not retried."""
+        async with self._failing_as("updating the outbox"), self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, "
+                "attempted_at = NULL WHERE id = ?",
+                (error, format_time(at or _now()), item_id),
+            )
+
+    async def sent_message(self, notification_id: str, receiver: str) -> SentMessage | None:
+        """Where `notification_id` landed for `receiver`, if it was delivered."""
+        async with self._failing_as("reading the sent messages"):
+            rows = await self._fetchall(
+                "SELECT channel, ts, thread_ts FROM sent_messages "
+                "WHERE notification_id = ? AND receiver = ?",
+                [notification_id, receiver],
+            )
+        if not rows:
+            return None
+        channel, ts, thread_ts = rows[0]
+        return SentMessage(notification_id, receiver, channel, ts, thread_ts)
 
 
 def _changes(

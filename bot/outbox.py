@@ -1,0 +1,237 @@
+"""The delivery worker: drains one receiver's outbox in order, so that nothing accepted is lost.
+
+A receiver writes every message to the outbox (the store) before anything is sent; this worker
+sends them, oldest first, and marks each one once the chat service has answered:
+
+- delivered: marked sent, together with where it landed (one transaction), so a later update
+  or thread reply can find it;
+- refused for good (a fatal error): marked failed with the error and counted; it is kept in
+  the store but never tried again;
+- not delivered this time (retryable): stays pending with a retry time; the worker waits for
+  it before sending anything newer, so a channel never reads out of order.
+
+Just before a send the item is marked "attempted"; the mark is cleared by the outcome. An item
+still marked when the worker starts was on its way when the process stopped: the transport is
+asked whether it arrived (`find_delivered`) before it is sent again. That check is what turns
+at-least-once into exactly-once when the chat service can answer it (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.store import OutboxItem, SentMessage, Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The message got through; `landed` is where, when later messages need it."""
+
+    landed: SentMessage | None = None
+    replace: bool = False
+    """Record `landed` even if the notification already has a place (a message re-posted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The message did not get through: `fatal` ones are never retried."""
+
+    error: str
+    fatal: bool
+
+
+Outcome = Delivered | Refused
+
+
+class Transport(Protocol):
+    """How one receiver's messages reach its chat service."""
+
+    async def send(self, item: OutboxItem) -> Outcome: ...
+
+    async def find_delivered(self, item: OutboxItem) -> Delivered | None:
+        """Whether `item`, in flight when the last process stopped, arrived after all; None
+        when it did not, or when that cannot be known (it is then sent again)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Delay before an item's next try, after `attempts` failed ones: base * 2**(n-1), capped."""
+
+    base: float = 5.0
+    cap: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        return float(min(self.cap, self.base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass
+class OutboxStats:
+    sent: int = 0
+    failed: int = 0
+    """Items refused for good."""
+    retried: int = 0
+    """Items put back with a retry time."""
+    recovered: int = 0
+    """Items in flight at a restart that had arrived: marked sent, not sent again."""
+    resent: int = 0
+    """Items in flight at a restart that were sent again (not found, or no way to check)."""
+    failed_by_error: Counter[str] = field(default_factory=Counter)
+
+
+class OutboxWorker:
+    """One named background task per receiver; `start()`, `wake()` after queueing, `stop()`."""
+
+    def __init__(
+        self,
+        store: Store,
+        receiver: str,
+        transport: Transport,
+        *,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+        retry: RetryPolicy | None = None,
+        batch: int = 100,
+    ) -> None:
+        self.store = store
+        self.receiver = receiver
+        self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
+        self._retry = retry or RetryPolicy()
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self.stats = OutboxStats()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start draining (what is pending from an earlier run goes first)."""
+        if self._task is None or self._task.done():
+            self._idle.clear()
+            self._task = asyncio.create_task(self._run(), name=f"outbox:{self.receiver}")
+
+    def wake(self) -> None:
+        """New items were queued: look again."""
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def drain(self, within: float | None = None) -> bool:
+        """Wait until nothing can be sent now (the outbox is empty, or its first item waits for
+        a retry); False if `within` seconds (real time) passed first or the worker stopped."""
+        if not self.running:
+            return False
+        assert self._task is not None
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {idle, self._task}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            idle.cancel()
+        return idle in done and self._idle.is_set()
+
+    async def stop(self) -> None:
+        """Cancel the task and wait for it; what is unsent stays in the outbox."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                logger.error(
+                    "outbox worker for %s had stopped: %r", self.receiver, task.exception()
+                )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                waiting = await self._pass()
+            except StoreError as exc:
+                logger.error("outbox of %s: %s; trying again in 5 s", self.receiver, exc)
+                await self._sleep(5.0)
+                continue
+            if waiting is None:
+                self._idle.set()
+                await self._wakeup.wait()
+            else:
+                self._idle.set()
+                await self._sleep(waiting)
+
+    async def _pass(self) -> float | None:
+        """Send what is due, in order. None: the outbox is empty; else the seconds until the
+        first item's retry is due."""
+        while True:
+            items = await self.store.outbox_queue(self.receiver, self._batch)
+            if not items:
+                return None
+            for item in items:
+                now = self._clock()
+                if item.next_attempt_at is not None and item.next_attempt_at > now:
+                    return max(0.0, (item.next_attempt_at - now).total_seconds())
+                retry_in = await self._one(item)
+                if retry_in is not None:
+                    return retry_in
+
+    async def _one(self, item: OutboxItem) -> float | None:
+        """Deliver one item; the seconds until its retry if it stays pending."""
+        if item.attempted_at is not None:
+            found = await self._transport.find_delivered(item)
+            if found is not None:
+                await self.store.outbox_mark_sent(
+                    item.id, self._clock(), found.landed, replace=found.replace
+                )
+                self.stats.recovered += 1
+                logger.info(
+                    "outbox of %s: message %d had arrived before the restart; not sent again",
+                    self.receiver,
+                    item.id,
+                )
+                return None
+            self.stats.resent += 1
+        await self.store.outbox_mark_attempt(item.id, self._clock())
+        try:
+            outcome = await self._transport.send(item)
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            logger.exception("outbox of %s: sending message %d failed", self.receiver, item.id)
+            outcome = Refused(error=f"exception:{type(exc).__name__}", fatal=False)
+        now = self._clock()
+        if isinstance(outcome, Delivered):
+            await self.store.outbox_mark_sent(item.id, now, outcome.landed, replace=outcome.replace)
+            self.stats.sent += 1
+            return None
+        self.stats.failed_by_error[outcome.error] += 1
+        if outcome.fatal:
+            await self.store.outbox_mark_fatal(item.id, outcome.error, now)
+            self.stats.failed += 1
+            return None
+        delay = self._retry.delay(item.attempts + 1)
+        await self.store.outbox_mark_failed(item.id, outcome.error, now + timedelta(seconds=delay))
+        self.stats.retried += 1
+        logger.warning(
+            "outbox of %s: message %d not delivered (%s); next try in %.0f s",
+            self.receiver,
+            item.id,
+            outcome.error,
+            delay,
+        )
+        return delay
