@@ -400,6 +400,9 @@ class SlackConfig(Strict):
         "https://slack.com/api/"
     )
     """Slack Web API base URL; change it only for a proxy or a test server."""
+    scope_channels: bool = False
+    """When true, a chat question asked in a channel that a Slack receiver posts to is answered
+    only about the clusters and namespaces of the routes that deliver to that channel."""
 
 
 class TeamsConfig(Strict):

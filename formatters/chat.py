@@ -116,6 +116,7 @@ class ClusterSummary:
     counts: tuple[tuple[Condition, int], ...]
     problems: tuple[AppState, ...]
     synced: int
+    """In sync with Git and not failing (so synced, drifted and failing never overlap)."""
 
     def count(self, cond: Condition) -> int:
         return dict(self.counts).get(cond, 0)
@@ -164,7 +165,12 @@ def summarize(states: Iterable[AppState]) -> list[ClusterSummary]:
                 total=len(members),
                 counts=tuple(sorted(conds.items(), key=lambda kv: kv[0].rank)),
                 problems=tuple(problems),
-                synced=sum(1 for s in members if s.sync is SyncStatus.SYNCED),
+                synced=sum(
+                    1
+                    for s in members
+                    if s.sync is SyncStatus.SYNCED
+                    and condition(s) not in (Condition.FAILING, Condition.DRIFTED)
+                ),
             )
         )
     return sorted(
@@ -762,7 +768,11 @@ def home_view(summaries: Sequence[ClusterSummary], now: datetime, command: str) 
     room = (MAX_VIEW_BLOCKS - 4) // 2
     for summary in summaries[:room]:
         counts = say.HOME_COUNTS.format(
-            synced=summary.synced, drifted=summary.drifted, failing=summary.failing
+            total=summary.total,
+            apps=say.plural(summary.total, "app", "apps"),
+            synced=summary.synced,
+            drifted=summary.drifted,
+            failing=summary.failing,
         )
         line = say.HOME_CLUSTER.format(
             icon=summary.icon, cluster=_v(summary.cluster, CLUSTER), summary=counts

@@ -147,6 +147,8 @@ class FakeSlackApi:
     """Channel ids that answer channel_not_found."""
     not_member_channels: Collection[str] = ()
     """Channel ids the bot is not in: posting answers not_in_channel."""
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    """User group id -> member user ids, for usergroups.users.list (see the block at the end)."""
 
     calls: list[Call] = field(default_factory=list, init=False)
     url: str = field(default="", init=False)
@@ -598,3 +600,19 @@ def _check_block(block: Any, where: str) -> list[str]:
     else:
         errors.append(f"unsupported block type {kind!r} [json-pointer:{where}/type]")
     return errors
+
+
+# -- user groups (RBAC): usergroups.users.list ----------------------------------------------------
+
+
+def _usergroups_users_list(
+    fake: FakeSlackApi, params: dict[str, Any]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The members of a user group, as Slack lists them; no_such_subteam for an unknown id."""
+    group = _as_str(params.get("usergroup"))
+    if not group or group not in fake.usergroups:
+        return 200, _error("no_such_subteam"), {}
+    return 200, {"ok": True, "users": list(fake.usergroups[group])}, {}
+
+
+_HANDLERS["usergroups.users.list"] = _usergroups_users_list

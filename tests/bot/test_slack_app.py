@@ -1,0 +1,567 @@
+"""The Slack app end to end over HTTP: signed requests into /slack/events on an aiohttp server,
+the real slack_bolt AsyncApp, and its Web API calls answered by the fake Slack.
+
+Covers the signature check (forged, stale, tampered: 401), the slash command answered
+ephemerally, RBAC refusals (audited), the buttons on an alert (ack, mute, then chat.update),
+the response_url fallback, user groups resolved and cached, and the App Home tab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.pipeline import Pipeline
+from bot.slack_app import (
+    SLACK_EVENTS_PATH,
+    SlackAppError,
+    SlackBot,
+    add_slack_routes,
+    create_slack_bot,
+)
+from bot.slack_sender import make_client
+from bot.store import Store
+from config.schema import Config
+from core.model import EventKind, Health, SyncStatus
+from core.policy import OpenAlert, PolicyState
+from formatters.chat import BLOCK_NOTE
+from formatters.slack import render_slack
+from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, action_value
+from tests.bot.chat_support import MemoryControls, fleet
+from tests.fakes.slack_api import TEAM_ID, VALID_TOKEN, FakeSlackApi, VirtualClock
+from tests.formatters.builders import NOW, event
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+OPERATOR = "U0OPERATOR"
+VIEWER = "U0VIEWER"
+GROUP_MEMBER = "U0ONCALL"
+OUTSIDER = "U0OUTSIDER"
+ONCALL_GROUP = "S0ONCALL"
+CHANNEL = "C0ALERTS"
+
+
+def make_config(**slack: Any) -> Config:
+    return Config.model_validate(
+        {
+            "receivers": [{"name": "oncall", "slack": {"channel": CHANNEL}}],
+            "routes": [{"match": {"cluster": "prod"}, "receivers": ["oncall"]}],
+            "rbac": {
+                "operators": {"users": [OPERATOR], "groups": [ONCALL_GROUP]},
+                "viewers": {"users": [VIEWER]},
+            },
+            "slack": {"mode": "http", **slack},
+        }
+    )
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Harness:
+    slack: FakeSlackApi
+    http: TestClient[web.Request, web.Application]
+    bot: SlackBot
+    store: Store
+    pipeline: Pipeline
+    controls: MemoryControls
+    clock: Clock
+    group_clock: VirtualClock
+    responses: list[dict[str, Any]]
+
+    async def post(
+        self,
+        body: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        content_type: str = "application/x-www-form-urlencoded",
+    ) -> tuple[int, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature or sign(body, ts),
+            "Content-Type": content_type,
+        }
+        response = await self.http.post(SLACK_EVENTS_PATH, data=body.encode(), headers=headers)
+        text = await response.text()
+        return response.status, text
+
+    async def command(self, text: str, user: str = OPERATOR, channel: str = CHANNEL) -> int:
+        status, _ = await self.post(command_body(text, user, channel, self.response_url))
+        await self.bot.drain()
+        return status
+
+    async def click(self, action_id: str, value: str, message: dict[str, Any], user: str) -> int:
+        status, _ = await self.post(action_body(action_id, value, message, user))
+        await self.bot.drain()
+        return status
+
+    @property
+    def response_url(self) -> str:
+        return str(self.http.make_url("/response"))
+
+    def answers(self, user: str) -> list[dict[str, Any]]:
+        return [m for m in self.slack.ephemeral if m["user"] == user]
+
+
+def sign(body: str, ts: str, secret: str = SECRET) -> str:
+    base = f"v0:{ts}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def command_body(text: str, user: str, channel: str, response_url: str) -> str:
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "driftbot-test",
+            "channel_id": channel,
+            "channel_name": "alerts",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/gitops",
+            "text": text,
+            "api_app_id": "A0DRIFTBOT",
+            "response_url": response_url,
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        }
+    )
+
+
+def action_body(action_id: str, value: str, message: dict[str, Any], user: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID, "domain": "driftbot-test"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": "A0DRIFTBOT",
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": CHANNEL,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+        "channel": {"id": CHANNEL, "name": "alerts"},
+        "message": message,
+        "response_url": "https://hooks.slack.com/actions/T0DRIFT01/1/xyz",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "driftbot_actions",
+                "type": "button",
+                "value": value,
+                "action_ts": "1700000000.000001",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    group_clock = VirtualClock()
+    clock = Clock(NOW)
+    responses: list[dict[str, Any]] = []
+    async with FakeSlackApi(
+        clock=VirtualClock(),
+        usergroups={ONCALL_GROUP: [GROUP_MEMBER]},
+        not_member_channels=["C0PRIVATE"],
+    ) as slack:
+        store = await Store.open(tmp_path / "state.sqlite")
+        config = make_config(api_url=slack.url)
+        pipeline = Pipeline(store, config, {})
+        pipeline.states = fleet()
+        controls = MemoryControls()
+        bot = SlackBot(
+            config,
+            client=make_client(VALID_TOKEN, slack.url),
+            fleet=pipeline,
+            audit=store,
+            controls=controls,
+            signing_secret=SECRET,
+            clock=clock,
+            group_clock=group_clock,
+            home_interval=timedelta(seconds=30),
+        )
+
+        async def response_url(request: web.Request) -> web.Response:
+            responses.append(await request.json())
+            return web.Response(text="ok")
+
+        app = web.Application()
+        add_slack_routes(app, bot)
+        app.router.add_post("/response", response_url)
+        async with TestClient(TestServer(app)) as http:
+            yield Harness(
+                slack, http, bot, store, pipeline, controls, clock, group_clock, responses
+            )
+        await bot.close()
+        await store.close()
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """Everything a person would read in a message or view."""
+    return json.dumps(message.get("blocks", []), ensure_ascii=False) + message.get("text", "")
+
+
+# --- signatures ----------------------------------------------------------------------------------
+
+
+async def test_a_signed_slash_command_is_answered_ephemerally_with_the_status(
+    harness: Harness,
+) -> None:
+    assert await harness.command("status") == 200
+    [answer] = harness.answers(OPERATOR)
+    assert answer["channel"] == CHANNEL
+    shown = text_of(answer)
+    assert "*prod*: 2 of 4 apps need attention" in shown
+    assert "payments is failing" in shown
+    assert "checkout no longer matches Git" in shown
+    assert shown.index("*prod*") < shown.index("*staging*")
+    assert harness.slack.calls_to("chat.postEphemeral")[0].ok
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda body, ts: ("v0=" + "0" * 64, ts, body), id="forged signature"),
+        pytest.param(lambda body, ts: (sign(body, ts, "not-the-secret"), ts, body), id="wrong key"),
+        pytest.param(lambda body, ts: (sign(body, ts), ts - 301, body), id="stale timestamp"),
+        pytest.param(
+            lambda body, ts: (sign(body, ts), ts, body.replace("status", "mutes")),
+            id="tampered body",
+        ),
+    ],
+)
+async def test_requests_that_are_not_signed_by_slack_now_are_refused(
+    harness: Harness, forge: Any
+) -> None:
+    body = command_body("status", OPERATOR, CHANNEL, harness.response_url)
+    now = int(time.time())
+    signature, ts, sent = forge(body, now)
+    if ts != now:  # a stale request signed for its own (old) timestamp
+        signature = sign(sent, str(ts))
+    status, _ = await harness.post(sent, timestamp=ts, signature=signature)
+    await harness.bot.drain()
+    assert status == 401
+    assert harness.slack.ephemeral == []
+    assert harness.slack.calls_to("chat.postEphemeral") == []
+
+
+async def test_a_request_signed_just_within_five_minutes_is_accepted(harness: Harness) -> None:
+    body = command_body("help", OPERATOR, CHANNEL, harness.response_url)
+    ts = int(time.time()) - 280
+    status, _ = await harness.post(body, timestamp=ts, signature=sign(body, str(ts)))
+    await harness.bot.drain()
+    assert status == 200
+    assert "history APP" in text_of(harness.answers(OPERATOR)[0])
+
+
+async def test_the_command_is_acknowledged_before_slow_work_is_done(harness: Harness) -> None:
+    harness.controls.gate = asyncio.Event()
+    body = command_body("mute checkout 4h release", OPERATOR, CHANNEL, harness.response_url)
+    status, _ = await harness.post(body)
+    assert status == 200  # answered while the mute is still waiting
+    assert harness.controls.muted == {}
+    harness.controls.gate.set()
+    await harness.bot.drain()
+    assert "checkout" in harness.controls.muted
+    assert "Muted" in text_of(harness.answers(OPERATOR)[0])
+
+
+async def test_unknown_input_gets_usage_help_not_an_error(harness: Harness) -> None:
+    assert await harness.command("stauts prod") == 200
+    shown = text_of(harness.answers(OPERATOR)[0])
+    assert "did you mean `status`?" in shown
+    assert "/gitops help" in shown
+
+
+# --- RBAC ----------------------------------------------------------------------------------------
+
+
+async def test_someone_who_may_not_view_is_refused_politely_and_audited(
+    harness: Harness,
+) -> None:
+    assert await harness.command("status prod", user=OUTSIDER) == 200
+    shown = text_of(harness.answers(OUTSIDER)[0])
+    assert "Sorry, you are not among the people who may ask" in shown
+    assert "payments" not in shown
+    [entry] = await harness.store.audit_log()
+    assert (entry.actor, entry.action) == (OUTSIDER, "denied")
+    assert entry.detail["command"] == "status"
+
+
+async def test_a_viewer_may_ask_but_not_mute_and_the_refusal_is_audited(harness: Harness) -> None:
+    await harness.command("drift", user=VIEWER)
+    await harness.command("mute checkout 1h", user=VIEWER)
+    drift, refused = harness.answers(VIEWER)
+    assert "checkout on prod: no longer matches Git" in text_of(drift)
+    assert "only operators may mute alerts" in text_of(refused)
+    assert harness.controls.muted == {}
+    [entry] = await harness.store.audit_log()
+    assert (entry.actor, entry.action, entry.detail["command"]) == (VIEWER, "denied", "mute")
+
+
+async def test_a_member_of_an_operator_group_may_mute_and_groups_are_cached(
+    harness: Harness,
+) -> None:
+    await harness.command("mute checkout 4h deploy window", user=GROUP_MEMBER)
+    await harness.command("mutes", user=GROUP_MEMBER)
+    muted, listed = harness.answers(GROUP_MEMBER)
+    assert "Muted `checkout` until" in text_of(muted)
+    assert "(deploy window)" in text_of(listed)
+    mute = harness.controls.muted["checkout"]
+    assert (mute.who, mute.until) == (GROUP_MEMBER, NOW + timedelta(hours=4))
+    assert len(harness.slack.calls_to("usergroups.users.list")) == 1
+    entries = await harness.store.audit_log()
+    assert {e.app.cluster for e in entries if e.app} == {"prod", "staging"}
+    assert {e.action for e in entries} == {"mute"}
+
+    harness.group_clock.advance(301)
+    await harness.command("mutes", user=GROUP_MEMBER)
+    assert len(harness.slack.calls_to("usergroups.users.list")) == 2
+
+
+async def test_a_user_group_that_cannot_be_read_grants_nothing(harness: Harness) -> None:
+    harness.slack.usergroups.clear()
+    await harness.command("ack checkout", user=GROUP_MEMBER)
+    assert "Sorry, you are not among the people" in text_of(harness.answers(GROUP_MEMBER)[0])
+    assert harness.controls.acked == []
+
+
+# --- answers where the bot cannot post -----------------------------------------------------------
+
+
+async def test_where_the_bot_may_not_post_the_answer_goes_to_the_response_url(
+    harness: Harness,
+) -> None:
+    await harness.command("versions checkout", channel="C0PRIVATE")
+    assert harness.slack.calls_to("chat.postEphemeral")[0].error == "not_in_channel"
+    [response] = harness.responses
+    assert response["response_type"] == "ephemeral"
+    assert "The clusters do not run the same version" in json.dumps(response["blocks"])
+
+
+# --- buttons -------------------------------------------------------------------------------------
+
+
+async def _post_alert(harness: Harness) -> tuple[dict[str, Any], str]:
+    """The drift alert as driftbot posts it, and the value its buttons carry."""
+    state = harness.pipeline.states[
+        next(k for k in harness.pipeline.states if k.name == "checkout")
+    ]
+    drift = event(EventKind.DRIFT_DETECTED, state)
+    harness.pipeline.policy_state = PolicyState.of(open=[OpenAlert(drift, NOW)])
+    rendered = render_slack(drift)
+    client = make_client(VALID_TOKEN, harness.slack.url)
+    posted = await client.chat_postMessage(channel=CHANNEL, **rendered)
+    return dict(posted["message"]), action_value(drift)
+
+
+async def test_acknowledge_button_updates_the_alert_and_is_audited(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    harness.controls.open_alerts = {k: 1 for k in harness.pipeline.states if k.name == "checkout"}
+    assert await harness.click(ACTION_ACK, value, message, OPERATOR) == 200
+    [update] = harness.slack.calls_to("chat.update")
+    assert update.ok
+    now_shown = harness.slack.message(CHANNEL, message["ts"])
+    note = now_shown["blocks"][-1]
+    assert note["block_id"] == BLOCK_NOTE
+    assert f"Acknowledged by <@{OPERATOR}>" in note["elements"][0]["text"]
+    action_ids = [
+        e["action_id"] for b in now_shown["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert ACTION_ACK not in action_ids and "driftbot_mute_4h" in action_ids
+    assert harness.controls.acked[0][0].name == "checkout"
+    [entry] = await harness.store.audit_log()
+    assert (entry.actor, entry.action, entry.app and entry.app.name) == (
+        OPERATOR,
+        "ack",
+        "checkout",
+    )
+    assert entry.detail["alerts"] == 1
+
+
+async def test_mute_button_mutes_the_app_and_shows_until_when(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    await harness.click("driftbot_mute_4h", value, message, GROUP_MEMBER)
+    mute = harness.controls.muted["prod/shop/checkout"]
+    assert mute.until == NOW + timedelta(hours=4)
+    note = harness.slack.message(CHANNEL, message["ts"])["blocks"][-1]["elements"][0]["text"]
+    assert f"Muted by <@{GROUP_MEMBER}> until" in note
+    assert str(int(mute.until.timestamp())) in note
+    [entry] = await harness.store.audit_log()
+    assert (entry.action, entry.detail["target"]) == ("mute", "prod/shop/checkout")
+
+
+async def test_a_second_click_replaces_the_note_instead_of_adding_one(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    await harness.click(ACTION_ACK, value, message, OPERATOR)
+    updated = harness.slack.message(CHANNEL, message["ts"])
+    await harness.click("driftbot_mute_1h", value, {**updated, "ts": message["ts"]}, OPERATOR)
+    blocks = harness.slack.message(CHANNEL, message["ts"])["blocks"]
+    notes = [b for b in blocks if b.get("block_id") == BLOCK_NOTE]
+    assert len(notes) == 1 and "Muted by" in notes[0]["elements"][0]["text"]
+
+
+async def test_a_button_click_by_a_viewer_is_refused_audited_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    message, value = await _post_alert(harness)
+    await harness.click("driftbot_mute_24h", value, message, VIEWER)
+    assert harness.slack.calls_to("chat.update") == []
+    assert harness.controls.muted == {}
+    assert "only operators may mute alerts" in text_of(harness.answers(VIEWER)[0])
+    [entry] = await harness.store.audit_log()
+    assert (entry.actor, entry.action, entry.detail["command"]) == (
+        VIEWER,
+        "denied",
+        "driftbot_mute_24h",
+    )
+
+
+async def test_open_in_argo_cd_is_only_acknowledged(harness: Harness) -> None:
+    message, _ = await _post_alert(harness)
+    assert await harness.click(ACTION_OPEN, "", message, OUTSIDER) == 200
+    assert harness.slack.calls_to("chat.update") == []
+    assert harness.slack.ephemeral == []
+    assert await harness.store.audit_log() == []
+
+
+async def test_a_button_value_that_is_not_ours_gets_a_polite_answer(harness: Harness) -> None:
+    message, _ = await _post_alert(harness)
+    await harness.click(ACTION_ACK, "<!channel> not json", message, OPERATOR)
+    assert "can no longer find" in text_of(harness.answers(OPERATOR)[0])
+    assert harness.slack.calls_to("chat.update") == []
+
+
+# --- App Home ------------------------------------------------------------------------------------
+
+
+def home_opened(user: str) -> str:
+    return json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0DRIFTBOT",
+            "type": "event_callback",
+            "event_id": "Ev0HOME",
+            "event_time": 1700000000,
+            "event": {
+                "type": "app_home_opened",
+                "user": user,
+                "channel": "D0HOME",
+                "tab": "home",
+                "event_ts": "1700000000.000100",
+            },
+        }
+    )
+
+
+async def test_app_home_is_published_on_open_and_republished_when_the_fleet_changes(
+    harness: Harness,
+) -> None:
+    status, _ = await harness.post(home_opened(VIEWER), content_type="application/json")
+    await harness.bot.drain()
+    assert status == 200
+    view = harness.slack.view(VIEWER)
+    assert view is not None
+    shown = text_of(view)
+    assert "*prod*: 4 apps: 2 synced · 1 drifted · 1 failing" in shown
+    assert shown.index("*prod*") < shown.index("*staging*")
+    assert "payments is failing" in shown
+
+    assert await harness.bot.home.refresh()  # first round for the known viewers
+    published = harness.bot.home.publications
+    assert not await harness.bot.home.refresh()  # nothing changed
+    key = next(k for k in harness.pipeline.states if k.name == "payments")
+    healed = harness.pipeline.states[key]
+    harness.pipeline.states[key] = replace(healed, health=Health.HEALTHY, sync=SyncStatus.SYNCED)
+    harness.clock.now = NOW + timedelta(seconds=10)
+    assert not await harness.bot.home.refresh()  # debounced: within 30 s of the last round
+    harness.clock.now = NOW + timedelta(seconds=31)
+    assert await harness.bot.home.refresh()
+    assert harness.bot.home.publications == published + 1
+    assert "*prod*: 4 apps: 3 synced · 1 drifted · 0 failing" in text_of(
+        harness.slack.view(VIEWER) or {}
+    )
+
+
+async def test_app_home_of_someone_who_may_not_view_shows_no_fleet(harness: Harness) -> None:
+    await harness.post(home_opened(OUTSIDER), content_type="application/json")
+    await harness.bot.drain()
+    shown = text_of(harness.slack.view(OUTSIDER) or {})
+    assert "not among the people" in shown
+    assert "prod" not in shown
+
+
+async def test_the_home_refresher_runs_on_the_injected_sleep(harness: Harness) -> None:
+    await harness.bot.home.opened(VIEWER)
+    ticks = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks > 2:
+            await asyncio.Event().wait()  # park: the test is done with it
+        await asyncio.sleep(0)
+
+    harness.bot.start(home_every=5.0, sleep=sleep)
+    for _ in range(50):
+        if ticks > 2:
+            break
+        await asyncio.sleep(0)
+    assert harness.bot.home.published is not None
+
+
+# --- construction --------------------------------------------------------------------------------
+
+
+def test_http_mode_needs_the_signing_secret() -> None:
+    with pytest.raises(SlackAppError, match="SLACK_SIGNING_SECRET"):
+        create_slack_bot(
+            make_config(),
+            bot_token="xoxb-1",
+            signing_secret=None,
+            fleet=_NoFleet(),
+            audit=_NoAudit(),
+            controls=MemoryControls(),
+        )
+
+
+async def test_socket_mode_needs_an_app_level_token(harness: Harness) -> None:
+    with pytest.raises(SlackAppError, match="xapp-"):
+        await harness.bot.start_socket_mode("xoxb-not-an-app-token")
+
+
+class _NoFleet:
+    states: dict[Any, Any] = {}  # noqa: RUF012
+    policy_state = PolicyState()
+
+
+class _NoAudit:
+    async def audit(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("not expected")
+
+    async def audit_log(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
