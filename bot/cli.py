@@ -8,6 +8,7 @@ notifications (and the answers of check-config and routes explain); logs go to s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -17,10 +18,13 @@ from importlib import resources
 from pathlib import Path
 
 from bot.replay_runner import CliError, replay_file
+from bot.server import serve
+from bot.service import ServiceError
 from bot.store import StoreError, default_state_path
 from config.loader import ConfigError, check_config_file
 from config.routing import explain
 from config.schema import Config
+from config.settings import apply_settings, load_settings
 from core.model import EventKind, Severity, Tool
 
 logger = logging.getLogger("driftbot")
@@ -35,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the service: watch the clusters, serve HTTP, notify")
+    _config_arg(run)
+    run.add_argument(
+        "--state",
+        type=Path,
+        help="the store file (default: $DRIFTBOT_STATE or ~/.local/state/driftbot/state.sqlite)",
+    )
 
     demo = sub.add_parser("demo", help="the whole pipeline on a shipped scenario, to the console")
     demo.add_argument("--output", choices=["text", "jsonl"], default="text")
@@ -103,6 +115,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = apply_settings(_load_config(args.config), load_settings())
+    state = args.state or default_state_path()
+    try:
+        return asyncio.run(serve(config, state))
+    except ServiceError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     scenario = resources.files("bot.scenarios").joinpath(DEMO_SCENARIO)
     with resources.as_file(scenario) as path, tempfile.TemporaryDirectory() as tmp:
@@ -159,6 +180,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "run": _cmd_run,
     "replay": _cmd_replay,
     "demo": _cmd_demo,
     "check-config": _cmd_check_config,

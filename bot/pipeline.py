@@ -21,7 +21,7 @@ from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, GitOpsEvent, Hint, Tool
-from core.policy import Action, Decision, PolicySettings, PolicyState
+from core.policy import RESOLVES, Action, AlertKey, Decision, OpenAlert, PolicySettings, PolicyState
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class Pipeline:
         self.states: dict[AppKey, AppState] = {}
         """Every app as last seen: the store's app states, read once at load and written through."""
         self.stats: Counter[str] = Counter()
+        self.detected: Counter[tuple[str, str]] = Counter()
+        """(event kind, tool) of every event detected, for metrics."""
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._defaults = PolicySettings(grace=config.policy.grace)
 
@@ -138,7 +140,8 @@ class Pipeline:
     async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
         for event in events:
             self.stats[f"detected.{event.kind}"] += 1
-            was_open = {a.id: a.event for a in self.policy_state.open.values()}
+            self.detected[(event.kind.value, event.tool.value)] += 1
+            was_open = self.policy_state.open
             self.policy_state, decisions = policy.offer(
                 self.policy_state, event, now, self._settings(event)
             )
@@ -147,16 +150,16 @@ class Pipeline:
             await self.store.save_policy(self.policy_state)
 
     async def _deliver(
-        self, decisions: list[Decision], was_open: Mapping[str, GitOpsEvent] | None = None
+        self, decisions: list[Decision], was_open: Mapping[AlertKey, OpenAlert] | None = None
     ) -> None:
         """Send what policy decided to send to the receivers of its routes; a recovery also
-        goes where the problem it resolves went."""
+        goes where the problem it resolves went (an alert of `was_open`)."""
         for decision in decisions:
             if decision.action is not Action.SEND:
                 self.stats[f"{decision.action}.{decision.reason}"] += 1
                 continue
             event = decision.event
-            original = (was_open or {}).get(event.resolves) if event.resolves else None
+            original = _resolved(event, was_open) if event.resolves and was_open else None
             matches = match_routes(event, self.config)
             if original is not None:
                 matches += match_routes(original, self.config)
@@ -172,6 +175,15 @@ class Pipeline:
                     continue
                 await receiver.deliver(note)
             self.stats["sent"] += 1
+
+
+def _resolved(event: GitOpsEvent, was_open: Mapping[AlertKey, OpenAlert]) -> GitOpsEvent | None:
+    """The open problem a recovery resolves: looked up by its alert key, not by a scan."""
+    for kind in RESOLVES.get(event.kind, ()):
+        alert = was_open.get((event.key, kind))
+        if alert is not None and alert.id == event.resolves:
+            return alert.event
+    return None
 
 
 def _stale(previous: AppState, current: AppState) -> bool:

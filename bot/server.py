@@ -1,0 +1,237 @@
+"""The HTTP side of `driftbot run`: one aiohttp application on `server.port`.
+
+- `/healthz`: 200 while the process runs;
+- `/readyz`: 200 once every source has listed at least once, else 503 naming the others;
+- `/metrics`: Prometheus text, from a registry of our own (pipeline and watcher counters,
+  read at scrape time, so nothing is counted twice);
+- `/webhooks/flux`: Flux notification-controller (see bot/flux_receiver.py).
+
+The service (watches, pipeline, store) lives in the application's cleanup context: it starts
+with the server and is stopped, its state saved, when the server shuts down. `serve` runs it
+until SIGTERM or SIGINT and returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.service import Service, ServiceError, open_service
+from config.schema import Config
+
+__all__ = ["SERVICE", "ServiceCollector", "create_app", "serve"]
+
+logger = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("service", Service)
+WEBHOOK = web.AppKey("flux_webhook", FluxWebhook)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ServiceCollector(Collector):
+    """Prometheus metrics read from the service's counters at scrape time."""
+
+    def __init__(self, service: Service, webhook: FluxWebhook | None = None) -> None:
+        self._service = service
+        self._webhook = webhook
+
+    def collect(self) -> Iterator[Metric]:
+        pipeline = self._service.pipeline
+        stats = pipeline.stats
+
+        events = CounterMetricFamily(
+            "driftbot_events", "GitOps events detected", labels=["kind", "tool"]
+        )
+        for (kind, tool), count in sorted(pipeline.detected.items()):
+            events.add_metric([kind, tool], count)
+        yield events
+
+        yield CounterMetricFamily(
+            "driftbot_notifications", "Notifications sent to receivers", value=stats["sent"]
+        )
+        yield CounterMetricFamily(
+            "driftbot_rejected", "Inputs the normalizers refused", value=stats["rejected"]
+        )
+        suppressions = CounterMetricFamily(
+            "driftbot_suppressions", "Events the policy kept quiet", labels=["reason"]
+        )
+        held = CounterMetricFamily(
+            "driftbot_holds", "Events the policy held back", labels=["reason"]
+        )
+        for key, count in sorted(stats.items()):
+            action, _, reason = key.partition(".")
+            if action == "suppress":
+                suppressions.add_metric([reason], count)
+            elif action == "hold":
+                held.add_metric([reason], count)
+        yield suppressions
+        yield held
+
+        names = ["cluster", "resource"]
+        relists = CounterMetricFamily(
+            "driftbot_watch_relists", "Relists after the first", labels=names
+        )
+        reconnects = CounterMetricFamily(
+            "driftbot_watch_reconnects", "Watches resumed from a resourceVersion", labels=names
+        )
+        received = CounterMetricFamily(
+            "driftbot_watch_events", "Watch events received", labels=names
+        )
+        errors = CounterMetricFamily("driftbot_watch_errors", "Watch failures", labels=names)
+        synced = GaugeMetricFamily(
+            "driftbot_source_ready", "1 once the source has listed", labels=names
+        )
+        for resource in self._service.resources:
+            where = [resource.cluster, resource.watched.name]
+            counters = resource.watcher.counters
+            relists.add_metric(where, counters.relists)
+            reconnects.add_metric(where, counters.reconnects)
+            received.add_metric(where, counters.events)
+            errors.add_metric(where, counters.errors)
+            synced.add_metric(where, 1.0 if resource.ready else 0.0)
+        for source in self._service.extra_sources:
+            where = [str(getattr(source, "cluster", "")), source.task_name]
+            source_counters: Any = getattr(source, "counters", None)
+            if source_counters is not None:
+                relists.add_metric(where, getattr(source_counters, "relists", 0))
+                reconnects.add_metric(where, getattr(source_counters, "reconnects", 0))
+                received.add_metric(where, getattr(source_counters, "events", 0))
+                errors.add_metric(where, getattr(source_counters, "errors", 0))
+            synced.add_metric(where, 1.0 if source.synced.is_set() else 0.0)
+        yield from (relists, reconnects, received, errors, synced)
+
+        ignored = CounterMetricFamily(
+            "driftbot_events_ignored",
+            "Kubernetes Events about objects other than Argo CD's and Flux's",
+            labels=["cluster"],
+        )
+        for cluster, count in sorted(self._service.ignored_events.items()):
+            ignored.add_metric([cluster], count)
+        yield ignored
+
+        if self._webhook is not None:
+            webhooks = CounterMetricFamily(
+                "driftbot_flux_webhooks", "Flux webhook requests", labels=["outcome"]
+            )
+            webhooks.add_metric(["accepted"], self._webhook.accepted)
+            webhooks.add_metric(["refused"], self._webhook.refused)
+            yield webhooks
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    waiting = request.app[SERVICE].not_ready()
+    if waiting:
+        return web.json_response({"status": "waiting", "not_ready": waiting}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS})
+
+
+async def _flux(request: web.Request) -> web.Response:
+    return await request.app[WEBHOOK].handle(request)
+
+
+def create_app(
+    config: Config,
+    state_path: Path,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    **service_options: Any,
+) -> web.Application:
+    """The application; the service starts and stops with it (`service_options` go to
+    `open_service`: clock, stream, watcher_options, ...). Raises ServiceError when the Flux
+    webhook token is named but not set."""
+    try:
+        token = token_from_env(config, environ)
+    except WebhookConfigError as exc:
+        raise ServiceError(str(exc)) from None
+
+    async def service_context(app: web.Application) -> AsyncIterator[None]:
+        async with open_service(config, state_path, environ=environ, **service_options) as service:
+            webhook = FluxWebhook(
+                service.gate.notify,
+                token=token,
+                clusters=[c.name for c in config.clusters],
+                clock=service.clock,
+            )
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(ServiceCollector(service, webhook))
+            app[SERVICE] = service
+            app[WEBHOOK] = webhook
+            app[REGISTRY] = registry
+            logger.info(
+                "watching %d clusters (%d watches); Flux webhook %s",
+                len(config.clusters),
+                len(service.resources) + len(service.extra_sources),
+                "signed (generic-hmac)" if token else "unsigned (generic)",
+            )
+            yield
+
+    app = web.Application(client_max_size=2 << 20)
+    app.cleanup_ctx.append(service_context)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_post(FLUX_WEBHOOK_PATH, _flux)
+    return app
+
+
+async def serve(
+    config: Config,
+    state_path: Path,
+    *,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
+    **service_options: Any,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set): watches stopped, state saved, 0 returned.
+
+    `port` overrides server.port (0 picks a free one); `on_started` gets the bound port once
+    the server listens."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    app = create_app(config, state_path, **service_options)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, config.server.port if port is None else port)
+        await site.start()
+        ports = [a[1] for a in runner.addresses if isinstance(a, tuple)]
+        logger.info("listening on port %s", ports[0] if ports else "?")
+        if on_started is not None:
+            on_started(ports[0] if ports else 0)
+        await stop.wait()
+        logger.info("stopping: closing the watches and saving state")
+    finally:
+        await runner.cleanup()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    return 0

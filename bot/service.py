@@ -1,0 +1,299 @@
+"""The running service's composition root: store, pipeline, receivers, one Kubernetes client
+and one set of watchers per cluster, the Argo CD API streams, and the clock that lets grace
+windows run out.
+
+Every cluster has its own ApiClient and its own watcher tasks, so a cluster that is
+unreachable or answers 500s only delays its own watches. All inputs reach the pipeline
+through one `PipelineGate`, which runs one call at a time: a relist's diff is never
+interleaved with another source's observation.
+
+`open_service` is the lifecycle: it opens everything, starts the tasks, and on exit stops the
+watches, closes the pipeline (saving the policy state), flushes and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from kubernetes_asyncio.client import ApiClient
+
+from bot.pipeline import Pipeline
+from bot.replay_runner import build_receivers
+from bot.sources import (
+    WATCHED,
+    ClientFactory,
+    Clock,
+    EventFeed,
+    Source,
+    Watched,
+    api_client_for,
+    feed_for,
+    utc_now,
+)
+from bot.store import Store
+from config.schema import ArgoCDApiConfig, Config
+from core.model import AppKey, Tool
+from watchers.argocd_api import ArgoCDApiWatcher
+from watchers.kube_watch import ResourceWatcher
+
+__all__ = [
+    "PipelineGate",
+    "Service",
+    "ServiceError",
+    "WatchedResource",
+    "open_service",
+]
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ServiceError(Exception):
+    """The service cannot start (a cluster's kubeconfig cannot be loaded, a secret is
+    missing); the message is one sentence for the CLI to print."""
+
+
+class PipelineGate:
+    """The pipeline's inputs, one call at a time (see the module docstring)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self._lock = asyncio.Lock()
+
+    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
+        async with self._lock:
+            return await self.pipeline.observe(obj, cluster, watch_type, now)
+
+    async def relist(
+        self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
+    ) -> None:
+        async with self._lock:
+            await self.pipeline.relist(cluster, objects, now, covers)
+
+    async def notify(self, body: Any, cluster: str, now: datetime) -> str:
+        async with self._lock:
+            return await self.pipeline.notify(body, cluster, now)
+
+    async def advance(self, now: datetime) -> None:
+        async with self._lock:
+            await self.pipeline.advance(now)
+
+
+@dataclass(frozen=True)
+class WatchedResource:
+    """One watcher of the service: its cluster, what it watches, the loop and its feed."""
+
+    cluster: str
+    watched: Watched
+    watcher: ResourceWatcher
+    feed: object
+
+    @property
+    def name(self) -> str:
+        return f"{self.cluster}/{self.watched.name}"
+
+    @property
+    def ready(self) -> bool:
+        """Listed at least once, or known to be absent (its CRD is not installed)."""
+        return self.watcher.synced.is_set() or self.watcher.absent
+
+
+class Service:
+    """The watchers of every cluster and the pipeline's clock; `start()` then `stop()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        clients: Mapping[str, ApiClient],
+        *,
+        clock: Clock = utc_now,
+        watcher_options: Mapping[str, Any] | None = None,
+        extra_sources: list[Source] | None = None,
+        tick_interval: float = 1.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.gate = PipelineGate(pipeline)
+        self.clock = clock
+        self._sleep = sleep
+        self._tick_interval = tick_interval
+        self._tick_task: asyncio.Task[None] | None = None
+        self.resources: list[WatchedResource] = []
+        for cluster in config.clusters:
+            client = clients[cluster.name]
+            for watched in WATCHED:
+                feed = feed_for(self.gate, cluster.name, watched, clock)
+                watcher = ResourceWatcher(
+                    client,
+                    watched.spec,
+                    on_list=feed.on_list,
+                    on_event=feed.on_event,
+                    cluster=cluster.name,
+                    **dict(watcher_options or {}),
+                )
+                self.resources.append(WatchedResource(cluster.name, watched, watcher, feed))
+        self.extra_sources: list[Source] = list(extra_sources or [])
+        """Sources beside the Kubernetes watches: the Argo CD API streams."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for resource in self.resources:
+            resource.watcher.start()
+        for source in self.extra_sources:
+            source.start()
+        if self._tick_task is None:
+            self._tick_task = asyncio.create_task(self._tick(), name="pipeline-clock")
+
+    async def stop(self) -> None:
+        """Stop every task and wait for them; the pipeline and store stay open."""
+        task, self._tick_task = self._tick_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        stops = [r.watcher.stop() for r in self.resources]
+        stops += [s.stop() for s in self.extra_sources]
+        await asyncio.gather(*stops)
+
+    async def _tick(self) -> None:
+        """Let time pass in the pipeline, so problems whose grace ran out are announced."""
+        while True:
+            await self._sleep(self._tick_interval)
+            try:
+                await self.gate.advance(self.clock())
+            except Exception:
+                logger.exception("advancing the pipeline clock failed; trying again")
+
+    # -- state, for /readyz and /metrics -------------------------------------------------------
+
+    def not_ready(self) -> list[str]:
+        """Sources that have not listed yet (a watched CRD that is not installed counts as
+        ready: there is nothing to list)."""
+        waiting = [r.name for r in self.resources if not r.ready]
+        waiting += [s.task_name for s in self.extra_sources if not s.synced.is_set()]
+        return waiting
+
+    @property
+    def ignored_events(self) -> dict[str, int]:
+        """Per cluster, Kubernetes Events about objects that are neither Argo CD's nor Flux's."""
+        counts: dict[str, int] = {}
+        for resource in self.resources:
+            if isinstance(resource.feed, EventFeed):
+                counts[resource.cluster] = counts.get(resource.cluster, 0) + resource.feed.ignored
+        return counts
+
+
+def argocd_api_sources(
+    config: Config, gate: PipelineGate, clock: Clock, environ: Mapping[str, str] = os.environ
+) -> list[Source]:
+    """The Argo CD API server streams of the config's `argocd_api` entries, into the gate.
+
+    Their lists account for the Argo CD Applications of their cluster, as the CRD watch's do.
+    """
+    sources: list[Source] = []
+    for entry in config.argocd_api:
+        sources.append(_argocd_api_source(entry, gate, clock, environ))
+    return sources
+
+
+def _argocd_api_source(
+    entry: ArgoCDApiConfig, gate: PipelineGate, clock: Clock, environ: Mapping[str, str]
+) -> Source:
+    def covers(key: AppKey) -> bool:
+        return key.tool is Tool.ARGOCD and key.kind == "Application"
+
+    async def on_list(cluster: str, items: list[dict[str, Any]]) -> None:
+        await gate.relist(cluster, items, clock(), covers)
+
+    async def on_event(cluster: str, watch_type: str, app: dict[str, Any]) -> None:
+        await gate.observe(app, cluster, watch_type, clock())
+
+    try:
+        return ArgoCDApiWatcher.from_config(
+            entry, on_list=on_list, on_event=on_event, environ=environ
+        )
+    except ValueError as exc:
+        raise ServiceError(f"argocd_api for cluster {entry.cluster!r}: {exc}") from None
+
+
+async def _clients(config: Config, factory: ClientFactory) -> dict[str, ApiClient]:
+    clients: dict[str, ApiClient] = {}
+    try:
+        for cluster in config.clusters:
+            try:
+                clients[cluster.name] = await factory(cluster)
+            except Exception as exc:
+                where = (
+                    "the in-cluster service account"
+                    if cluster.in_cluster
+                    else f"kubeconfig {cluster.kubeconfig or '(default)'}"
+                    + (f" context {cluster.context}" if cluster.context else "")
+                )
+                raise ServiceError(
+                    f"cluster {cluster.name!r}: cannot load {where}: {exc}"
+                ) from None
+    except BaseException:
+        for client in clients.values():
+            await client.close()
+        raise
+    return clients
+
+
+@contextlib.asynccontextmanager
+async def open_service(
+    config: Config,
+    state_path: Path,
+    *,
+    clock: Clock = utc_now,
+    stream: TextIO | None = None,
+    client_factory: ClientFactory = api_client_for,
+    watcher_options: Mapping[str, Any] | None = None,
+    tick_interval: float = 1.0,
+    sleep: Sleep = asyncio.sleep,
+    environ: Mapping[str, str] = os.environ,
+) -> AsyncIterator[Service]:
+    """The service, started; on exit stopped, its pipeline closed and its store saved.
+
+    `stream` is where console receivers write (stdout by default); `watcher_options` go to
+    every ResourceWatcher (backoff, timeouts, sleep).
+    """
+    store = await Store.open(state_path)
+    try:
+        pipeline = Pipeline(store, config, build_receivers(config, None, stream))
+        await pipeline.load()
+        try:
+            clients = await _clients(config, client_factory)
+            try:
+                service = Service(
+                    config,
+                    pipeline,
+                    clients,
+                    clock=clock,
+                    watcher_options=watcher_options,
+                    tick_interval=tick_interval,
+                    sleep=sleep,
+                )
+                service.extra_sources += argocd_api_sources(config, service.gate, clock, environ)
+                service.start()
+                try:
+                    yield service
+                finally:
+                    await service.stop()
+            finally:
+                for client in clients.values():
+                    await client.close()
+        finally:
+            await pipeline.close()
+    finally:
+        await store.close()
