@@ -71,7 +71,7 @@ class Selector:
             return ""
         if self.kind == "app":
             return "/".join(p for p in (self.cluster, self.namespace, self.value) if p)
-        prefix = {"cluster": "cluster", "env": "env", "namespace": "ns"}[self.kind]
+        prefix = {"cluster": "cluster", "env": "env", "namespace": "namespace"}[self.kind]
         return f"{prefix}:{self.value}"
 
 
@@ -166,7 +166,7 @@ class _Refused(Exception):
 
 def _shown(text: str) -> str:
     """User input quoted in an answer: one line, bounded, escaped, no backticks."""
-    return chat._v(text.replace("`", "'"), 80)
+    return chat.escaped(text.replace("`", "'"), 80)
 
 
 _PREFIXES: dict[str, Literal["cluster", "env", "namespace"]] = {
@@ -405,7 +405,10 @@ class Controls(Protocol):
 
     async def mute(
         self, target: str, until: datetime, reason: str, who: str, now: datetime
-    ) -> MuteInfo: ...
+    ) -> MuteInfo:
+        """Mute `target` (a Selector's text) until `until`; ValueError, with a sentence for
+        the user, for a target the policy cannot mute."""
+        ...
 
     async def unmute(self, target: str, who: str, now: datetime) -> bool:
         """False when nothing was muted under `target`."""
@@ -512,7 +515,10 @@ class CommandRunner:
         if isinstance(command, Mute):
             return await self._mute(command, asker, states, now)
         if isinstance(command, Unmute):
-            found = await self.controls.unmute(command.target.text, asker.user, now)
+            try:
+                found = await self.controls.unmute(command.target.text, asker.user, now)
+            except ValueError as exc:
+                return chat.answer_usage(self.command, chat.escaped(str(exc), 300), command.verb)
             detail = {"target": command.target.text, "found": found}
             await self._audit_keys(asker, "unmute", select(states, command.target), detail, now)
             return chat.answer_unmuted(command.target.text, found)
@@ -549,9 +555,12 @@ class CommandRunner:
         self, command: Mute, asker: Asker, states: list[AppState], now: datetime
     ) -> Answer:
         target = command.target.text
-        mute = await self.controls.mute(
-            target, now + command.duration, command.reason, asker.user, now
-        )
+        try:
+            mute = await self.controls.mute(
+                target, now + command.duration, command.reason, asker.user, now
+            )
+        except ValueError as exc:  # a target the policy cannot mute
+            return chat.answer_usage(self.command, chat.escaped(str(exc), 300), command.verb)
         detail = {"target": target, "until": mute.until.isoformat(), "reason": command.reason}
         await self._audit_keys(asker, "mute", select(states, command.target), detail, now)
         return chat.answer_muted(mute)

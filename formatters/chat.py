@@ -187,6 +187,11 @@ def _v(text: str, limit: int = NAME) -> str:
     return phrases.value(text, limit, esc.slack)
 
 
+def escaped(text: str, limit: int = NAME) -> str:
+    """Untrusted text (a user's input, a cluster's value) for mrkdwn: one line, bounded."""
+    return _v(text, limit)
+
+
 def _code(text: str, limit: int = 120) -> str:
     """An untrusted value shown as inline code (backticks cannot close it early)."""
     value = phrases.value(text.replace("`", "'"), limit, esc.slack)

@@ -22,8 +22,9 @@ HELP_LINES: tuple[tuple[str, str], ...] = (
     ("ack APP", "acknowledge an app's open alerts: no more reminders"),
 )
 HELP_TARGETS = (
-    "A TARGET is an app (`checkout`), `ns/app`, `cluster/ns/app`, `cluster:NAME` or `ns:NAME`; "
-    "`*` matches any text. Durations: `30m`, `4h`, `1d`. mute, unmute and ack are for operators."
+    "A TARGET is an app (`checkout`), `ns/app`, `cluster/ns/app`, `cluster:NAME` or "
+    "`namespace:NAME`; `*` matches any text. Durations: `30m`, `4h`, `1d`. "
+    "mute, unmute and ack are for operators."
 )
 
 USAGE_UNKNOWN = "I do not know the command `{word}`."
@@ -38,7 +39,7 @@ USAGE_SEE_HELP = "Type `{command} help` for everything I understand."
 USAGE_EXAMPLE = "For example: `{command} {example}`"
 
 WHAT_APP = "an app name (like `checkout` or `shop/checkout`)"
-WHAT_TARGET = "a target (an app, `ns/app`, `cluster:NAME` or `ns:NAME`)"
+WHAT_TARGET = "a target (an app, `ns/app`, `cluster:NAME` or `namespace:NAME`)"
 WHAT_DURATION = "a target and a duration (like `checkout 4h`)"
 WHAT_NOTHING = "nothing more"
 WHAT_ONE = "one value at most"
@@ -157,7 +158,7 @@ ROUTES_TITLE = "Where alerts about {app} go"
 ROUTES_TITLE_ALL = "Routes"
 ROUTES_NONE = "No routes are configured: every event goes to the console."
 ROUTES_FOR_KIND = "*{kind}* on {cluster}: {result}"
-ROUTES_RULE = "{index}. {match} -> {receivers}"
+ROUTES_RULE = "{index}. {match} → {receivers}"
 ROUTES_DROPPED = "dropped"
 
 # --- mutes and acks -----------------------------------------------------------------------------
