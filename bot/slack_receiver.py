@@ -7,7 +7,7 @@ resolved when it is sent, from the store's record of where each notification lan
 
 - a new problem or event is posted; where it landed is recorded;
 - a recovery edits its problem's message in place (`render_slack_resolved`, chat.update) and
-  adds a reply in its thread;
+  adds a reply in its thread (only the reply when the notification lacks the problem itself);
 - a group that grew (`updates` = the first notification's id) edits the group's message;
 - a notification already posted to this receiver (a reminder) is a reply in its thread.
 
@@ -71,6 +71,10 @@ def plan_slack(note: Notification) -> list[dict[str, Any]]:
             _update(event.id, original.id, render_slack_resolved(original, event)),
             _post(event.id, render_slack(event), thread_of=original.id),
         ]
+    if event.resolves:
+        # The problem itself is not at hand, so its message cannot be redrawn as resolved:
+        # the recovery still goes into its thread.
+        return [_post(event.id, render_slack(event), thread_of=event.resolves)]
     if updates:
         return [_update(event.id, updates, render_slack(event, note.mention))]
     return [_post(event.id, render_slack(event, note.mention), thread_of=event.id)]
