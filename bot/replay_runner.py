@@ -25,6 +25,8 @@ from bot.receivers import ConsoleReceiver, Receiver
 from bot.slack_receiver import SlackReceiver
 from bot.slack_sender import SlackSender, make_client
 from bot.store import Store
+from bot.teams_receiver import TeamsOptions, build_teams_receivers
+from bot.teams_sender import TeamsConfigError
 from config.schema import Config
 from watchers.replay import ReplayError, read_replay
 
@@ -65,6 +67,7 @@ def build_receivers(
     store: Store | None = None,
     environ: Mapping[str, str] | None = None,
     slack: SlackOptions | None = None,
+    teams: TeamsOptions | None = None,
 ) -> dict[str, Receiver]:
     """Receivers named in the config. `output` (text|jsonl), when given, sets the format of
     every console receiver.
@@ -72,9 +75,11 @@ def build_receivers(
     Slack receivers need `store` (their outbox) and the bot token in `SLACK_BOT_TOKEN` (from
     `environ`, default the process environment); they share one sender, so one rate limit, per
     workspace, and post to `slack.api_url`. Without a store they are skipped with a warning.
+    Teams receivers too need `store`; their webhook URLs are read from `environ` or files.
     """
     env = os.environ if environ is None else environ
     receivers: dict[str, Receiver] = {}
+    teams_receivers: dict[str, Receiver] | None = None
     sender: SlackSender | None = None
     client: AsyncWebClient | None = None
     options = slack or SlackOptions()
@@ -103,6 +108,13 @@ def build_receivers(
                 sleep=options.sleep,
                 close_timeout=options.close_timeout,
             )
+        elif rc.teams is not None and store is not None:
+            if teams_receivers is None:
+                try:
+                    teams_receivers = build_teams_receivers(config, store, env, teams)
+                except TeamsConfigError as exc:
+                    raise CliError(str(exc)) from None
+            receivers[rc.name] = teams_receivers[rc.name]
         else:
             logger.warning(
                 "receiver %r (%s) cannot be delivered to by this build; its notifications "
@@ -163,13 +175,14 @@ async def replay_stream(
     *,
     environ: Mapping[str, str] | None = None,
     slack: SlackOptions | None = None,
+    teams: TeamsOptions | None = None,
 ) -> ReplaySummary:
     """Replay `lines` with the store at `state_path`, delivering to every receiver of `config`
-    (Slack included); returns once what could be sent is sent."""
+    (Slack and Teams included); returns once what could be sent is sent."""
     store = await Store.open(state_path)
     try:
         receivers = build_receivers(
-            config, output, stream, store=store, environ=environ, slack=slack
+            config, output, stream, store=store, environ=environ, slack=slack, teams=teams
         )
         pipeline = Pipeline(store, config, receivers)
         await pipeline.load()
