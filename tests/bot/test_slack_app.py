@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from aiohttp import web
@@ -565,3 +565,64 @@ class _NoAudit:
 
     async def audit_log(self, *args: Any, **kwargs: Any) -> list[Any]:
         return []
+
+
+# --- Socket Mode ---------------------------------------------------------------------------------
+
+APP_TOKEN = "xapp-1-A0DRIFTBOT-1-driftbot-test"
+
+
+async def test_socket_mode_answers_a_slash_command_over_the_websocket(tmp_path: Path) -> None:
+    """The real slack_sdk Socket Mode client: apps.connections.open on the fake Slack, then a
+    WebSocket that delivers a slash command envelope and expects its acknowledgement."""
+    acked: list[dict[str, Any]] = []
+    got_ack = asyncio.Event()
+
+    async def link(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        payload = dict(parse_qsl(command_body("drift", OPERATOR, CHANNEL, "")))
+        await ws.send_json(
+            {
+                "envelope_id": "57d6a792-4d35-4d0b-b6aa-3361493e1caf",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": payload,
+            }
+        )
+        async for message in ws:
+            acked.append(json.loads(message.data))
+            got_ack.set()
+        return ws
+
+    socket_app = web.Application()
+    socket_app.router.add_get("/link", link)
+    async with (
+        TestServer(socket_app) as socket_server,
+        FakeSlackApi(clock=VirtualClock(), tokens=(VALID_TOKEN, APP_TOKEN)) as slack,
+        await Store.open(tmp_path / "state.sqlite") as store,
+    ):
+        slack.socket_url = str(socket_server.make_url("/link")).replace("http://", "ws://")
+        config = make_config(mode="socket", api_url=slack.url)
+        pipeline = Pipeline(store, config, {})
+        pipeline.states = fleet()
+        bot = SlackBot(
+            config,
+            client=make_client(VALID_TOKEN, slack.url),
+            fleet=pipeline,
+            audit=store,
+            controls=MemoryControls(),
+            clock=Clock(NOW),
+        )
+        try:
+            await bot.start_socket_mode(APP_TOKEN)
+            await asyncio.wait_for(got_ack.wait(), timeout=20)
+            await bot.drain()
+        finally:
+            await bot.close()
+    assert acked[0]["envelope_id"] == "57d6a792-4d35-4d0b-b6aa-3361493e1caf"
+    [call] = slack.calls_to("apps.connections.open")
+    assert call.token == APP_TOKEN
+    [answer] = slack.ephemeral
+    assert "checkout on prod: no longer matches Git" in text_of(answer)

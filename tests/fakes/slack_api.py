@@ -149,6 +149,8 @@ class FakeSlackApi:
     """Channel ids the bot is not in: posting answers not_in_channel."""
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     """User group id -> member user ids, for usergroups.users.list (see the block at the end)."""
+    socket_url: str = ""
+    """What apps.connections.open answers (a ws:// URL of the test's Socket Mode server)."""
 
     calls: list[Call] = field(default_factory=list, init=False)
     url: str = field(default="", init=False)
@@ -616,3 +618,18 @@ def _usergroups_users_list(
 
 
 _HANDLERS["usergroups.users.list"] = _usergroups_users_list
+
+
+# -- Socket Mode: apps.connections.open -----------------------------------------------------------
+
+
+def _apps_connections_open(
+    fake: FakeSlackApi, params: dict[str, Any]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The WebSocket URL to connect to; Slack wants an app-level token (xapp-) here."""
+    if not fake.socket_url:
+        return 200, _error("not_allowed_token_type"), {}
+    return 200, {"ok": True, "url": fake.socket_url}, {}
+
+
+_HANDLERS["apps.connections.open"] = _apps_connections_open
