@@ -25,7 +25,7 @@ from bot.service import Service, ServiceError, open_service
 from bot.sources import WATCHED, is_gitops_event
 from bot.store import Store
 from config.schema import ClusterConfig, Config
-from tests.builders_argocd import argocd_app
+from tests.builders_argocd import DIFF_CACHE, LIVE_CHILD, argocd_app
 from tests.builders_flux import REV2, T0, flux_event, helmrelease, kustomization, source
 from tests.fakes.kube_api import FakeKubeAPI
 from watchers.backoff import Backoff
@@ -88,20 +88,32 @@ def announced(text: str) -> Counter[Announced]:
 async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
     """Poll the service's state until the fake's output has been processed."""
     async with asyncio.timeout(within):
-        while not predicate():
+        while True:
+            if predicate():
+                return
             await asyncio.sleep(0.002)
 
 
 # --- objects and their successive states --------------------------------------------------------
 
 
-def _argocd(name: str, step: int) -> dict[str, Any]:
+def _argocd(name: str, step: int, base: str | None = None) -> dict[str, Any]:
+    # Most apps are built on the small app-of-apps child fixture, every fifth on the large one
+    # with a full status (the fake server deep-copies every object several times).
+    if base is None:
+        base = DIFF_CACHE if name.endswith(("0", "5")) else LIVE_CHILD
     variant = step % 3
     if variant == 1:
-        return argocd_app(name, sync="OutOfSync", out_of_sync=[("Deployment", "default", name)])
+        return argocd_app(
+            name, base=base, sync="OutOfSync", out_of_sync=[("Deployment", "default", name)]
+        )
     if variant == 2:
-        return argocd_app(name, health="Degraded")
-    return argocd_app(name)
+        return argocd_app(name, base=base, health="Degraded")
+    return argocd_app(name, base=base)
+
+
+def _argocd_full(name: str, step: int) -> dict[str, Any]:
+    return _argocd(name, step, DIFF_CACHE)
 
 
 def _kustomization(name: str, step: int) -> dict[str, Any]:
@@ -373,7 +385,7 @@ async def test_a_change_made_during_a_410_gap_is_announced_exactly_once(tmp_path
     clock = VirtualClock(T0)
     async with fakes("prod") as apis:
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd)
+        app = Obj("prod", "Application", "checkout", _argocd_full)
         world.put(app)
         out = io.StringIO()
         config = make_config(kubeconfigs(apis, tmp_path))

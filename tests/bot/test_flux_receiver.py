@@ -1,0 +1,187 @@
+"""/webhooks/flux: signed (generic-hmac) and unsigned (generic) bodies of notification-controller,
+through a real HTTP server into a real pipeline."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, sign, token_from_env, verify_signature
+from bot.pipeline import Pipeline
+from bot.replay_runner import build_receivers
+from bot.store import Store
+from config.schema import Config
+from tests.builders_flux import T0, notification
+
+TOKEN = b"s3cret-token"
+
+
+class Harness:
+    def __init__(self, client: TestClient, pipeline: Pipeline, out: io.StringIO) -> None:
+        self.client = client
+        self.pipeline = pipeline
+        self.out = out
+
+    async def post(
+        self, body: bytes, *, headers: dict[str, str] | None = None, query: str = ""
+    ) -> Any:
+        return await self.client.post(FLUX_WEBHOOK_PATH + query, data=body, headers=headers or {})
+
+    def announced(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.getvalue().splitlines()]
+
+
+async def _harness(
+    tmp_path: Path, token: bytes | None, max_body: int = 1 << 20
+) -> AsyncIterator[Harness]:
+    config = Config.model_validate(
+        {
+            "clusters": [{"name": "prod"}, {"name": "staging"}],
+            "receivers": [{"name": "out", "console": {"format": "jsonl"}}],
+            "routes": [{"receivers": ["out"]}],
+            "policy": {"grace": "0s"},
+        }
+    )
+    out = io.StringIO()
+    store = await Store.open(tmp_path / "s.sqlite")
+    pipeline = Pipeline(store, config, build_receivers(config, None, out))
+    await pipeline.load()
+    hook = FluxWebhook(
+        pipeline.notify,
+        token=token,
+        clusters=["prod", "staging"],
+        clock=lambda: T0,
+        max_body=max_body,
+    )
+    app = web.Application()
+    app.router.add_post(FLUX_WEBHOOK_PATH, hook.handle)
+    async with TestClient(TestServer(app)) as client:
+        yield Harness(client, pipeline, out)
+    await pipeline.close()
+    await store.close()
+
+
+@pytest.fixture
+async def signed(tmp_path: Path) -> AsyncIterator[Harness]:
+    async for h in _harness(tmp_path, TOKEN):
+        yield h
+
+
+@pytest.fixture
+async def unsigned(tmp_path: Path) -> AsyncIterator[Harness]:
+    async for h in _harness(tmp_path, None):
+        yield h
+
+
+def _body(**kwargs: Any) -> bytes:
+    return orjson.dumps(notification(**kwargs))
+
+
+async def test_a_signed_body_is_accepted_and_announced(signed: Harness) -> None:
+    body = _body()
+    response = await signed.post(body, headers={"X-Signature": sign(body, TOKEN)})
+    assert response.status == 202
+    assert (await response.json())["cluster"] == "prod"
+    [event] = signed.announced()
+    assert (event["kind"], event["cluster"], event["name"]) == ("deploy_failed", "prod", "webapp")
+
+
+@pytest.mark.parametrize("algorithm", ["sha224", "sha256", "sha384", "sha512"])
+async def test_every_hash_function_of_the_spec_is_accepted(signed: Harness, algorithm: str) -> None:
+    body = _body()
+    response = await signed.post(body, headers={"X-Signature": sign(body, TOKEN, algorithm)})
+    assert response.status == 202
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256=deadbeef",
+        "md5=0123",
+        "sha256",
+        "SIGNED",
+    ],
+)
+async def test_a_missing_or_bad_signature_is_401_and_nothing_is_processed(
+    signed: Harness, header: str | None
+) -> None:
+    body = _body()
+    headers = {} if header is None else {"X-Signature": header}
+    response = await signed.post(body, headers=headers)
+    assert response.status == 401
+    assert signed.announced() == []
+    assert signed.pipeline.stats["rejected"] == 0
+
+
+async def test_a_signature_of_another_body_is_refused(signed: Harness) -> None:
+    response = await signed.post(_body(), headers={"X-Signature": sign(_body(name="other"), TOKEN)})
+    assert response.status == 401
+    assert signed.announced() == []
+
+
+async def test_a_signature_with_another_token_is_refused(signed: Harness) -> None:
+    body = _body()
+    response = await signed.post(body, headers={"X-Signature": sign(body, b"wrong")})
+    assert response.status == 401
+
+
+async def test_malformed_json_is_400(unsigned: Harness) -> None:
+    response = await unsigned.post(b"{not json")
+    assert response.status == 400
+    assert "not JSON" in (await response.json())["error"]
+
+
+async def test_a_body_that_is_not_a_flux_event_is_400_with_the_reason(unsigned: Harness) -> None:
+    response = await unsigned.post(b'{"hello": "world"}')
+    assert response.status == 400
+    assert "involvedObject" in (await response.json())["error"]
+
+
+async def test_a_body_over_the_cap_is_413(tmp_path: Path) -> None:
+    async for h in _harness(tmp_path, None, max_body=1024):
+        response = await h.post(b" " * 2000 + _body())
+        assert response.status == 413
+        assert h.announced() == []
+
+
+async def test_the_cluster_comes_from_the_query_then_the_header(unsigned: Harness) -> None:
+    first = await unsigned.post(_body(name="a"), query="?cluster=staging")
+    second = await unsigned.post(_body(name="b"), headers={"X-Driftbot-Cluster": "staging"})
+    unknown = await unsigned.post(_body(name="c"), query="?cluster=nope")
+    assert (first.status, second.status, unknown.status) == (202, 202, 400)
+    assert [(e["name"], e["cluster"]) for e in unsigned.announced()] == [
+        ("a", "staging"),
+        ("b", "staging"),
+    ]
+
+
+def test_the_token_variable_must_be_set_when_it_is_named() -> None:
+    config = Config.model_validate({"server": {"flux_webhook_token_env": "FLUX_TOKEN"}})
+    assert token_from_env(config, {"FLUX_TOKEN": "abc"}) == b"abc"
+    assert token_from_env(Config(), {}) is None
+    with pytest.raises(Exception, match="FLUX_TOKEN"):
+        token_from_env(config, {})
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=200), header=st.one_of(st.none(), st.text(max_size=80)))
+def test_verify_signature_never_raises_and_accepts_only_the_right_hmac(
+    body: bytes, header: str | None
+) -> None:
+    if verify_signature(header, body, TOKEN):
+        assert header is not None
+        assert "".join(header.split()).lower() == sign(body, TOKEN)
+    assert verify_signature(sign(body, TOKEN), body, TOKEN)
