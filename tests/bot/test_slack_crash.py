@@ -1,17 +1,24 @@
 """Killing delivery in the middle of a storm and starting again: every message exactly once.
 
-Deterministic crashes, ten trials with seeded random points: the service is stopped dead
+Deterministic crashes first, ten trials with seeded random points: the service is stopped dead
 (every outbox worker cancelled, the store connection dropped, nothing closed cleanly) either
 right after the fake Slack accepted a message and before the worker could mark it sent (the
 worst window), or between two notifications being queued. A new store and new receivers on
 the same file then finish the job. The fake counts what it accepted per notification.
+
+Then the honest version: `driftbot replay` to three Slack channels in a real process, killed
+with SIGKILL by the fake the moment it accepts a message mid-delivery, and run again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import signal
+import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +30,7 @@ from bot.receivers import Notification, Receiver
 from bot.replay_runner import build_receivers
 from bot.slack_receiver import SlackReceiver
 from bot.store import Store
+from tests.bot.test_replay_cli import EXPECTED_DEMO
 from tests.bot.test_slack_receiver import (
     ENV,
     HistoryFakeSlack,
@@ -31,7 +39,10 @@ from tests.bot.test_slack_receiver import (
     slack_config,
     slack_options,
 )
-from tests.fakes.slack_api import FakeSlackApi, VirtualClock
+from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi, VirtualClock
+from tests.scenarios import demo_lines
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CHANNELS = {"alpha": "C0A", "beta": "C0B", "gamma": "C0C"}
 NOTES = 30
@@ -198,3 +209,81 @@ async def test_without_history_access_an_in_flight_message_is_sent_again_once(
     warnings = [r.getMessage() for r in caplog.records if "may appear twice" in r.getMessage()]
     assert warnings and all("missing_scope" in w for w in warnings)
     assert len({w.split(":")[0] for w in warnings}) == len(warnings)  # once per receiver
+
+
+# --- the honest version: a real process, killed with SIGKILL ------------------------------------
+
+KILL_CONFIG = """
+receivers:
+  - {name: alpha, slack: {channel: C0A}}
+  - {name: beta, slack: {channel: C0B}}
+  - {name: gamma, slack: {channel: C0C}}
+routes:
+  - match: {kinds: [deploy_started, deploy_succeeded, rollback_succeeded]}
+    receivers: [gamma]
+    continue: true
+  - match: {cluster: prod}
+    receivers: [alpha]
+  - receivers: [beta]
+slack: {api_url: "%s"}
+"""
+
+
+async def _replay_process(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "replay",
+        str(tmp_path / "demo.jsonl"),
+        "--config",
+        str(tmp_path / "driftbot.yaml"),
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_replay_killed_with_sigkill_mid_delivery_then_rerun_delivers_each_once(
+    tmp_path: Path,
+) -> None:
+    """The fake Slack runs here on real time (Slack's own pacing: a few seconds in all)."""
+    (tmp_path / "demo.jsonl").write_bytes(b"".join(line + b"\n" for line in demo_lines()))
+    env = {**os.environ, "SLACK_BOT_TOKEN": VALID_TOKEN, "PYTHONPATH": str(ROOT)}
+    # 21 posts in all; the first ~10 go out at once (Slack's bursts). Killing later than that
+    # kills the delivery, not the replay itself, which has long queued everything by then.
+    kill_at = random.Random(0).randrange(12, 18)
+    async with CrashingSlack() as slack:
+        (tmp_path / "driftbot.yaml").write_text(KILL_CONFIG % slack.url)
+        first = await _replay_process(tmp_path, env)
+        slack.crash_after = kill_at
+        slack.crash = lambda: first.kill()  # SIGKILL, before the answer leaves the fake
+        await asyncio.wait_for(first.wait(), 40)
+        assert first.returncode == -signal.SIGKILL
+        assert slack.accepted == kill_at
+
+        with sqlite3.connect(tmp_path / "state.sqlite") as conn:
+            (left,) = conn.execute(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+            ).fetchone()
+        conn.close()
+        assert left > 0
+
+        slack.crash_after = None
+        second = await _replay_process(tmp_path, env)
+        _, err = await asyncio.wait_for(second.communicate(), 40)
+        assert second.returncode == 0, err.decode()
+
+    ok_posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+    counted = Counter(
+        (c.params["channel"], c.params["metadata"]["event_payload"]["notification"])
+        for c in ok_posts
+    )
+    assert set(counted.values()) == {1}, counted
+    assert slack.calls_to("conversations.history")  # the message in flight was looked for
+    by_cluster = {n for (channel, n) in counted if channel in ("C0A", "C0B")}
+    assert len(by_cluster) == len(EXPECTED_DEMO)
+    assert any(channel == "C0C" for channel, _ in counted)
