@@ -275,6 +275,17 @@ class SlackBot:
         self._spawn(self._act(body, action), "slack-action")
 
     async def _act(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Act on a click; a failure is logged and the clicker gets an apology."""
+        try:
+            await self._act_on(body, action)
+        except Exception:
+            logger.exception("the button %s failed", action.get("action_id"))
+            user = _text((body.get("user") or {}).get("id"))
+            channel = _text((body.get("channel") or {}).get("id"))
+            if user and channel:
+                await self._reply(channel, user, chat.answer_text(say.FAILED), None)
+
+    async def _act_on(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         action_id = _text(action.get("action_id"))
         user = _text((body.get("user") or {}).get("id"))
         container = body.get("container") or {}

@@ -626,3 +626,10 @@ async def test_socket_mode_answers_a_slash_command_over_the_websocket(tmp_path: 
     assert call.token == APP_TOKEN
     [answer] = slack.ephemeral
     assert "checkout on prod: no longer matches Git" in text_of(answer)
+
+
+async def test_a_failure_behind_a_button_gets_an_apology(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    await harness.store.close()  # the audit log cannot be written
+    await harness.click("driftbot_mute_1h", value, message, OPERATOR)
+    assert "something went wrong" in text_of(harness.answers(OPERATOR)[0])
