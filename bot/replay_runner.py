@@ -98,7 +98,7 @@ def build_receivers(
                 client = make_client(token, config.slack.api_url, timeout=options.timeout)
                 limiter = RateLimiter(clock=options.monotonic, sleep=options.sleep)
                 sender = SlackSender(client, limiter, sleep=options.sleep)
-            receivers[rc.name] = SlackReceiver(
+            receiver = SlackReceiver(
                 rc.name,
                 rc.slack.channel,
                 sender,
@@ -108,6 +108,8 @@ def build_receivers(
                 sleep=options.sleep,
                 close_timeout=options.close_timeout,
             )
+            receiver.start()  # what an earlier run left in the outbox goes out first
+            receivers[rc.name] = receiver
         elif rc.teams is not None and store is not None:
             if teams_receivers is None:
                 try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,33 @@ def plan_slack(note: Notification) -> list[dict[str, Any]]:
     return [_post(event.id, render_slack(event, note.mention), thread_of=event.id)]
 
 
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """An outbox payload, checked: `ref` is `thread_of` for a post, `target` for an update."""
+
+    op: str
+    notification: str
+    message: dict[str, Any]
+    ref: str
+
+
+def read_payload(payload: Any) -> Planned | None:
+    """The payload `plan_slack` wrote, or None if it is not one (pure; never raises)."""
+    if not isinstance(payload, dict):
+        return None
+    op = payload.get("op")
+    notification = payload.get("notification")
+    message = payload.get("message")
+    ref = payload.get("thread_of" if op == OP_POST else "target")
+    if op not in (OP_POST, OP_UPDATE) or not isinstance(message, dict):
+        return None
+    if not isinstance(notification, str) or not isinstance(ref, str):
+        return None
+    if not isinstance(message.get("text"), str) and not isinstance(message.get("blocks"), list):
+        return None
+    return Planned(op, notification, message, ref)
+
+
 def _post(notification: str, message: dict[str, Any], *, thread_of: str) -> dict[str, Any]:
     return {"op": OP_POST, "notification": notification, "message": message, "thread_of": thread_of}
 
@@ -107,42 +135,37 @@ class SlackTransport:
         self._warned: set[str] = set()
 
     async def send(self, item: OutboxItem) -> Outcome:
-        payload = item.payload
-        op = payload.get("op")
-        message = payload.get("message")
-        if not isinstance(message, dict) or op not in (OP_POST, OP_UPDATE):
+        planned = read_payload(item.payload)
+        if planned is None:
             return Refused(error="unreadable_outbox_item", fatal=True)
-        if op == OP_UPDATE:
-            return await self._update(payload, message)
-        return await self._post(item, payload, message)
+        if planned.op == OP_UPDATE:
+            return await self._update(planned)
+        return await self._post(item, planned)
 
-    async def _update(self, payload: dict[str, Any], message: dict[str, Any]) -> Outcome:
-        target = await self._store.sent_message(str(payload.get("target")), self.receiver)
+    async def _update(self, planned: Planned) -> Outcome:
+        target = await self._store.sent_message(planned.ref, self.receiver)
         if target is None:
-            logger.debug("%s: nothing to update for %s (never posted here)", self.receiver, payload)
+            logger.debug(
+                "%s: nothing to update for %s (never posted here)", self.receiver, planned.ref
+            )
             return Delivered()
         result = await self._sender.update(
-            target.channel, target.ts, message, receiver=self.receiver
+            target.channel, target.ts, planned.message, receiver=self.receiver
         )
         return _outcome(result)
 
-    async def _post(
-        self, item: OutboxItem, payload: dict[str, Any], message: dict[str, Any]
-    ) -> Outcome:
-        notification = str(payload.get("notification"))
-        thread_ts = await self._thread_ts(payload)
-        args = {**message, "metadata": self._metadata(item, notification)}
+    async def _post(self, item: OutboxItem, planned: Planned) -> Outcome:
+        thread_ts = await self._thread_ts(planned.ref)
+        args = {**planned.message, "metadata": self._metadata(item, planned.notification)}
         result = await self._sender.post(self.channel, args, thread_ts, receiver=self.receiver)
         if not result.ok or not result.ts:
             return _outcome(result)
-        return Delivered(
-            SentMessage(notification, self.receiver, result.channel, result.ts, thread_ts)
+        landed = SentMessage(
+            planned.notification, self.receiver, result.channel, result.ts, thread_ts
         )
+        return Delivered(landed)
 
-    async def _thread_ts(self, payload: dict[str, Any]) -> str | None:
-        thread_of = payload.get("thread_of")
-        if not isinstance(thread_of, str):
-            return None
+    async def _thread_ts(self, thread_of: str) -> str | None:
         parent = await self._store.sent_message(thread_of, self.receiver)
         if parent is None:
             return None
@@ -165,11 +188,11 @@ class SlackTransport:
         channels:history (groups:history for private channels) scope; without it the item is
         sent again, once, and a warning says so.
         """
-        payload = item.payload
-        if payload.get("op") != OP_POST or self._client is None:
+        planned = read_payload(item.payload)
+        if planned is None or planned.op != OP_POST or self._client is None:
             return None
-        notification = str(payload.get("notification"))
-        thread_ts = await self._thread_ts(payload)
+        notification = planned.notification
+        thread_ts = await self._thread_ts(planned.ref)
         try:
             if thread_ts is None:
                 response = await self._client.conversations_history(

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.receivers import Notification
 from bot.replay_runner import CliError, SlackOptions, build_receivers, replay_stream
-from bot.slack_receiver import METADATA_EVENT_TYPE, SlackReceiver, plan_slack
+from bot.slack_receiver import METADATA_EVENT_TYPE, SlackReceiver, plan_slack, read_payload
 from bot.store import Store
 from config.schema import Config
 from core.model import AppKey, EventKind, GitOpsEvent, Tool, bare_state, make_event
@@ -202,7 +204,53 @@ def test_plan_posts_a_new_event_updates_and_replies_for_a_recovery_and_updates_a
     assert (grown["op"], grown["target"]) == ("update", group.id)
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+PAYLOAD_KEYS = st.sampled_from(["op", "notification", "message", "thread_of", "target", "text"])
+
+
+@given(
+    st.one_of(
+        JSON,
+        st.dictionaries(PAYLOAD_KEYS, JSON | st.sampled_from(["post", "update"]), max_size=6),
+    )
+)
+def test_any_stored_payload_is_read_or_refused_never_raises(payload: Any) -> None:
+    planned = read_payload(payload)
+    if planned is not None:
+        assert planned.op in ("post", "update")
+        assert isinstance(planned.message, dict) and isinstance(planned.ref, str)
+
+
+def test_every_planned_payload_reads_back() -> None:
+    problem = event("checkout", EventKind.DRIFT_DETECTED)
+    fixed = recovery_of(problem, EventKind.DRIFT_RESOLVED, 3)
+    notes = [
+        Notification(problem, ("prod",), ("@here",)),
+        Notification(fixed, ("prod",), original=problem),
+        Notification(fixed, ("prod",)),
+        group_note(EventGroup.of([problem]), ("prod",), updates=problem.id),
+    ]
+    for note in notes:
+        for payload in plan_slack(note):
+            assert read_payload(payload) is not None
+
+
 # --- delivery ------------------------------------------------------------------------------
+
+
+async def test_what_an_earlier_run_left_queued_goes_out_when_receivers_are_built(
+    slack: HistoryFakeSlack, store: Store, clock: VirtualClock
+) -> None:
+    note = Notification(event("checkout"), ("prod",))
+    await store.outbox_add_many("prod", plan_slack(note), T0)
+    receiver = receiver_for(slack, store, clock)
+    assert await receiver.drain(10)
+    assert notification_ids(slack, "C0PROD") == [note.event.id]
+    await receiver.close()
 
 
 async def test_a_recovery_edits_the_original_in_place_and_replies_in_its_thread(
