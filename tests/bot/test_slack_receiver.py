@@ -41,7 +41,8 @@ ENV = {"SLACK_BOT_TOKEN": VALID_TOKEN}
 
 
 class HistoryFakeSlack(FakeSlackApi):
-    """The fake Slack, plus message metadata kept on posts and conversations.history /
+    """The fake Slack, plus message metadata kept on posts (and through edits that do not replace
+    it) and conversations.history /
     conversations.replies answered from the channel's messages (as Slack does with
     include_all_metadata and the channels:history scope)."""
 
@@ -61,9 +62,13 @@ class HistoryFakeSlack(FakeSlackApi):
             limit = int(params.get("limit") or 100)
             newest_first = sorted(messages, key=lambda m: m["ts"], reverse=True)[:limit]
             return 200, {"ok": True, "messages": newest_first, "has_more": False}, {}
+        before = None
+        if method == "chat.update":
+            before = self._messages.get(str(params.get("channel")), {}).get(str(params.get("ts")))
         status, body, headers = super()._answer(method, params, token)
-        if method == "chat.postMessage" and body.get("ok") and "metadata" in params:
-            self._messages[body["channel"]][body["ts"]]["metadata"] = params["metadata"]
+        metadata = params.get("metadata") or (before or {}).get("metadata")
+        if method in ("chat.postMessage", "chat.update") and body.get("ok") and metadata:
+            self._messages[body["channel"]][body["ts"]]["metadata"] = metadata
         return status, body, headers
 
 
