@@ -56,7 +56,9 @@ class SlackOptions:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     timeout: float = 30.0
-    close_timeout: float | None = 60.0
+    close_timeout: float | None = 20.0
+    """Seconds `close()` keeps sending before it leaves the rest queued for the next start;
+    None: until nothing more can be sent now (what replay uses)."""
 
 
 def build_receivers(
@@ -184,7 +186,13 @@ async def replay_stream(
     store = await Store.open(state_path)
     try:
         receivers = build_receivers(
-            config, output, stream, store=store, environ=environ, slack=slack, teams=teams
+            config,
+            output,
+            stream,
+            store=store,
+            environ=environ,
+            slack=slack or SlackOptions(close_timeout=None),
+            teams=teams,
         )
         pipeline = Pipeline(store, config, receivers)
         await pipeline.load()
