@@ -358,12 +358,21 @@ def _text(value: Any) -> str:
 
 
 def add_slack_routes(
-    web_app: web.Application, bot: SlackBot, path: str = SLACK_EVENTS_PATH
+    web_app: web.Application,
+    bot: SlackBot | Callable[[], SlackBot | None],
+    path: str = SLACK_EVENTS_PATH,
 ) -> None:
-    """Serve Slack's HTTP mode (commands, interactivity, events) at `path` on `web_app`."""
+    """Serve Slack's HTTP mode (commands, interactivity, events) at `path` on `web_app`.
+
+    `bot` may be a function returning the bot, for a server whose routes are fixed before the
+    service (and so the bot) starts: until it returns one, Slack is answered 503 and retries.
+    """
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await bot.handle_http(request)
+        current = bot if isinstance(bot, SlackBot) else bot()
+        if current is None:
+            return web.json_response({"error": "starting"}, status=503)
+        return await current.handle_http(request)
 
     web_app.router.add_post(path, slack_events)
 

@@ -633,3 +633,26 @@ async def test_a_failure_behind_a_button_gets_an_apology(harness: Harness) -> No
     await harness.store.close()  # the audit log cannot be written
     await harness.click("driftbot_mute_1h", value, message, OPERATOR)
     assert "something went wrong" in text_of(harness.answers(OPERATOR)[0])
+
+
+async def test_slack_routes_registered_before_the_bot_exists_answer_503_until_it_does(
+    harness: Harness,
+) -> None:
+    holder: list[SlackBot] = []
+    app = web.Application()
+    add_slack_routes(app, lambda: holder[0] if holder else None)
+    body = command_body("help", OPERATOR, CHANNEL, harness.response_url)
+    ts = str(int(time.time()))
+    headers = {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sign(body, ts),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    async with TestClient(TestServer(app)) as http:
+        early = await http.post(SLACK_EVENTS_PATH, data=body.encode(), headers=headers)
+        assert early.status == 503
+        holder.append(harness.bot)
+        later = await http.post(SLACK_EVENTS_PATH, data=body.encode(), headers=headers)
+        assert later.status == 200
+    await harness.bot.drain()
+    assert "history APP" in text_of(harness.answers(OPERATOR)[0])
