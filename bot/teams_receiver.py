@@ -8,7 +8,8 @@ or thread, so each notification is one new card:
 - an event: `render_teams`;
 - a recovery: `render_teams_resolved`, a green card naming the original alert and how long
   it lasted;
-- a storm: `render_teams_group` (a group that grew is posted again, as it stands).
+- a storm: `render_teams_group` (a group that grew is posted again, as it stands);
+- a reminder: the event's card again (there is no thread to reply in).
 
 A webhook cannot be asked whether a card arrived, so a card that was on its way when the
 process stopped is sent again at the next start: delivery is at least once.
@@ -46,13 +47,11 @@ def plan_teams(note: Notification, payload: Payload = "envelope") -> list[dict[s
     group = getattr(note, "group", None)
     if group is not None:
         card = render_teams_group(group, payload)
-        notification = str(group.id)
     elif note.original is not None:
         card = render_teams_resolved(note.original, note.event, payload)
-        notification = note.event.id
     else:
         card = render_teams(note.event, payload)
-        notification = note.event.id
+    notification = str(getattr(note, "id", "") or (group.id if group else note.event.id))
     return [{"op": OP_POST, "notification": notification, "card": card}]
 
 
