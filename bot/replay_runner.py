@@ -192,7 +192,7 @@ async def replay_stream(
             store=store,
             environ=environ,
             slack=slack or SlackOptions(close_timeout=None),
-            teams=teams,
+            teams=teams or TeamsOptions(close_timeout=None),
         )
         pipeline = Pipeline(store, config, receivers)
         await pipeline.load()

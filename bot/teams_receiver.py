@@ -151,7 +151,9 @@ class TeamsOptions:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     timeout: float = 30.0
-    close_timeout: float | None = 60.0
+    close_timeout: float | None = 20.0
+    """Seconds `close()` keeps posting before it leaves the rest queued for the next start;
+    None: until nothing more can be posted now (what replay uses)."""
     retry: RetryPolicy | None = None
 
 
