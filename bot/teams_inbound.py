@@ -15,7 +15,7 @@ reply within 5 seconds, as a message: the Block Kit answer is turned into an Ada
 in Slack, where people are known by their Slack ids and RBAC applies.
 
 Answers: 200 with the reply; 400 malformed JSON; 401 signature missing or wrong; 413 body
-over `max_body`.
+over `max_body`; 503 while the pipeline is not running yet.
 """
 
 from __future__ import annotations
@@ -337,13 +337,14 @@ def _problem(status: int, message: str) -> web.Response:
 
 
 class TeamsQuestions:
-    """The request handler; `pipeline` returns the running pipeline (its states, its store)."""
+    """The request handler; `pipeline` returns the running pipeline (its states, its store),
+    or None before it has started."""
 
     def __init__(
         self,
         key: bytes,
         config: Config,
-        pipeline: Callable[[], Pipeline],
+        pipeline: Callable[[], Pipeline | None],
         *,
         clock: Clock = utc_now,
         max_body: int = MAX_BODY,
@@ -386,6 +387,8 @@ class TeamsQuestions:
             return _problem(400, f"body is not JSON: {exc}")
         if not isinstance(activity, dict):
             return _problem(400, "body is not a JSON object (a Teams activity)")
+        if self._pipeline() is None:
+            return _problem(503, "driftbot is starting; ask again in a moment")
         try:
             async with asyncio.timeout(self._reply_within):
                 answer = await self.answer(activity)
@@ -405,6 +408,8 @@ class TeamsQuestions:
         if parsed.verb not in TEAMS_VERBS:
             return chat.answer_text(SLACK_ONLY.format(verb=parsed.verb))
         pipeline = self._pipeline()
+        if pipeline is None:
+            return chat.answer_text(TOO_SLOW)
         runner = CommandRunner(
             self._config,
             pipeline,
@@ -434,14 +439,15 @@ def add_teams_route(
     app: web.Application,
     key: bytes,
     config: Config,
-    pipeline: Callable[[], Pipeline],
+    pipeline: Callable[[], Pipeline | None],
     *,
     clock: Clock = utc_now,
     max_body: int = MAX_BODY,
 ) -> TeamsQuestions:
     """Serve POST /webhooks/teams on `app`; returns the handler (its counters are metrics).
     `pipeline` is called per request, so it may return a pipeline started after the route
-    was added (the service in the app's cleanup context)."""
+    was added (the service in the app's cleanup context); until then it returns None and
+    calls get 503."""
     handler = TeamsQuestions(key, config, pipeline, clock=clock, max_body=max_body)
     app.router.add_post(TEAMS_WEBHOOK_PATH, handler.handle)
     return handler

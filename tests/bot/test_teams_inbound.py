@@ -268,6 +268,15 @@ async def test_help_usage_and_slack_only_verbs(
     assert "@Drift Bot help" in missing_text
 
 
+async def test_calls_before_the_pipeline_runs_get_503() -> None:
+    app = web.Application()
+    handler = add_teams_route(app, KEY, CONFIG, lambda: None, clock=lambda: NOW)
+    async with TestClient(TestServer(app)) as http:
+        assert (await ask(http, body_of("<at>driftbot</at> status")))[0] == 503
+        assert (await ask(http, body_of("<at>driftbot</at> status"), auth=None))[0] == 401
+    assert handler.answered == 0
+
+
 async def test_a_slow_answer_is_an_apology_within_the_time(pipeline: Pipeline) -> None:
     handler = TeamsQuestions(KEY, CONFIG, lambda: pipeline, clock=lambda: NOW, reply_within=0)
     app = web.Application()
