@@ -11,17 +11,17 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.receivers import Notification, Receiver
 from bot.store import Store
-from config.routing import RouteMatch, match_routes
-from config.schema import Config
+from config.routing import RouteMatch, effective_policy, match_routes
+from config.schema import Config, FlapPolicy
 from core import policy
 from core.detect import detect, detect_hint
-from core.model import AppKey, AppState, GitOpsEvent, Hint, Tool
-from core.policy import RESOLVES, Action, AlertKey, Decision, OpenAlert, PolicySettings, PolicyState
+from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
+from core.policy import Action, Decision, PolicySettings, PolicyState
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,16 @@ class Pipeline:
         """(event kind, tool) of every event detected, for metrics."""
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._defaults = PolicySettings(grace=config.policy.grace)
+        self._routes: dict[str, PolicySettings] = {
+            route_id(match.route_index): policy_settings(match, config.policy.flap)
+            for match in (
+                RouteMatch(
+                    i, tuple(r.receivers), tuple(r.mention), effective_policy(config.policy, r)
+                )
+                for i, r in enumerate(config.routes)
+            )
+        }
+        """Each route's policy settings: the policy keeps its state per route."""
 
     async def load(self) -> None:
         self.policy_state = await self.store.load_policy()
@@ -106,15 +116,17 @@ class Pipeline:
         return await self._hint(found, now)
 
     async def advance(self, now: datetime) -> None:
-        """Let time pass: release problems whose grace is over."""
-        self.policy_state, decisions = policy.tick(self.policy_state, now, self._defaults)
+        """Let time pass: release problems whose grace is over, send groups that are due."""
+        self.policy_state, decisions = policy.tick(
+            self.policy_state, now, self._defaults, self._routes
+        )
         if decisions:
             await self._deliver(decisions)
             await self.store.save_policy(self.policy_state)
 
     async def finish(self) -> None:
         """End of a finite stream: what is still held is taken to persist and is announced."""
-        self.policy_state, decisions = policy.flush(self.policy_state, self._defaults)
+        self.policy_state, decisions = policy.flush(self.policy_state, self._defaults, self._routes)
         await self._deliver(decisions)
 
     # --- stages ----------------------------------------------------------------------------
@@ -131,59 +143,97 @@ class Pipeline:
             return dataclasses.replace(state, url=url)
         return state
 
-    def _settings(self, event: GitOpsEvent) -> PolicySettings:
-        routes = match_routes(event, self.config)
-        if not routes:
-            return self._defaults
-        return dataclasses.replace(self._defaults, grace=routes[0].policy.grace)
+    def _routes_of(self, event: GitOpsEvent) -> list[str]:
+        """The routes that decide about `event`: those it matches, and for a recovery or a
+        deletion also those holding a problem of its app (a recovery goes where its problem
+        went)."""
+        routes = [route_id(m.route_index) for m in match_routes(event, self.config)]
+        if event.kind in policy.RESOLVES or event.kind is EventKind.DELETED:
+            routes += policy.routes_holding(self.policy_state, event.key, self._routes)
+        return list(dict.fromkeys(routes))
 
     async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
         for event in events:
             self.stats[f"detected.{event.kind}"] += 1
             self.detected[(event.kind.value, event.tool.value)] += 1
-            was_open = self.policy_state.open
-            self.policy_state, decisions = policy.offer(
-                self.policy_state, event, now, self._settings(event)
-            )
-            await self._deliver(decisions, was_open)
+            routes = self._routes_of(event)
+            if not routes:
+                self.stats["unrouted"] += 1
+            for route in routes:
+                self.policy_state, decisions = policy.offer(
+                    self.policy_state, event, now, self._routes[route], self._routes
+                )
+                await self._deliver(decisions)
         if events:
             await self.store.save_policy(self.policy_state)
 
-    async def _deliver(
-        self, decisions: list[Decision], was_open: Mapping[AlertKey, OpenAlert] | None = None
-    ) -> None:
-        """Send what policy decided to send to the receivers of its routes; a recovery also
-        goes where the problem it resolves went (an alert of `was_open`)."""
+    async def _deliver(self, decisions: list[Decision]) -> None:
+        """Send what policy decided to send (or to remind of) to the receivers of the route
+        that decided it."""
         for decision in decisions:
-            if decision.action is not Action.SEND:
+            if decision.action not in (Action.SEND, Action.REMIND):
                 self.stats[f"{decision.action}.{decision.reason}"] += 1
                 continue
-            event = decision.event
-            original = _resolved(event, was_open) if event.resolves and was_open else None
-            matches = match_routes(event, self.config)
-            if original is not None:
-                matches += match_routes(original, self.config)
-            names = _receivers(matches)
+            route = self._route_config(decision.route)
+            names = tuple(dict.fromkeys(route.receivers)) if route is not None else ()
             if not names:
                 self.stats["unrouted"] += 1
                 continue
-            note = Notification(event, names, _mentions(matches), original)
+            reminds = decision.updates if decision.action is Action.REMIND else ""
+            note = Notification(
+                decision.event,
+                names,
+                tuple(dict.fromkeys(route.mention)) if route is not None else (),
+                decision.original,
+                group=decision.group,
+                updates="" if reminds else decision.updates,
+                reminds=reminds,
+            )
             for name in names:
                 receiver = self.receivers.get(name)
                 if receiver is None:
-                    logger.error("receiver %r is not configured; event %s dropped", name, event.id)
+                    logger.error("receiver %r is not configured; %s dropped", name, note.id)
                     continue
                 await receiver.deliver(note)
-            self.stats["sent"] += 1
+            self.stats["reminded" if reminds else "sent"] += 1
+
+    def _route_config(self, route: str) -> RouteMatch | None:
+        index = route_index(route)
+        if index is None or index >= len(self.config.routes):
+            return None
+        r = self.config.routes[index]
+        return RouteMatch(
+            index, tuple(r.receivers), tuple(r.mention), effective_policy(self.config.policy, r)
+        )
 
 
-def _resolved(event: GitOpsEvent, was_open: Mapping[AlertKey, OpenAlert]) -> GitOpsEvent | None:
-    """The open problem a recovery resolves: looked up by its alert key, not by a scan."""
-    for kind in RESOLVES.get(event.kind, ()):
-        alert = was_open.get((event.key, kind))
-        if alert is not None and alert.id == event.resolves:
-            return alert.event
+def route_id(index: int) -> str:
+    """The policy's name for a route: its place in the file (state is kept per route)."""
+    return f"routes[{index}]"
+
+
+def route_index(route: str) -> int | None:
+    if route.startswith("routes[") and route.endswith("]") and route[7:-1].isdigit():
+        return int(route[7:-1])
     return None
+
+
+def policy_settings(match: RouteMatch, flap: FlapPolicy) -> PolicySettings:
+    """The policy settings of one route: its effective policy, the flap damping, and text
+    dedup over the flap window (a message repeated within it says nothing new)."""
+    p = match.policy
+    return PolicySettings(
+        grace=p.grace,
+        route=route_id(match.route_index),
+        group_by=p.group_by,
+        group_wait=p.group_wait,
+        group_interval=p.group_interval,
+        repeat=p.repeat,
+        quiet=p.quiet_hours,
+        flap_flips=flap.flips,
+        flap_window=flap.window,
+        dedup_window=flap.window if flap.flips else timedelta(0),
+    )
 
 
 def _stale(previous: AppState, current: AppState) -> bool:
@@ -193,11 +243,3 @@ def _stale(previous: AppState, current: AppState) -> bool:
     if previous.observed_at == current.observed_at:
         return dataclasses.replace(previous, url=current.url) == current
     return False
-
-
-def _receivers(matches: list[RouteMatch]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(name for m in matches for name in m.receivers))
-
-
-def _mentions(matches: list[RouteMatch]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(name for m in matches for name in m.mention))

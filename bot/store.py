@@ -22,25 +22,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
 
 from core.codec import (
     CodecError,
+    alert_key_from_list,
+    alert_key_to_list,
     app_key_from_list,
     app_key_to_list,
     app_state_from_dict,
     app_state_to_dict,
+    event_from_dict,
+    event_to_dict,
+    flap_key_from_list,
+    flap_key_to_list,
     format_time,
     from_jsonable,
     parse_time,
     to_jsonable,
 )
+from core.flap import Flap
+from core.grouping import Group
 from core.immutable import PMap
 from core.model import AppKey, AppState
-from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds
+from core.mutes import Mute
+from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds, TextSeen
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +106,25 @@ MIGRATIONS: tuple[str, ...] = (
         thread_ts TEXT,
         sent_at TEXT NOT NULL,
         PRIMARY KEY (notification_id, receiver)
+    );
+    """,
+    """
+    CREATE TABLE policy_groups (
+        id TEXT PRIMARY KEY,
+        meta TEXT NOT NULL
+    );
+    CREATE TABLE policy_group_events (
+        group_id TEXT NOT NULL,
+        part TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (group_id, part, seq)
+    );
+    CREATE TABLE policy_items (
+        part TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (part, key)
     );
     """,
 )
@@ -183,7 +211,12 @@ def _key_text(key: AppKey) -> str:
 
 
 def _alert_key_text(key: AlertKey) -> str:
-    return _dumps([app_key_to_list(key[0]), str(key[1])])
+    """Alerts of the default route keep the key text of stores written before routes had
+    state of their own."""
+    route, app, kind = key
+    if not route:
+        return _dumps([app_key_to_list(app), str(kind)])
+    return _dumps(alert_key_to_list(key))
 
 
 def _time_or_none(text: str | None) -> datetime | None:
@@ -355,6 +388,11 @@ class Store:
             held_rows = await self._fetchall("SELECT alert_key, held FROM policy_held")
             open_rows = await self._fetchall("SELECT alert_key, alert FROM policy_open")
             recent_rows = await self._fetchall("SELECT id, at FROM policy_recent ORDER BY rowid")
+            group_rows = await self._fetchall("SELECT id, meta FROM policy_groups")
+            event_rows = await self._fetchall(
+                "SELECT group_id, part, event FROM policy_group_events ORDER BY group_id, part, seq"
+            )
+            item_rows = await self._fetchall("SELECT part, key, value FROM policy_items")
         held = self._decode_rows(Held, held_rows)
         opened = self._decode_rows(OpenAlert, open_rows)
         recent: list[tuple[str, datetime]] = []
@@ -363,9 +401,66 @@ class Store:
                 recent.append((event_id, parse_time(at)))
             except CodecError as exc:
                 logger.warning("skipping unreadable id %s in %s: %s", event_id, self.path, exc)
-        state = PolicyState.of(held, opened, RecentIds.of(recent))
+        mutes: list[Mute] = []
+        flaps: list[tuple[tuple[str, AppKey], Flap]] = []
+        texts: list[tuple[AlertKey, TextSeen]] = []
+        for part, key, value in item_rows:
+            try:
+                if part == "mute":
+                    mutes.append(from_jsonable(Mute, orjson.loads(value)))
+                elif part == "flap":
+                    flaps.append(
+                        (
+                            flap_key_from_list(orjson.loads(key)),
+                            from_jsonable(Flap, orjson.loads(value)),
+                        )
+                    )
+                elif part == "text":
+                    texts.append(
+                        (
+                            alert_key_from_list(orjson.loads(key)),
+                            from_jsonable(TextSeen, orjson.loads(value)),
+                        )
+                    )
+            except (CodecError, orjson.JSONDecodeError) as exc:
+                logger.warning("skipping unreadable %s %s in %s: %s", part, key, self.path, exc)
+        state = PolicyState.of(
+            held,
+            opened,
+            RecentIds.of(recent),
+            groups=self._decode_groups(group_rows, event_rows),
+            flaps=flaps,
+            mutes=mutes,
+            texts=texts,
+        )
         self._policy = state
         return state
+
+    def _decode_groups(self, group_rows: list[Any], event_rows: list[Any]) -> list[Group]:
+        parts: dict[tuple[str, str], list[Any]] = {}
+        for group_id, part, text in event_rows:
+            parts.setdefault((group_id, part), []).append(text)
+        groups = []
+        for group_id, meta in group_rows:
+            try:
+                data = orjson.loads(meta)
+                if not isinstance(data, dict):
+                    raise CodecError("expected an object")
+                data["members"] = [
+                    event_to_dict(event_from_dict(orjson.loads(t)))
+                    for t in parts.get((group_id, "m"), [])
+                ]
+                data["resolved"] = [
+                    event_to_dict(event_from_dict(orjson.loads(t)))
+                    for t in parts.get((group_id, "r"), [])
+                ]
+                group = from_jsonable(Group, data)
+                if not group.members:
+                    raise CodecError("a group without members")
+                groups.append(group)
+            except (CodecError, orjson.JSONDecodeError) as exc:
+                logger.warning("skipping unreadable group %s in %s: %s", group_id, self.path, exc)
+        return groups
 
     def _decode_rows(self, cls: type[Any], rows: list[Any]) -> list[Any]:
         values = []
@@ -386,7 +481,10 @@ class Store:
         held_put, held_gone = _changes(old.held, state.held)
         open_put, open_gone = _changes(old.open, state.open)
         recent_put, recent_gone = _recent_changes(old.recent, state.recent)
-        if not (held_put or held_gone or open_put or open_gone or recent_put or recent_gone):
+        extra = _group_writes(old.groups, state.groups) + _item_writes(old, state)
+        if not (
+            held_put or held_gone or open_put or open_gone or recent_put or recent_gone or extra
+        ):
             self._policy = state
             return
         writes = [
@@ -418,6 +516,7 @@ class Store:
                 "INSERT OR IGNORE INTO policy_recent (id, at) VALUES (?, ?)",
                 [(i, format_time(at)) for i, at in recent_put],
             ),
+            *extra,
         ]
         async with self._failing_as("saving the policy state"), self._transaction() as conn:
             for sql, rows in writes:
@@ -632,12 +731,80 @@ class Store:
         return SentMessage(notification_id, receiver, channel, ts, thread_ts)
 
 
-def _changes(
-    old: PMap[AlertKey, Any], new: PMap[AlertKey, Any]
-) -> tuple[list[tuple[AlertKey, Any]], list[AlertKey]]:
+_Write = tuple[str, list[tuple[Any, ...]]]
+"""One statement and its rows."""
+
+
+def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
+    """Groups are written as a row of their own and one row per event; their events are only
+    appended to, so a save writes the new events only (all of them after a rewrite)."""
+    put, gone = _changes(old, new)
+    metas: list[tuple[Any, ...]] = []
+    cleared: list[tuple[Any, ...]] = [(g,) for g in gone]
+    events: list[tuple[Any, ...]] = []
+    for group_id, group in put:
+        before = old.get(group_id)
+        meta = to_jsonable(group)
+        meta.pop("members")
+        meta.pop("resolved")
+        metas.append((group_id, _dumps(meta)))
+        if before is None or before.epoch != group.epoch:
+            cleared.append((group_id,))
+            start_m = start_r = 0
+        else:
+            start_m, start_r = len(before.members), len(before.resolved)
+        for part, items, start in (
+            ("m", group.members, start_m),
+            ("r", group.resolved, start_r),
+        ):
+            events.extend(
+                (group_id, part, seq, _dumps(event_to_dict(e)))
+                for seq, e in enumerate(items[start:], start)
+            )
+    return (
+        [
+            ("DELETE FROM policy_groups WHERE id = ?", [(g,) for g in gone]),
+            ("DELETE FROM policy_group_events WHERE group_id = ?", cleared),
+            ("INSERT OR REPLACE INTO policy_groups (id, meta) VALUES (?, ?)", metas),
+            (
+                "INSERT OR REPLACE INTO policy_group_events (group_id, part, seq, event) "
+                "VALUES (?, ?, ?, ?)",
+                events,
+            ),
+        ]
+        if put or gone
+        else []
+    )
+
+
+def _item_writes(old: PolicyState, new: PolicyState) -> list[_Write]:
+    """Mutes, flaps and remembered texts, one row each."""
+    deletes: list[tuple[Any, ...]] = []
+    puts: list[tuple[Any, ...]] = []
+    parts: tuple[tuple[str, PMap[Any, Any], PMap[Any, Any], Any], ...] = (
+        ("mute", old.mutes, new.mutes, lambda k: k),
+        ("flap", old.flaps, new.flaps, lambda k: _dumps(flap_key_to_list(k))),
+        ("text", old.texts, new.texts, lambda k: _dumps(alert_key_to_list(k))),
+    )
+    for part, before, after, key_text in parts:
+        put, gone = _changes(before, after)
+        deletes.extend((part, key_text(k)) for k in gone)
+        puts.extend((part, key_text(k), _dumps(to_jsonable(v))) for k, v in put)
+    if not deletes and not puts:
+        return []
+    return [
+        ("DELETE FROM policy_items WHERE part = ? AND key = ?", deletes),
+        ("INSERT OR REPLACE INTO policy_items (part, key, value) VALUES (?, ?, ?)", puts),
+    ]
+
+
+K = TypeVar("K")
+
+
+def _changes(old: PMap[K, Any], new: PMap[K, Any]) -> tuple[list[tuple[K, Any]], list[K]]:
     """What to write and delete to go from `old` to `new`: only the buckets that differ."""
-    put: list[tuple[AlertKey, Any]] = []
-    gone: list[AlertKey] = []
+    put: list[tuple[K, Any]] = []
+    gone: list[K] = []
     if old is new:
         return put, gone
     for old_bucket, new_bucket in zip(old.buckets, new.buckets, strict=True):

@@ -19,8 +19,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from core.model import AppKey, AppState, GitOpsEvent, Tool
-from core.policy import Held, OpenAlert, PolicyState, RecentIds
+from core.flap import Flap, FlapKey
+from core.grouping import Group
+from core.model import AppKey, AppState, EventKind, GitOpsEvent, Tool
+from core.mutes import Mute
+from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds, TextSeen
 
 JSONValue = Any
 """A value made only of dict (str keys), list, str, int, bool and None."""
@@ -106,12 +109,39 @@ def app_key_from_list(data: object) -> AppKey:
     return AppKey(tool, data[1], data[2], data[3], data[4])
 
 
+def alert_key_to_list(key: AlertKey) -> list[JSONValue]:
+    """[route, app key, kind]."""
+    return [key[0], app_key_to_list(key[1]), str(key[2])]
+
+
+def alert_key_from_list(data: object) -> AlertKey:
+    if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], str)):
+        raise CodecError(f"alert key: expected [route, app key, kind], got {_show(data)}")
+    kind = _enum_decoder(EventKind)(data[2], "alert key kind")
+    return (data[0], app_key_from_list(data[1]), kind)
+
+
+def flap_key_to_list(key: FlapKey) -> list[JSONValue]:
+    """[route, app key]."""
+    return [key[0], app_key_to_list(key[1])]
+
+
+def flap_key_from_list(data: object) -> FlapKey:
+    if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], str)):
+        raise CodecError(f"flap key: expected [route, app key], got {_show(data)}")
+    return (data[0], app_key_from_list(data[1]))
+
+
 def policy_state_to_dict(state: PolicyState) -> dict[str, JSONValue]:
     """The whole policy state; the store keeps the same parts as rows."""
     return {
         "held": [to_jsonable(h) for h in state.held.values()],
         "open": [to_jsonable(a) for a in state.open.values()],
         "recent": recent_ids_to_list(state.recent),
+        "groups": [to_jsonable(g) for g in state.groups.values()],
+        "flaps": [[flap_key_to_list(k), to_jsonable(f)] for k, f in state.flaps.items()],
+        "mutes": [to_jsonable(m) for m in state.mutes.values()],
+        "texts": [[alert_key_to_list(k), to_jsonable(t)] for k, t in state.texts.items()],
     }
 
 
@@ -120,7 +150,34 @@ def policy_state_from_dict(data: object) -> PolicyState:
         raise CodecError(f"PolicyState: expected an object, got {_show(data)}")
     held = [from_jsonable(Held, h) for h in _list(data.get("held", []), "PolicyState.held")]
     opened = [from_jsonable(OpenAlert, a) for a in _list(data.get("open", []), "PolicyState.open")]
-    return PolicyState.of(held, opened, recent_ids_from_list(data.get("recent", [])))
+    groups = [from_jsonable(Group, g) for g in _list(data.get("groups", []), "PolicyState.groups")]
+    mutes = [from_jsonable(Mute, m) for m in _list(data.get("mutes", []), "PolicyState.mutes")]
+    flaps = [
+        (flap_key_from_list(k), from_jsonable(Flap, f))
+        for k, f in _pairs(data.get("flaps", []), "PolicyState.flaps")
+    ]
+    texts = [
+        (alert_key_from_list(k), from_jsonable(TextSeen, t))
+        for k, t in _pairs(data.get("texts", []), "PolicyState.texts")
+    ]
+    return PolicyState.of(
+        held,
+        opened,
+        recent_ids_from_list(data.get("recent", [])),
+        groups=groups,
+        flaps=flaps,
+        mutes=mutes,
+        texts=texts,
+    )
+
+
+def _pairs(data: object, where: str) -> list[tuple[object, object]]:
+    pairs: list[tuple[object, object]] = []
+    for i, item in enumerate(_list(data, where)):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise CodecError(f"{where}[{i}]: expected [key, value], got {_show(item)}")
+        pairs.append((item[0], item[1]))
+    return pairs
 
 
 def recent_ids_to_list(recent: RecentIds) -> list[list[str]]:

@@ -71,6 +71,8 @@ class EventKind(StrEnum):
     SOURCE_FAILED = "source_failed"
     SOURCE_RECOVERED = "source_recovered"
     DELETED = "deleted"
+    FLAPPING = "flapping"
+    """An app whose problem keeps opening and closing: reported once instead of every flip."""
 
 
 DEFAULT_SEVERITY: dict[EventKind, Severity] = {
@@ -89,6 +91,7 @@ DEFAULT_SEVERITY: dict[EventKind, Severity] = {
     EventKind.SOURCE_FAILED: Severity.WARNING,
     EventKind.SOURCE_RECOVERED: Severity.INFO,
     EventKind.DELETED: Severity.WARNING,
+    EventKind.FLAPPING: Severity.WARNING,
 }
 
 RESOLVED_BY: dict[EventKind, tuple[EventKind, ...]] = {

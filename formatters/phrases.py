@@ -189,6 +189,8 @@ def headline(
         text = f"{who} can fetch its source again"
     elif kind is EventKind.DELETED:
         text = f"{who} was deleted{by}"
+    elif kind is EventKind.FLAPPING:
+        text = f"{who} keeps flipping between states; further changes are held until it settles"
     else:  # a kind added to the model before a phrase was written for it
         text = f"{who}: {escape(str(kind).replace('_', ' '))}"
     if kind in RECOVERY_KINDS:
@@ -232,6 +234,7 @@ _GROUP: dict[EventKind, str] = {
     EventKind.SOURCE_FAILED: "{n} {apps} cannot fetch their source{on}{after}",
     EventKind.SOURCE_RECOVERED: "{n} {apps} can fetch their source again{on}",
     EventKind.DELETED: "{n} {apps} were deleted{on}",
+    EventKind.FLAPPING: "{n} {apps} keep flipping between states{on}",
 }
 _GROUP_MIXED_PROBLEM = "{n} {apps} need attention{on}{after}"
 _GROUP_MIXED = "{n} changes{on}{after}"
@@ -253,6 +256,7 @@ _MEMBER: dict[EventKind, str] = {
     EventKind.SOURCE_FAILED: "source failing",
     EventKind.SOURCE_RECOVERED: "source back",
     EventKind.DELETED: "deleted",
+    EventKind.FLAPPING: "flapping",
 }
 
 

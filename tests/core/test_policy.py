@@ -251,7 +251,7 @@ def test_recovery_carries_resolves_and_since() -> None:
 
 def test_open_alert_is_kept_with_id_and_start() -> None:
     state, _ = run([(0, DRIFT), (60, None)])
-    alert = state.open[(DRIFT.key, K.DRIFT_DETECTED)]
+    alert = state.open[("", DRIFT.key, K.DRIFT_DETECTED)]
     assert alert.id == DRIFT.id
     assert alert.since == at(0)
     assert alert.announced_at == at(60)
@@ -298,8 +298,8 @@ def test_flush_releases_everything_held() -> None:
         ("health_degraded", "send", "flushed"),
     ]
     assert state.held == {}
-    assert set(state.open) == {(DRIFT.key, K.DRIFT_DETECTED), (DRIFT.key, K.HEALTH_DEGRADED)}
-    assert state.open[(DRIFT.key, K.DRIFT_DETECTED)].announced_at == at(60)
+    assert set(state.open) == {("", DRIFT.key, K.DRIFT_DETECTED), ("", DRIFT.key, K.HEALTH_DEGRADED)}
+    assert state.open[("", DRIFT.key, K.DRIFT_DETECTED)].announced_at == at(60)
 
 
 def test_replaying_with_the_kept_state_announces_nothing_new() -> None:

@@ -101,6 +101,12 @@ HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
         event(EventKind.DELETED),
         "guestbook on prod was deleted",
     ),
+    (
+        "flapping",
+        event(EventKind.FLAPPING),
+        "guestbook on prod keeps flipping between states; further changes are held until it "
+        "settles",
+    ),
 ]
 
 CASE_IDS = [case[0] for case in HEADLINES]
