@@ -10,7 +10,15 @@ import yaml
 from config.schema import SlackConfig
 from tests.deploy.tools import DEPLOY
 
-SCOPES = {"chat:write", "chat:write.public", "commands", "users:read", "usergroups:read"}
+SCOPES = {
+    "chat:write",
+    "chat:write.public",
+    "commands",
+    "users:read",
+    "usergroups:read",
+    "channels:history",
+    "groups:history",
+}
 
 
 def manifest() -> dict[str, Any]:
