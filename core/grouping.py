@@ -121,7 +121,8 @@ class Group:
     """
 
     id: str
-    """The group's identity: the id of its first member, and of its first notification."""
+    """The group's identity in the policy state: its route and its first member's id (the id
+    of the group's first notification)."""
     route: str
     key: GroupKey
     members: tuple[GitOpsEvent, ...]

@@ -695,7 +695,9 @@ def _emit(
         if current is not None and current.accepting:
             group = dataclasses.replace(current, members=(*current.members, event))
         else:
-            group = Group(id=event.id, route=settings.route, key=key, members=(event,))
+            group = Group(
+                id=_rid(settings.route, event.id), route=settings.route, key=key, members=(event,)
+            )
             state = _update(state, current=state.current.set(key, group.id))
     due = group.due
     if due is None:
@@ -773,7 +775,7 @@ def _flush(
         )
         decisions.append(Decision(waiting[0], Action.HOLD, Reason.QUIET_HOURS, route=group.route))
         return state, decisions
-    updates = group.id if group.flushes else ""
+    updates = members[0].id if group.flushes else ""
     if len(members) == 1:
         if new_members:
             decisions.append(
@@ -804,7 +806,7 @@ def _flush(
                 Action.SEND,
                 Reason.GROUPED,
                 tuple(r.resolves for r in new_resolved) if closes is None else closes,
-                group=EventGroup.of(members, id=group.id, resolved=resolved),
+                group=EventGroup.of(members, id=members[0].id, resolved=resolved),
                 updates=updates,
                 route=group.route,
             )
@@ -863,8 +865,8 @@ def _remind(
         unacked[0],
         Action.REMIND,
         Reason.REMINDER,
-        group=EventGroup.of(unacked, id=group.id) if len(unacked) > 1 else None,
-        updates=group.id,
+        group=EventGroup.of(unacked, id=group.members[0].id) if len(unacked) > 1 else None,
+        updates=group.members[0].id,
         route=group.route,
     )
     return state, [decision]
@@ -975,31 +977,31 @@ def tick(
     settings: PolicySettings = DEFAULT_SETTINGS,
     routes: RouteSettings | None = None,
 ) -> tuple[PolicyState, list[Decision]]:
-    """Do what is due by `now` (pure): release held problems whose grace has passed, send
-    groups whose wait is over and those quiet hours held back once they end, close groups,
-    remind, settle flaps, and forget old ids. `routes` gives each route's settings (default:
-    `settings` for every route)."""
+    """Do what is due by `now`, each at its own time and in time order (pure): release held
+    problems whose grace has passed, send groups whose wait is over and those quiet hours
+    held back once they end, close groups, remind, settle flaps, and forget old ids.
+    `routes` gives each route's settings (default: `settings` for every route)."""
     decisions: list[Decision] = []
-    first = state.due.first()
-    if first is not None and first[0] <= now:
-        entries, queue = state.due.pop_while(lambda entry: entry[0] <= now)
+    while True:
+        held_first, timer_first = state.due.first(), state.timers.first()
+        times = [e[0] for e in (held_first, timer_first) if e is not None and e[0] <= now]
+        if not times:
+            break
+        when = min(times)
+        entries, queue = state.due.pop_while(_until(when))
         state = _update(state, due=queue)
         for due, event_id, key in entries:
             held = state.held.get(key)
             if held is None or held.event.id != event_id or held.due != due:
                 continue
             state, released = _release(
-                state, held, now, _for(held.route, settings, routes), Reason.GRACE_PASSED
+                state, held, when, _for(held.route, settings, routes), Reason.GRACE_PASSED
             )
             decisions.extend(released)
-    while True:
-        head = state.timers.first()
-        if head is None or head[0] > now:
-            break
-        timers, later = state.timers.pop_while(lambda entry: entry[0] <= now)
+        timers, later = state.timers.pop_while(_until(when))
         state = _update(state, timers=later)
-        for when, what, ref in timers:
-            state, fired = _fire(state, when, what, ref, now, settings, routes)
+        for at, what, ref in timers:
+            state, fired = _fire(state, at, what, ref, now, settings, routes)
             decisions.extend(fired)
     for group_id, route in list(state.quieted.items()) if state.quieted else ():
         quiet = _for(route, settings, routes).quiet
@@ -1013,6 +1015,10 @@ def tick(
     if recent is not state.recent:
         state = _update(state, recent=recent)
     return state, decisions
+
+
+def _until(when: datetime) -> Callable[[tuple[datetime, str, object]], bool]:
+    return lambda entry: entry[0] <= when
 
 
 def _fire(
