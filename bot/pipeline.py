@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.receivers import Notification, Receiver
-from bot.store import Store
+from bot.store import Store, StoreError
 from config.routing import RouteMatch, effective_policy, match_routes
 from config.schema import Config, FlapPolicy
 from core import policy
+from core.codec import event_to_dict
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
 from core.policy import Action, Decision, PolicySettings, PolicyState
@@ -32,14 +33,19 @@ class Pipeline:
 
     def __init__(self, store: Store, config: Config, receivers: Mapping[str, Receiver]) -> None:
         self.store = store
-        self.config = config
-        self.receivers = dict(receivers)
         self.policy_state = PolicyState()
         self.states: dict[AppKey, AppState] = {}
         """Every app as last seen: the store's app states, read once at load and written through."""
         self.stats: Counter[str] = Counter()
         self.detected: Counter[tuple[str, str]] = Counter()
         """(event kind, tool) of every event detected, for metrics."""
+        self.reconfigure(config, receivers)
+
+    def reconfigure(self, config: Config, receivers: Mapping[str, Receiver]) -> None:
+        """Take a new config and its receivers at once (a hot reload); held problems, open
+        alerts and app states are kept. Closing receivers no longer used is the caller's."""
+        self.config = config
+        self.receivers = dict(receivers)
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._defaults = PolicySettings(grace=config.policy.grace)
         self._routes: dict[str, PolicySettings] = {
@@ -121,7 +127,7 @@ class Pipeline:
             self.policy_state, now, self._defaults, self._routes
         )
         if decisions:
-            await self._deliver(decisions)
+            await self._deliver(decisions, now)
             await self.store.save_policy(self.policy_state)
 
     async def finish(self) -> None:
@@ -163,13 +169,14 @@ class Pipeline:
                 self.policy_state, decisions = policy.offer(
                     self.policy_state, event, now, self._routes[route], self._routes
                 )
-                await self._deliver(decisions)
+                await self._deliver(decisions, now)
         if events:
             await self.store.save_policy(self.policy_state)
 
-    async def _deliver(self, decisions: list[Decision]) -> None:
+    async def _deliver(self, decisions: list[Decision], now: datetime | None = None) -> None:
         """Send what policy decided to send (or to remind of) to the receivers of the route
-        that decided it."""
+        that decided it, and record each notification and its deliveries in the audit log
+        (`now`: when it was decided; a flush at the end of a stream uses the event's time)."""
         for decision in decisions:
             if decision.action not in (Action.SEND, Action.REMIND):
                 self.stats[f"{decision.action}.{decision.reason}"] += 1
@@ -189,13 +196,50 @@ class Pipeline:
                 updates="" if reminds else decision.updates,
                 reminds=reminds,
             )
+            outcomes: dict[str, str] = {}
             for name in names:
                 receiver = self.receivers.get(name)
                 if receiver is None:
                     logger.error("receiver %r is not configured; %s dropped", name, note.id)
+                    outcomes[name] = "failed: receiver not configured"
                     continue
-                await receiver.deliver(note)
+                try:
+                    await receiver.deliver(note)
+                except Exception as exc:
+                    logger.exception("receiver %r failed to take %s", name, note.id)
+                    self.stats["delivery_failed"] += 1
+                    outcomes[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+                    continue
+                outcomes[name] = "ok"
             self.stats["reminded" if reminds else "sent"] += 1
+            await self._audit(note, decision, outcomes, now or decision.event.occurred_at)
+
+    async def _audit(
+        self, note: Notification, decision: Decision, outcomes: dict[str, str], at: datetime
+    ) -> None:
+        """One audit entry per notification: the events it tells of and each receiver's
+        outcome. A store that cannot write it is logged, never stops a delivery."""
+        events = note.group.events + note.group.resolved if note.group else (note.event,)
+        detail: dict[str, Any] = {
+            "notification": note.id,
+            "kind": "group" if note.group else note.event.kind.value,
+            "route": decision.route,
+            "reason": decision.reason.value,
+            "receivers": outcomes,
+            "events": [event_to_dict(e) for e in events],
+        }
+        if note.original is not None:
+            detail["original"] = event_to_dict(note.original)
+        if note.updates:
+            detail["updates"] = note.updates
+        if note.reminds:
+            detail["reminds"] = note.reminds
+        app = None if note.group is not None else note.event.key
+        action = "remind" if note.reminds else "announce"
+        try:
+            await self.store.audit("driftbot", action, app, detail, at=at)
+        except StoreError:
+            logger.exception("could not write the audit entry of %s", note.id)
 
     def _route_config(self, route: str) -> RouteMatch | None:
         index = route_index(route)
