@@ -1,4 +1,4 @@
-"""The `driftbot` command line: run, demo, replay, check-config, routes explain.
+"""The `driftbot` command line: run, demo, replay, check-config, routes explain, audit.
 
 Every failure a user can cause (a missing file, a broken config, an unreadable state file)
 is one clear line on stderr and a non-zero exit, never a traceback. stdout carries only
@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from bot.audit_view import read_audit, render_jsonl, render_table
 from bot.replay_runner import CliError, replay_file
 from bot.server import serve
 from bot.service import ServiceError
-from bot.store import StoreError, default_state_path
+from bot.store import AuditEntry, Store, StoreError, default_state_path
 from config.loader import ConfigError, check_config_file
 from config.routing import explain
 from config.schema import Config
@@ -80,6 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     explain_p.add_argument("--tool", choices=[t.value for t in Tool])
     explain_p.add_argument("--severity", choices=[s.value for s in Severity])
     explain_p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+
+    audit = sub.add_parser(
+        "audit", help="the audit log: notifications, deliveries, mutes, acks, config reloads"
+    )
+    audit.add_argument("--app", help="app name or namespace/name (globs allowed)")
+    audit.add_argument("--cluster", help="cluster name (glob allowed)")
+    audit.add_argument("--limit", type=int, default=50, help="newest entries shown (default 50)")
+    audit.add_argument(
+        "--state",
+        type=Path,
+        help="the store file (default: $DRIFTBOT_STATE or ~/.local/state/driftbot/state.sqlite)",
+    )
+    audit.add_argument("--output", choices=["text", "jsonl"], default="text")
     return parser
 
 
@@ -179,12 +193,37 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    state = args.state or default_state_path()
+    if args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    if not state.is_file():
+        raise CliError(f"no state store at {state} (give one with --state or $DRIFTBOT_STATE)")
+
+    async def read() -> list[AuditEntry]:
+        store = await Store.open(state)
+        try:
+            return await read_audit(store, args.app, args.cluster, args.limit)
+        finally:
+            await store.close()
+
+    entries = asyncio.run(read())
+    if args.output == "jsonl":
+        sys.stdout.write(render_jsonl(entries))
+    elif entries:
+        sys.stdout.write(render_table(entries))
+    else:
+        print("no audit entries" + (" match" if args.app or args.cluster else ""))
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "replay": _cmd_replay,
     "demo": _cmd_demo,
     "check-config": _cmd_check_config,
     "routes": _cmd_routes,
+    "audit": _cmd_audit,
 }
 
 
