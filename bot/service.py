@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +40,8 @@ from bot.sources import (
 )
 from bot.store import Store
 from config.schema import ArgoCDApiConfig, Config
-from core.model import AppKey, Tool
+from core.model import AppKey, AppState, Tool
+from core.policy import PolicyState
 from watchers.argocd_api import ArgoCDApiWatcher
 from watchers.kube_watch import ResourceWatcher
 
@@ -49,6 +50,7 @@ __all__ = [
     "Service",
     "ServiceError",
     "WatchedResource",
+    "WriteBehindStore",
     "open_service",
 ]
 
@@ -62,29 +64,95 @@ class ServiceError(Exception):
     missing); the message is one sentence for the CLI to print."""
 
 
+class WriteBehindStore(Store):
+    """The store with app states and the policy state written in batches, not per event.
+
+    A watch event would otherwise cost one SQLite transaction (and a thread hop) for its app
+    state and one for the policy state. Here writes are kept in memory, coalesced per app, and
+    written by `flush()`: the service flushes every `flush_interval` seconds, at
+    `max_pending` app states, and on close, so a clean shutdown loses nothing. Reads see the
+    pending writes. A crash loses at most the last interval; the policy state is written before
+    the app states, so what such a crash can cause is a change detected again and then kept
+    quiet by the policy (already open, or a duplicate id), never an announcement forgotten
+    with its app state saved.
+    """
+
+    max_pending = 5000
+
+    def __init__(self, path: Path, conn: Any) -> None:
+        super().__init__(path, conn)
+        self._pending_states: dict[AppKey, AppState] = {}
+        self._pending_policy: PolicyState | None = None
+        self.flushes = 0
+
+    async def put_states(self, states: Iterable[AppState]) -> None:
+        for state in states:
+            self._pending_states[state.key] = state
+        if len(self._pending_states) >= self.max_pending:
+            await self.flush()
+
+    async def save_policy(self, state: PolicyState) -> None:
+        self._pending_policy = state
+
+    async def get_state(self, key: AppKey) -> AppState | None:
+        pending = self._pending_states.get(key)
+        return pending if pending is not None else await super().get_state(key)
+
+    async def all_states(self) -> dict[AppKey, AppState]:
+        return {**await super().all_states(), **self._pending_states}
+
+    async def flush(self) -> None:
+        """Write what is pending: the policy state first, then the app states."""
+        policy_state, self._pending_policy = self._pending_policy, None
+        states, self._pending_states = self._pending_states, {}
+        try:
+            if policy_state is not None:
+                await super().save_policy(policy_state)
+                policy_state = None
+            if states:
+                await super().put_states(list(states.values()))
+        except BaseException:
+            # Keep what was not written for the next flush; newer writes win.
+            self._pending_states = {**states, **self._pending_states}
+            if self._pending_policy is None:
+                self._pending_policy = policy_state
+            raise
+        self.flushes += 1
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            await super().close()
+
+
 class PipelineGate:
-    """The pipeline's inputs, one call at a time (see the module docstring)."""
+    """The pipeline's inputs, one call at a time (see the module docstring). Time is let pass
+    before each input, as replay does before each line, so timers due by then fire first."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
 
     async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
-        async with self._lock:
+        async with self.lock:
+            await self.pipeline.advance(now)
             return await self.pipeline.observe(obj, cluster, watch_type, now)
 
     async def relist(
         self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
     ) -> None:
-        async with self._lock:
+        async with self.lock:
+            await self.pipeline.advance(now)
             await self.pipeline.relist(cluster, objects, now, covers)
 
     async def notify(self, body: Any, cluster: str, now: datetime) -> str:
-        async with self._lock:
+        async with self.lock:
+            await self.pipeline.advance(now)
             return await self.pipeline.notify(body, cluster, now)
 
     async def advance(self, now: datetime) -> None:
-        async with self._lock:
+        async with self.lock:
             await self.pipeline.advance(now)
 
 
@@ -120,6 +188,7 @@ class Service:
         watcher_options: Mapping[str, Any] | None = None,
         extra_sources: list[Source] | None = None,
         tick_interval: float = 1.0,
+        flush_interval: float = 1.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
@@ -128,7 +197,8 @@ class Service:
         self.clock = clock
         self._sleep = sleep
         self._tick_interval = tick_interval
-        self._tick_task: asyncio.Task[None] | None = None
+        self._flush_interval = flush_interval
+        self._tasks: list[asyncio.Task[None]] = []
         self.resources: list[WatchedResource] = []
         for cluster in config.clusters:
             client = clients[cluster.name]
@@ -153,15 +223,19 @@ class Service:
             resource.watcher.start()
         for source in self.extra_sources:
             source.start()
-        if self._tick_task is None:
-            self._tick_task = asyncio.create_task(self._tick(), name="pipeline-clock")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._tick(), name="pipeline-clock"),
+                asyncio.create_task(self._flush(), name="store-flush"),
+            ]
 
     async def stop(self) -> None:
         """Stop every task and wait for them; the pipeline and store stay open."""
-        task, self._tick_task = self._tick_task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.wait([task])
+        if tasks:
+            await asyncio.wait(tasks)
         stops = [r.watcher.stop() for r in self.resources]
         stops += [s.stop() for s in self.extra_sources]
         await asyncio.gather(*stops)
@@ -174,6 +248,19 @@ class Service:
                 await self.gate.advance(self.clock())
             except Exception:
                 logger.exception("advancing the pipeline clock failed; trying again")
+
+    async def _flush(self) -> None:
+        """Write the store's pending app and policy states every flush interval."""
+        store = self.pipeline.store
+        if not isinstance(store, WriteBehindStore):
+            return
+        while True:
+            await self._sleep(self._flush_interval)
+            try:
+                async with self.gate.lock:
+                    await store.flush()
+            except Exception:
+                logger.exception("writing the state store failed; keeping the writes and retrying")
 
     # -- state, for /readyz and /metrics -------------------------------------------------------
 
@@ -260,6 +347,7 @@ async def open_service(
     client_factory: ClientFactory = api_client_for,
     watcher_options: Mapping[str, Any] | None = None,
     tick_interval: float = 1.0,
+    flush_interval: float = 1.0,
     sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] = os.environ,
 ) -> AsyncIterator[Service]:
@@ -268,7 +356,7 @@ async def open_service(
     `stream` is where console receivers write (stdout by default); `watcher_options` go to
     every ResourceWatcher (backoff, timeouts, sleep).
     """
-    store = await Store.open(state_path)
+    store = await WriteBehindStore.open(state_path)
     try:
         pipeline = Pipeline(store, config, build_receivers(config, None, stream))
         await pipeline.load()
@@ -282,6 +370,7 @@ async def open_service(
                     clock=clock,
                     watcher_options=watcher_options,
                     tick_interval=tick_interval,
+                    flush_interval=flush_interval,
                     sleep=sleep,
                 )
                 service.extra_sources += argocd_api_sources(config, service.gate, clock, environ)

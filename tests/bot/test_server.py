@@ -143,7 +143,7 @@ async def test_driftbot_run_prints_a_live_change_and_exits_0_on_sigterm(tmp_path
                     "clusters": [{"name": "prod", "kubeconfig": str(kubeconfig)}],
                     "receivers": [{"name": "stdout", "console": {"format": "jsonl"}}],
                     "routes": [{"receivers": ["stdout"]}],
-                    "policy": {"grace": "0s"},
+                    "policy": {"grace": "0s", "group_wait": "0s"},
                 }
             )
         )
@@ -194,7 +194,7 @@ async def test_driftbot_run_prints_a_live_change_and_exits_0_on_sigterm(tmp_path
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(30):
                 code = await proc.wait()
-            assert code == 0
+            assert code == 0, (await proc.stderr.read()).decode() if proc.stderr else ""
         finally:
             if proc.returncode is None:
                 proc.kill()
