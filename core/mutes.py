@@ -19,7 +19,9 @@ class MuteTargetError(ValueError):
     """A mute target the chat command cannot use; the message says what is accepted."""
 
 
-TARGET_HELP = "an app (glob), namespace/app, cluster:NAME or namespace:NAME"
+TARGET_HELP = (
+    "an app (glob), namespace/app, cluster/namespace/app, cluster:NAME, env:NAME or namespace:NAME"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +43,17 @@ def parse_target(text: str) -> str:
         raise MuteTargetError(f"mute target {text!r}: expected {TARGET_HELP}")
     if ":" in target:
         scope, _, value = target.partition(":")
-        if scope not in ("cluster", "namespace") or not value or ":" in value or "/" in value:
+        scope = {"ns": "namespace", "environment": "env"}.get(scope, scope)
+        if (
+            scope not in ("cluster", "env", "namespace")
+            or not value
+            or ":" in value
+            or "/" in value
+        ):
             raise MuteTargetError(f"mute target {text!r}: expected {TARGET_HELP}")
         return f"{scope}:{value}"
     parts = target.split("/")
-    if len(parts) > 2 or not all(parts):
+    if len(parts) > 3 or not all(parts):
         raise MuteTargetError(f"mute target {text!r}: expected {TARGET_HELP}")
     return target
 
@@ -56,9 +64,20 @@ def target_matches(target: str, event: GitOpsEvent) -> bool:
         return fnmatchcase(event.cluster, target.removeprefix("cluster:"))
     if target.startswith("namespace:"):
         return fnmatchcase(event.namespace, target.removeprefix("namespace:"))
-    if "/" in target:
-        namespace, name = target.split("/", 1)
-        return fnmatchcase(event.namespace, namespace) and fnmatchcase(event.name, name)
+    if target.startswith("env:"):
+        env = target.removeprefix("env:")
+        label = event.labels.get("env") or event.labels.get("environment") or ""
+        return fnmatchcase(event.cluster, env) or bool(label and fnmatchcase(label, env))
+    parts = target.split("/")
+    if len(parts) == 3:
+        cluster, namespace, name = parts
+        return (
+            fnmatchcase(event.cluster, cluster)
+            and fnmatchcase(event.namespace, namespace)
+            and fnmatchcase(event.name, name)
+        )
+    if len(parts) == 2:
+        return fnmatchcase(event.namespace, parts[0]) and fnmatchcase(event.name, parts[1])
     return fnmatchcase(event.name, target)
 
 

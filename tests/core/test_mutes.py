@@ -30,6 +30,11 @@ NOW = PolicySettings(grace=timedelta(0), route="r")
         ("cluster:prod", "anything", "prod", True),
         ("cluster:stag*", "anything", "prod", False),
         ("namespace:argocd", "anything", "prod", True),
+        ("ns:argocd", "anything", "prod", True),
+        ("prod/argocd/checkout", "checkout", "prod", True),
+        ("staging/argocd/checkout", "checkout", "prod", False),
+        ("env:prod", "anything", "prod", True),
+        ("env:staging", "anything", "prod", False),
     ],
 )
 def test_targets(target: str, name: str, cluster: str, matches: bool) -> None:
@@ -37,7 +42,7 @@ def test_targets(target: str, name: str, cluster: str, matches: bool) -> None:
     assert target_matches(parse_target(target), event) is matches
 
 
-@pytest.mark.parametrize("bad", ["", "  ", "a b", "team:x", "cluster:", "a/b/c", "/x", "x/"])
+@pytest.mark.parametrize("bad", ["", "  ", "a b", "team:x", "cluster:", "a/b/c/d", "/x", "x/", "a//b"])
 def test_bad_targets_are_refused_with_help(bad: str) -> None:
     with pytest.raises(MuteTargetError, match="cluster:NAME"):
         parse_target(bad)
