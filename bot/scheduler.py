@@ -280,6 +280,8 @@ class Scheduler:
         """Stop firing jobs, cancel those running and wait for them."""
         if self.aps.running:
             self.aps.shutdown(wait=False)
+            # AsyncIOScheduler stops in a callback of the loop: let it run.
+            await asyncio.sleep(0)
         running, self._running = set(self._running), set()
         for task in running:
             task.cancel()
