@@ -4,7 +4,13 @@
 - `/readyz`: 200 once every source has listed at least once, else 503 naming the others;
 - `/metrics`: Prometheus text, from a registry of our own (pipeline and watcher counters,
   read at scrape time, so nothing is counted twice);
-- `/webhooks/flux`: Flux notification-controller (see bot/flux_receiver.py).
+- `/webhooks/flux`: Flux notification-controller (see bot/flux_receiver.py);
+- `/webhooks/teams`: Teams outgoing webhook questions, when `teams.outgoing_webhook_secret_env`
+  is set (bot/teams_inbound.py);
+- `/slack/events`: Slack's HTTP mode, when `slack.mode` is `http` (bot/slack_app.py).
+
+With SLACK_BOT_TOKEN set, the Slack app (slash command, buttons, App Home) runs beside the
+watches: over Socket Mode (SLACK_APP_TOKEN) by default, or at /slack/events in HTTP mode.
 
 The service (watches, pipeline, store) lives in the application's cleanup context: it starts
 with the server and is stopped, its state saved, when the server shuts down. `serve` runs it
@@ -27,8 +33,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.controls import PolicyControls
 from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
 from bot.service import Service, ServiceError, open_service
+from bot.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
+from bot.teams_inbound import TeamsInboundError, add_teams_route, secret_from_env
 from config.schema import Config
 
 __all__ = ["SERVICE", "ServiceCollector", "create_app", "serve"]
@@ -38,6 +47,7 @@ logger = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", Service)
 WEBHOOK = web.AppKey("flux_webhook", FluxWebhook)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+SLACK_BOT = web.AppKey("slack_bot", SlackBot)
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -164,8 +174,10 @@ def create_app(
     webhook token is named but not set."""
     try:
         token = token_from_env(config, environ)
-    except WebhookConfigError as exc:
+        teams_key = secret_from_env(config, environ)
+    except (WebhookConfigError, TeamsInboundError) as exc:
         raise ServiceError(str(exc)) from None
+    slack_token = environ.get("SLACK_BOT_TOKEN", "").strip()
 
     async def service_context(app: web.Application) -> AsyncIterator[None]:
         async with open_service(config, state_path, environ=environ, **service_options) as service:
@@ -180,13 +192,19 @@ def create_app(
             app[SERVICE] = service
             app[WEBHOOK] = webhook
             app[REGISTRY] = registry
+            if slack_token:
+                app[SLACK_BOT] = await _start_slack(config, service, slack_token, environ)
             logger.info(
                 "watching %d clusters (%d watches); Flux webhook %s",
                 len(config.clusters),
                 len(service.resources) + len(service.extra_sources),
                 "signed (generic-hmac)" if token else "unsigned (generic)",
             )
-            yield
+            try:
+                yield
+            finally:
+                if SLACK_BOT in app:
+                    await app[SLACK_BOT].close()
 
     app = web.Application(client_max_size=2 << 20)
     app.cleanup_ctx.append(service_context)
@@ -194,7 +212,43 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_post(FLUX_WEBHOOK_PATH, _flux)
+    if teams_key is not None:
+        add_teams_route(
+            app, teams_key, config, lambda: app[SERVICE].pipeline if SERVICE in app else None
+        )
+    if slack_token and config.slack.mode == "http":
+        add_slack_routes(app, lambda: app.get(SLACK_BOT))
     return app
+
+
+async def _start_slack(
+    config: Config, service: Service, bot_token: str, environ: Mapping[str, str]
+) -> SlackBot:
+    """The Slack app on the running pipeline: commands read its states, mutes and acks change
+    its policy state under the same lock as every observation."""
+    pipeline = service.pipeline
+    try:
+        bot = create_slack_bot(
+            config,
+            bot_token=bot_token,
+            signing_secret=environ.get("SLACK_SIGNING_SECRET", "").strip() or None,
+            fleet=pipeline,
+            audit=pipeline.store,
+            controls=PolicyControls(pipeline, service.gate.lock),
+            clock=service.clock,
+        )
+        if config.slack.mode == "socket":
+            app_token = environ.get("SLACK_APP_TOKEN", "").strip()
+            if not app_token:
+                raise SlackAppError(
+                    "slack.mode is socket: set SLACK_APP_TOKEN (an app-level token, xapp-...)"
+                )
+            await bot.start_socket_mode(app_token)
+    except SlackAppError as exc:
+        raise ServiceError(str(exc)) from None
+    bot.start()
+    logger.info("Slack app running (%s mode, command %s)", config.slack.mode, config.slack.command)
+    return bot
 
 
 async def serve(

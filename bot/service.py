@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from kubernetes_asyncio.client import ApiClient
 
 from bot.pipeline import Pipeline
-from bot.replay_runner import build_receivers
+from bot.replay_runner import CliError, build_receivers
 from bot.sources import (
     WATCHED,
     ClientFactory,
@@ -358,7 +358,11 @@ async def open_service(
     """
     store = await WriteBehindStore.open(state_path)
     try:
-        pipeline = Pipeline(store, config, build_receivers(config, None, stream))
+        try:
+            receivers = build_receivers(config, None, stream, store=store, environ=environ)
+        except CliError as exc:
+            raise ServiceError(str(exc)) from None
+        pipeline = Pipeline(store, config, receivers)
         await pipeline.load()
         try:
             clients = await _clients(config, client_factory)

@@ -1,0 +1,125 @@
+"""`driftbot run` with its chat sides wired: alerts posted to Slack, the slash command answered
+and able to mute, Teams outgoing-webhook questions answered — all on one server, against the
+fake Kubernetes API server and the fake Slack Web API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from bot.server import serve
+from bot.store import Store
+from bot.teams_inbound import sign as teams_sign
+from core.commands import active_mutes
+from tests.bot.test_service import (
+    WATCHER_OPTIONS,
+    Obj,
+    VirtualClock,
+    World,
+    _argocd_full,
+    fakes,
+    make_config,
+    until,
+)
+from tests.bot.test_slack_app import CHANNEL, OPERATOR, SECRET, command_body, sign
+from tests.builders_flux import T0
+from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+
+TEAMS_KEY = b"teams outgoing webhook key"
+
+
+async def test_run_posts_alerts_to_slack_and_answers_slack_and_teams(tmp_path: Path) -> None:
+    clock = VirtualClock(T0)
+    async with fakes("prod") as apis, FakeSlackApi() as slack:
+        world = World(apis, clock)
+        app = Obj("prod", "Application", "checkout", _argocd_full)
+        world.put(app)
+        config = make_config(
+            {"prod": apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")},
+            receivers=[{"name": "oncall", "slack": {"channel": CHANNEL}}],
+            routes=[{"receivers": ["oncall"]}],
+            slack={"mode": "http", "api_url": slack.url},
+            rbac={"operators": {"users": [OPERATOR]}},
+            teams={"outgoing_webhook_secret_env": "TEAMS_SECRET"},
+        )
+        stop = asyncio.Event()
+        ports: list[int] = []
+        task = asyncio.create_task(
+            serve(
+                config,
+                tmp_path / "state.sqlite",
+                host="127.0.0.1",
+                port=0,
+                stop=stop,
+                on_started=ports.append,
+                clock=clock,
+                stream=io.StringIO(),
+                watcher_options=WATCHER_OPTIONS,
+                tick_interval=3600,
+                environ={
+                    "SLACK_BOT_TOKEN": VALID_TOKEN,
+                    "SLACK_SIGNING_SECRET": SECRET,
+                    "TEAMS_SECRET": base64.b64encode(TEAMS_KEY).decode(),
+                },
+            )
+        )
+        await until(lambda: bool(ports))
+        base = f"http://127.0.0.1:{ports[0]}"
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(20):
+                while True:
+                    async with http.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            break
+                    await asyncio.sleep(0.01)
+
+            clock.advance()
+            world.change(app)
+            await until(lambda: bool(slack.messages(CHANNEL)))
+            assert "checkout" in slack.messages(CHANNEL)[0]["text"]
+
+            async def command(text: str) -> int:
+                body = command_body(text, OPERATOR, CHANNEL, f"{base}/unused")
+                ts = str(int(time.time()))
+                headers = {
+                    "X-Slack-Request-Timestamp": ts,
+                    "X-Slack-Signature": sign(body, ts),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
+                async with http.post(f"{base}/slack/events", data=body, headers=headers) as r:
+                    return r.status
+
+            assert await command("status") == 200
+            await until(lambda: len(slack.ephemeral) >= 1)
+            assert "prod" in str(slack.ephemeral[0])
+            assert await command("mute checkout 1h deploying a fix") == 200
+            await until(lambda: len(slack.ephemeral) >= 2)
+
+            activity = orjson.dumps(
+                {"type": "message", "text": "<at>driftbot</at> drift", "from": {"name": "Pat"}}
+            )
+            headers = {"Authorization": teams_sign(activity, TEAMS_KEY)}
+            async with http.post(f"{base}/webhooks/teams", data=activity, headers=headers) as r:
+                assert r.status == 200
+                answer = await r.json()
+            assert "checkout" in orjson.dumps(answer).decode()
+            async with http.post(f"{base}/webhooks/teams", data=activity) as r:
+                assert r.status == 401
+        stop.set()
+        assert await task == 0
+
+    store = await Store.open(tmp_path / "state.sqlite")
+    try:
+        policy = await store.load_policy()
+    finally:
+        await store.close()
+    mutes = active_mutes(policy, T0)
+    assert [(m.target, m.who, m.reason) for m in mutes] == [
+        ("checkout", OPERATOR, "deploying a fix")
+    ]
