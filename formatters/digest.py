@@ -20,6 +20,7 @@ from formatters import escape as esc
 from formatters import phrases
 from formatters.escape import Escaper
 from formatters.revision import short_revision
+from formatters.slack import MAX_MESSAGE_CHARS, message_size
 from formatters.teams import MAX_PAYLOAD_BYTES, envelope, payload_size
 
 Message = dict[str, Any]
@@ -243,7 +244,17 @@ def render_digest_text(digest: Digest) -> str:
 
 def render_digest_slack(digest: Digest) -> Message:
     """`{"text", "blocks"}` for chat.postMessage: a header, the summary, one section per
-    cluster and part; within Block Kit's limits for any content (pure)."""
+    cluster and part; lists are shortened until the message is within Block Kit's limits
+    (pure)."""
+    message: Message = {}
+    for most in (MAX_ITEMS, 10, 5, 2, 0):
+        message = _slack_message(digest, most)
+        if message_size(message) <= MAX_MESSAGE_CHARS:
+            return message
+    return {"text": message["text"], "blocks": message["blocks"][:2]}
+
+
+def _slack_message(digest: Digest, most: int) -> Message:
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -259,7 +270,7 @@ def render_digest_slack(digest: Digest) -> Message:
         parts = sections(cluster, digest, esc.slack)
         for index, (part, items) in enumerate(parts):
             head = f"*{name}*\n" if index == 0 else ""
-            blocks.append(_slack_section(_slack_list(head + f"*{part}*", items)))
+            blocks.append(_slack_section(_slack_list(head + f"*{part}*", items, most)))
     if hidden:
         names = ", ".join(phrases.value(c.cluster, 40, esc.slack) for c in hidden[:20])
         blocks.append(_slack_section(f"and {len(hidden)} more clusters: {names}"))
@@ -274,18 +285,19 @@ def _slack_section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _slack_list(head: str, items: Sequence[str]) -> str:
-    """`head` then `• item` lines, as many as fit in one section, then "and N more"."""
+def _slack_list(head: str, items: Sequence[str], most: int = MAX_ITEMS) -> str:
+    """`head` then `• item` lines, at most `most` and as many as fit in one section, then
+    "and N more"."""
     text = head
-    for index, item in enumerate(items[:MAX_ITEMS]):
+    for index, item in enumerate(items[:most]):
         line = "\n• " + item
         rest = len(items) - index
         reserve = len("\n• " + phrases.more(rest))
         if len(text) + len(line) + reserve > SLACK_MAX_SECTION:
             return text + "\n• " + phrases.more(rest)
         text += line
-    if len(items) > MAX_ITEMS:
-        text += "\n• " + phrases.more(len(items) - MAX_ITEMS)
+    if len(items) > most:
+        text += "\n• " + phrases.more(len(items) - most)
     return text
 
 
