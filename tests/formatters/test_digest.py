@@ -81,7 +81,7 @@ def test_the_text_names_each_part_per_cluster() -> None:
     ],
 )
 def test_the_title_is_in_the_digest_time_zone(zone: str, expected: str) -> None:
-    assert NOW == datetime(2026, 11, 20, 9, 40, tzinfo=UTC)
+    assert datetime(2026, 11, 20, 9, 40, tzinfo=UTC) == NOW
     assert title(_digest(zone=zone)) == expected
 
 
