@@ -23,6 +23,7 @@ from core.codec import event_to_dict
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
 from core.policy import Action, Decision, PolicySettings, PolicyState
+from watchers.commit_info import CommitDescriber
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,17 @@ logger = logging.getLogger(__name__)
 class Pipeline:
     """Feeds observations through the stages; call `load` first and `close` last."""
 
-    def __init__(self, store: Store, config: Config, receivers: Mapping[str, Receiver]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        receivers: Mapping[str, Receiver],
+        commits: CommitDescriber | None = None,
+    ) -> None:
         self.store = store
+        self.commits = commits or CommitDescriber()
+        """Commit author and subject for deploys and rollbacks: Argo CD's revision metadata
+        where its API is configured, Flux's from the sources' NewArtifact reports."""
         self.policy_state = PolicyState()
         self.states: dict[AppKey, AppState] = {}
         """Every app as last seen: the store's app states, read once at load and written through."""
@@ -65,6 +75,7 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.store.save_policy(self.policy_state)
+        await self.commits.close()
         for receiver in self.receivers.values():
             await receiver.close()
 
@@ -139,6 +150,7 @@ class Pipeline:
 
     async def _hint(self, hint: Hint, now: datetime) -> str:
         state = self.states.get(hint.key)
+        self.commits.observe_hint(hint)
         await self._decide(detect_hint(hint, state, now), now)
         return "hint"
 
@@ -159,7 +171,8 @@ class Pipeline:
         return list(dict.fromkeys(routes))
 
     async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
-        for event in events:
+        for found in events:
+            event = await self.commits.enrich(found)
             self.stats[f"detected.{event.kind}"] += 1
             self.detected[(event.kind.value, event.tool.value)] += 1
             routes = self._routes_of(event)

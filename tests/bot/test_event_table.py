@@ -372,3 +372,37 @@ def test_every_row_of_the_event_table(
     kinds = [e["kind"] for e in events]
     assert kind in kinds, f"{case}: got {kinds}"
     assert {e["tool"] for e in events} == {case.split()[0]}
+
+
+def test_a_flux_deploy_names_the_commit_source_controller_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = flux.flux_event(
+        "GitRepository",
+        "flux-system",
+        reason="NewArtifact",
+        message="stored artifact for commit 'Bump podinfo to 6.6.1'",
+        revision=flux.REV2,
+        minutes=-39,
+    )
+    stream = tmp_path / "stream.jsonl"
+    lines = fluxed(K(), artifact, K(applied=flux.REV2)).render()
+    stream.write_bytes(b"".join(line + b"\n" for line in lines))
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    assert (
+        main(
+            [
+                "replay",
+                str(stream),
+                "--config",
+                str(config),
+                "--state",
+                str(tmp_path / "state.sqlite"),
+            ]
+        )
+        == 0
+    )
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    deploys = [e for e in events if e["kind"] == "deploy_succeeded"]
+    assert [e["commit_subject"] for e in deploys] == ["Bump podinfo to 6.6.1"]
