@@ -13,6 +13,7 @@ the path, for the CLI to print as is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -744,9 +745,11 @@ def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
     events: list[tuple[Any, ...]] = []
     for group_id, group in put:
         before = old.get(group_id)
-        meta = to_jsonable(group)
-        meta.pop("members")
-        meta.pop("resolved")
+        meta = {
+            f.name: to_jsonable(getattr(group, f.name))
+            for f in dataclasses.fields(group)
+            if f.name not in ("members", "resolved")
+        }
         metas.append((group_id, _dumps(meta)))
         if before is None or before.epoch != group.epoch:
             cleared.append((group_id,))

@@ -53,8 +53,27 @@ def parse_time(text: object, where: str = "time") -> datetime:
         raise CodecError(f"{where}: expected an RFC 3339 time, got {_show(text)}") from None
 
 
+_SCALARS = frozenset({type(None), bool, int, float, str})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Per dataclass, its field names: looking them up per value dominated encoding."""
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def to_jsonable(value: object) -> JSONValue:
     """Any model value (dataclass, enum, datetime, tuple, dict, scalar) as a JSON-able value."""
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls in _FIELD_NAMES:
+        return {name: to_jsonable(getattr(value, name)) for name in _FIELD_NAMES[cls]}
+    if cls is tuple or cls is list:
+        return [to_jsonable(v) for v in value]  # type: ignore[attr-defined]
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, Enum):
@@ -64,7 +83,7 @@ def to_jsonable(value: object) -> JSONValue:
     if isinstance(value, datetime):
         return format_time(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: to_jsonable(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
