@@ -298,7 +298,10 @@ def test_flush_releases_everything_held() -> None:
         ("health_degraded", "send", "flushed"),
     ]
     assert state.held == {}
-    assert set(state.open) == {("", DRIFT.key, K.DRIFT_DETECTED), ("", DRIFT.key, K.HEALTH_DEGRADED)}
+    assert set(state.open) == {
+        ("", DRIFT.key, K.DRIFT_DETECTED),
+        ("", DRIFT.key, K.HEALTH_DEGRADED),
+    }
     assert state.open[("", DRIFT.key, K.DRIFT_DETECTED)].announced_at == at(60)
 
 
