@@ -42,7 +42,9 @@ def test_targets(target: str, name: str, cluster: str, matches: bool) -> None:
     assert target_matches(parse_target(target), event) is matches
 
 
-@pytest.mark.parametrize("bad", ["", "  ", "a b", "team:x", "cluster:", "a/b/c/d", "/x", "x/", "a//b"])
+@pytest.mark.parametrize(
+    "bad", ["", "  ", "a b", "team:x", "cluster:", "a/b/c/d", "/x", "x/", "a//b"]
+)
 def test_bad_targets_are_refused_with_help(bad: str) -> None:
     with pytest.raises(MuteTargetError, match="cluster:NAME"):
         parse_target(bad)
