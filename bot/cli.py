@@ -133,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = apply_settings(_load_config(args.config), load_settings())
     state = args.state or default_state_path()
     try:
-        return asyncio.run(serve(config, state))
+        return asyncio.run(serve(config, state, config_path=_config_path(args.config)))
     except ServiceError as exc:
         raise CliError(str(exc)) from None
 

@@ -1,8 +1,8 @@
 """The service's clockwork, on APScheduler's AsyncIOScheduler: named jobs that let time pass.
 
-- `policy-tick` (every ~10 s): the pipeline's `advance(now)`, where the policy releases
-  problems whose grace ran out, sends groups that are due and decides reminders; this module
-  decides nothing about alerts itself;
+- `policy-tick` (every ~10 s, unless the caller already lets time pass in the pipeline): the
+  pipeline's `advance(now)`, where the policy releases problems whose grace ran out, sends
+  groups that are due and decides reminders; this module decides nothing about alerts itself;
 - `mute-expiry` (every minute): expired mutes are dropped from the policy state (and audited);
   nothing is announced;
 - `resync` (every 10 min, when the service gives a hook): a full re-list of the sources, for
@@ -15,8 +15,8 @@ of month and day of week are restricted cron fires on either (APScheduler on bot
 `cron_trigger` translates both.
 
 Every job is guarded: an error is logged with the job's name and counted in `errors`, and the
-job runs again at its next time. `shutdown()` stops the scheduler and waits for (cancelling)
-jobs still running. Job bodies are `run_job(name)`, which tests call directly on virtual time.
+job runs again at its next time. `shutdown()` stops the scheduler and lets jobs still running
+finish. Job bodies are `run_job(name)`, which tests call directly on virtual time.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class Scheduler:
         hooks: Hooks,
         *,
         clock: Clock = _utc_now,
-        tick_seconds: float = 10.0,
+        tick_seconds: float | None = 10.0,
         mute_seconds: float = 60.0,
         resync_seconds: float = 600.0,
     ) -> None:
@@ -248,7 +248,8 @@ class Scheduler:
 
     def start(self, digests: Sequence[DigestConfig] = ()) -> None:
         """Add the jobs and start (in the running event loop)."""
-        self._every(TICK, self.tick_seconds)
+        if self.tick_seconds is not None:
+            self._every(TICK, self.tick_seconds)
         self._every(MUTES, self.mute_seconds)
         if self.hooks.resync is not None:
             self._every(RESYNC, self.resync_seconds)
@@ -276,17 +277,21 @@ class Scheduler:
                 replace_existing=True,
             )
 
-    async def shutdown(self) -> None:
-        """Stop firing jobs, cancel those running and wait for them."""
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop firing jobs and let those running finish (cancelled after `grace` seconds: a
+        job cancelled in the middle of a store write would leave it half done)."""
         if self.aps.running:
             self.aps.shutdown(wait=False)
             # AsyncIOScheduler stops in a callback of the loop: let it run.
             await asyncio.sleep(0)
         running, self._running = set(self._running), set()
-        for task in running:
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace)
+        for task in late:
             task.cancel()
-        if running:
-            await asyncio.wait(running)
+        if late:
+            await asyncio.wait(late)
 
     def _every(self, name: str, seconds: float) -> None:
         self.aps.add_job(

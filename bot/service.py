@@ -26,7 +26,10 @@ from typing import Any, TextIO
 from kubernetes_asyncio.client import ApiClient
 
 from bot.pipeline import Pipeline
+from bot.receivers import Receiver
+from bot.reload import ConfigReloader
 from bot.replay_runner import CliError, build_receivers
+from bot.scheduler import Scheduler, pipeline_hooks
 from bot.sources import (
     WATCHED,
     ClientFactory,
@@ -337,6 +340,44 @@ async def _clients(config: Config, factory: ClientFactory) -> dict[str, ApiClien
     return clients
 
 
+def _clockwork(
+    service: Service,
+    config: Config,
+    config_path: Path | None,
+    clock: Clock,
+    stream: TextIO | None,
+    environ: Mapping[str, str],
+) -> tuple[Scheduler, ConfigReloader | None]:
+    """The scheduler (digests, mute expiry, re-lists; the service's own clock already ticks
+    the policy) and, with a config file, its hot reload; both started."""
+    pipeline = service.pipeline
+
+    async def resync() -> None:
+        for source in service.extra_sources:
+            relist = getattr(source, "relist", None)
+            if callable(relist):
+                relist()
+
+    hooks = pipeline_hooks(pipeline, service.gate.lock, resync=resync)
+    scheduler = Scheduler(hooks, clock=clock, tick_seconds=None)
+    scheduler.start(config.digests)
+    if config_path is None:
+        return scheduler, None
+
+    def build(new: Config) -> Mapping[str, Receiver]:
+        return build_receivers(new, None, stream, store=pipeline.store, environ=environ)
+
+    def take(new: Config) -> None:
+        service.config = new
+        scheduler.set_digests(new.digests)
+
+    reloader = ConfigReloader(config_path, pipeline, build, lock=service.gate.lock, clock=clock)
+    reloader.listeners.append(take)
+    reloader.start()
+    reloader.install_sighup()
+    return scheduler, reloader
+
+
 @contextlib.asynccontextmanager
 async def open_service(
     config: Config,
@@ -350,11 +391,14 @@ async def open_service(
     flush_interval: float = 1.0,
     sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] = os.environ,
+    config_path: Path | None = None,
 ) -> AsyncIterator[Service]:
     """The service, started; on exit stopped, its pipeline closed and its store saved.
 
     `stream` is where console receivers write (stdout by default); `watcher_options` go to
-    every ResourceWatcher (backoff, timeouts, sleep).
+    every ResourceWatcher (backoff, timeouts, sleep). With `config_path`, a change of that file
+    (or SIGHUP) reloads routes, receivers, policy and digests without a restart. Digests, mute
+    expiry and the Argo CD API streams' periodic re-list run on the scheduler.
     """
     store = await WriteBehindStore.open(state_path)
     try:
@@ -379,10 +423,16 @@ async def open_service(
                 )
                 service.extra_sources += argocd_api_sources(config, service.gate, clock, environ)
                 service.start()
+                scheduler, reloader = _clockwork(
+                    service, config, config_path, clock, stream, environ
+                )
                 try:
                     yield service
                 finally:
                     await service.stop()
+                    if reloader is not None:
+                        await reloader.stop()
+                    await scheduler.shutdown()
             finally:
                 for client in clients.values():
                     await client.close()
