@@ -19,6 +19,7 @@ import pytest
 from bot.pipeline import Pipeline
 from bot.reload import ConfigReloader, fingerprint
 from bot.replay_runner import build_receivers, replay_lines
+from bot.service import open_service
 from bot.store import Store
 from config.loader import check_config_file
 from config.schema import Config
@@ -239,3 +240,24 @@ async def test_sighup_reloads_even_an_unchanged_file(harness: Harness) -> None:
 
 def test_fingerprint_of_a_missing_file_is_none(tmp_path: Path) -> None:
     assert fingerprint(tmp_path / "nope.yaml") is None
+
+
+async def test_the_running_service_reloads_its_config_file_on_sighup(tmp_path: Path) -> None:
+    path = tmp_path / "driftbot.yaml"
+    path.write_text(TO_A)
+    config = check_config_file(path).config
+    out = io.StringIO()
+    async with open_service(
+        config, tmp_path / "state.sqlite", stream=out, config_path=path, tick_interval=3600
+    ) as service:
+        path.write_text(TO_B + "digests:\n  - {receivers: [a], schedule: '0 9 * * 1-5'}\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(10_000):
+            if service.config.digests:
+                break
+            await asyncio.sleep(0)
+        assert service.config.routes[0].receivers == ("b",)
+        assert service.pipeline.config is service.config
+        assert set(service.pipeline.receivers) == {"a", "b"}
+        entries = await service.pipeline.store.audit_log()
+        assert [e.action for e in entries] == ["config_reload"]
