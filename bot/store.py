@@ -309,13 +309,24 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self._conn
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE. A caller cancelled while its BEGIN was on the way leaves the
+        connection inside a transaction in which it wrote nothing: that one is rolled back."""
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "within a transaction" not in str(exc):
+                raise
+            await self._conn.execute("ROLLBACK")
+            await self._conn.execute("BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def _failing_as(self, doing: str) -> AsyncIterator[None]:

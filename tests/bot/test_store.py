@@ -265,3 +265,15 @@ async def test_saving_an_unrelated_state_replaces_everything(tmp_path: Path) -> 
         await store.save_policy(PolicyState())
     async with await Store.open(path) as store:
         assert await store.load_policy() == PolicyState()
+
+
+async def test_a_write_cancelled_at_its_begin_leaves_the_store_usable(tmp_path: Path) -> None:
+    """Cancelling a flush while its BEGIN is on the way (a service stopping) must not leave
+    the connection inside a transaction that breaks the final save."""
+    store = await Store.open(tmp_path / "state.sqlite")
+    try:
+        await store._conn.execute("BEGIN IMMEDIATE")  # what a cancelled caller leaves behind
+        await store.audit("alice", "ack", detail={"why": "test"})
+        assert [e.action for e in await store.audit_log()] == ["ack"]
+    finally:
+        await store.close()
