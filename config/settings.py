@@ -36,8 +36,8 @@ class Settings(BaseSettings):
 
     config: Path | None = None
     """The YAML config file; None: built-in defaults (everything to the console)."""
-    state: Path = Path("driftbot.db")
-    """The store (SQLite file)."""
+    state: Path | None = None
+    """The store (SQLite file); None: the default location (bot.store.default_state_path)."""
     server: ServerSettings = ServerSettings()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -29,7 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.config is None
-    assert settings.state == Path("driftbot.db")
+    assert settings.state is None
     assert settings.server.port is None
     assert settings.log_format == "text"
     assert settings.slack_bot_token is None
