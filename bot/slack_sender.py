@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.rate_limit import RateLimiter
+from bot.retry import Backoff, DeliveryStats, retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ WORKSPACE_RATE_LIMIT_ERROR = "rate_limited"
 """The 429 error code for the app posting too much to the workspace; "ratelimited" is the
 per-channel (or per-method) one."""
 
-DEFAULT_RETRY_AFTER = 1.0
 """Seconds to wait after a 429 that carries no usable Retry-After header."""
 
 
@@ -76,21 +75,6 @@ def make_client(
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Delay before retry n (1-based): base * factor**(n-1), capped, minus up to `jitter` of it."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    jitter: float = 0.5
-
-    def delay(self, retry: int, rand: float) -> float:
-        """`rand` in [0, 1) picks where in the jitter range the delay falls."""
-        full = min(self.cap, self.base * self.factor ** max(0, retry - 1))
-        return full * (1.0 - self.jitter * rand)
-
-
-@dataclass(frozen=True)
 class SendResult:
     ok: bool
     channel: str
@@ -100,16 +84,7 @@ class SendResult:
     attempts: int = 0
 
 
-@dataclass
-class SenderStats:
-    sent: int = 0
-    """Calls that succeeded (posts and updates)."""
-    retried: int = 0
-    """Retries after a 5xx, a time-out or a broken connection."""
-    rate_limited: int = 0
-    """HTTP 429 answers waited out."""
-    failed_by_error: Counter[str] = field(default_factory=Counter)
-    """Calls given up, by error code (fatal ones and retryable ones out of attempts)."""
+SenderStats = DeliveryStats
 
 
 @dataclass(frozen=True)
@@ -297,7 +272,7 @@ def _classify_api_error(exc: SlackApiError) -> _Failure:
         return _Failure(
             error=code,
             retryable=True,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers),
             workspace=code == WORKSPACE_RATE_LIMIT_ERROR,
         )
     if status >= 500:
@@ -305,19 +280,6 @@ def _classify_api_error(exc: SlackApiError) -> _Failure:
     if not isinstance(error, str):
         return _Failure(error=f"http_{status}", retryable=status == 408)
     return _Failure(error=error, retryable=error in RETRYABLE_ERRORS)
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float:
-    raw = None
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            raw = value
-            break
-    try:
-        seconds = float(raw) if raw is not None else DEFAULT_RETRY_AFTER
-    except (TypeError, ValueError):
-        seconds = DEFAULT_RETRY_AFTER
-    return max(0.0, seconds) if seconds == seconds else DEFAULT_RETRY_AFTER
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ card, 401/403 bad signature, 404 deleted workflow, 413 too large) is fatal: logg
 receiver and error, counted, and not retried. A 2xx (Workflows answer 202) only means the
 request was queued: the flow may still fail later, and that cannot be seen from here.
 
-Backoff and the Retry-After parsing are Slack's (bot.slack_sender): the same rules apply.
+Backoff, Retry-After and the counters are shared with Slack's sender (bot.retry).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,8 +32,8 @@ import aiohttp
 import orjson
 
 from bot.rate_limit import Rate, RateLimiter
-from bot.slack_sender import Backoff
-from bot.slack_sender import _retry_after as retry_after_seconds
+from bot.retry import Backoff, DeliveryStats
+from bot.retry import retry_after as retry_after_seconds
 from config.schema import TeamsReceiver
 
 logger = logging.getLogger(__name__)
@@ -136,14 +135,7 @@ class TeamsResult:
     attempts: int = 0
 
 
-@dataclass
-class TeamsStats:
-    sent: int = 0
-    retried: int = 0
-    """Retries after a 5xx, a 408, a time-out or a broken connection."""
-    rate_limited: int = 0
-    """HTTP 429 answers waited out."""
-    failed_by_error: Counter[str] = field(default_factory=Counter)
+TeamsStats = DeliveryStats
 
 
 @dataclass(frozen=True)

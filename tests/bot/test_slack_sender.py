@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from bot.rate_limit import SLACK_CHANNEL_RATE, Rate, RateLimiter
-from bot.slack_sender import Backoff, SendResult, SlackSender, make_client
+from bot.retry import Backoff
+from bot.slack_sender import SendResult, SlackSender, make_client
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi, Fault, VirtualClock
 
 CHANNELS = ("C0ONE", "C0TWO", "C0THREE")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.rate_limit import RateLimiter
-from bot.slack_sender import Backoff
+from bot.retry import Backoff
 from bot.teams_sender import (
     TEAMS_WEBHOOK_RATE,
     TeamsConfigError,
