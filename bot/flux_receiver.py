@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from bot.sources import Clock, utc_now
+from bot.webhook_http import problem, read_capped
 from config.schema import Config
 
 __all__ = [
@@ -96,10 +97,6 @@ def token_from_env(config: Config, environ: Mapping[str, str]) -> bytes | None:
     return value.encode()
 
 
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 class FluxWebhook:
     """The request handler; `notify` is Pipeline.notify (or the service's gate in front of it)."""
 
@@ -129,11 +126,9 @@ class FluxWebhook:
         return response
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > self._max_body:
-            return _problem(413, f"body larger than {self._max_body} bytes")
-        body = await request.content.read(self._max_body + 1)
-        if len(body) > self._max_body:
-            return _problem(413, f"body larger than {self._max_body} bytes")
+        body = await read_capped(request, self._max_body)
+        if isinstance(body, web.Response):
+            return body
         if self._token is not None and not verify_signature(
             request.headers.get(SIGNATURE_HEADER), body, self._token
         ):
@@ -144,21 +139,21 @@ class FluxWebhook:
                 if SIGNATURE_HEADER not in request.headers
                 else "bad X-Signature",
             )
-            return _problem(401, "missing or invalid X-Signature")
+            return problem(401, "missing or invalid X-Signature")
         cluster = request.query.get("cluster") or request.headers.get(CLUSTER_HEADER) or ""
         if not cluster:
             cluster = self._clusters[0] if self._clusters else DEFAULT_CLUSTER
         elif self._clusters and cluster not in self._clusters:
-            return _problem(
+            return problem(
                 400, f"unknown cluster {cluster!r} (configured: {', '.join(self._clusters)})"
             )
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return _problem(400, f"body is not JSON: {exc}")
+            return problem(400, f"body is not JSON: {exc}")
         outcome = await self._notify(payload, cluster, self._clock())
         if outcome.startswith("rejected"):
             reason = outcome.partition(": ")[2] or outcome
             logger.warning("refused a Flux webhook for cluster %s: %s", cluster, reason)
-            return _problem(400, f"not a Flux event: {reason}")
+            return problem(400, f"not a Flux event: {reason}")
         return web.json_response({"accepted": True, "cluster": cluster}, status=202)

@@ -38,6 +38,7 @@ from aiohttp import web
 from bot.commands import Asker, CommandRunner, Usage, parse_command
 from bot.pipeline import Pipeline
 from bot.sources import Clock, utc_now
+from bot.webhook_http import problem, read_capped
 from config.schema import Config
 from core.model import AppKey
 from formatters import chat
@@ -332,10 +333,6 @@ class _ReadOnly:
         raise PermissionError("ack is not available from Teams")
 
 
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 class TeamsQuestions:
     """The request handler; `pipeline` returns the running pipeline (its states, its store),
     or None before it has started."""
@@ -368,11 +365,9 @@ class TeamsQuestions:
         return response
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > self._max_body:
-            return _problem(413, f"body larger than {self._max_body} bytes")
-        body = await request.content.read(self._max_body + 1)
-        if len(body) > self._max_body:
-            return _problem(413, f"body larger than {self._max_body} bytes")
+        body = await read_capped(request, self._max_body)
+        if isinstance(body, web.Response):
+            return body
         header = request.headers.get(AUTH_HEADER)
         if not verify(header, body, self._key):
             logger.warning(
@@ -380,15 +375,15 @@ class TeamsQuestions:
                 request.remote,
                 "no Authorization header" if header is None else "bad HMAC signature",
             )
-            return _problem(401, "missing or invalid HMAC signature")
+            return problem(401, "missing or invalid HMAC signature")
         try:
             activity = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return _problem(400, f"body is not JSON: {exc}")
+            return problem(400, f"body is not JSON: {exc}")
         if not isinstance(activity, dict):
-            return _problem(400, "body is not a JSON object (a Teams activity)")
+            return problem(400, "body is not a JSON object (a Teams activity)")
         if self._pipeline() is None:
-            return _problem(503, "driftbot is starting; ask again in a moment")
+            return problem(503, "driftbot is starting; ask again in a moment")
         try:
             async with asyncio.timeout(self._reply_within):
                 answer = await self.answer(activity)
