@@ -346,29 +346,25 @@ CASES: dict[str, tuple[Callable[[], Stream], str]] = {
 }
 
 
+def _replay(
+    stream: Stream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    """`driftbot replay` of `stream` with grace 0 to a jsonl console: the notifications."""
+    path = tmp_path / "stream.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in stream.render()))
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG)
+    state = tmp_path / "state.sqlite"
+    assert main(["replay", str(path), "--config", str(config), "--state", str(state)]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_row_of_the_event_table(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     build, kind = CASES[case]
-    stream = tmp_path / "stream.jsonl"
-    stream.write_bytes(b"".join(line + b"\n" for line in build().render()))
-    config = tmp_path / "config.yaml"
-    config.write_text(CONFIG)
-    assert (
-        main(
-            [
-                "replay",
-                str(stream),
-                "--config",
-                str(config),
-                "--state",
-                str(tmp_path / "state.sqlite"),
-            ]
-        )
-        == 0
-    )
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events = _replay(build(), tmp_path, capsys)
     kinds = [e["kind"] for e in events]
     assert kind in kinds, f"{case}: got {kinds}"
     assert {e["tool"] for e in events} == {case.split()[0]}
@@ -385,24 +381,6 @@ def test_a_flux_deploy_names_the_commit_source_controller_reported(
         revision=flux.REV2,
         minutes=-39,
     )
-    stream = tmp_path / "stream.jsonl"
-    lines = fluxed(K(), artifact, K(applied=flux.REV2)).render()
-    stream.write_bytes(b"".join(line + b"\n" for line in lines))
-    config = tmp_path / "config.yaml"
-    config.write_text(CONFIG)
-    assert (
-        main(
-            [
-                "replay",
-                str(stream),
-                "--config",
-                str(config),
-                "--state",
-                str(tmp_path / "state.sqlite"),
-            ]
-        )
-        == 0
-    )
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events = _replay(fluxed(K(), artifact, K(applied=flux.REV2)), tmp_path, capsys)
     deploys = [e for e in events if e["kind"] == "deploy_succeeded"]
     assert [e["commit_subject"] for e in deploys] == ["Bump podinfo to 6.6.1"]
