@@ -46,6 +46,7 @@ from config.schema import ArgoCDApiConfig, Config
 from core.model import AppKey, AppState, Tool
 from core.policy import PolicyState
 from watchers.argocd_api import ArgoCDApiWatcher
+from watchers.commit_info import CommitDescriber
 from watchers.kube_watch import ResourceWatcher
 
 __all__ = [
@@ -286,12 +287,12 @@ class Service:
 
 def argocd_api_sources(
     config: Config, gate: PipelineGate, clock: Clock, environ: Mapping[str, str] = os.environ
-) -> list[Source]:
+) -> list[ArgoCDApiWatcher]:
     """The Argo CD API server streams of the config's `argocd_api` entries, into the gate.
 
     Their lists account for the Argo CD Applications of their cluster, as the CRD watch's do.
     """
-    sources: list[Source] = []
+    sources: list[ArgoCDApiWatcher] = []
     for entry in config.argocd_api:
         sources.append(_argocd_api_source(entry, gate, clock, environ))
     return sources
@@ -299,7 +300,7 @@ def argocd_api_sources(
 
 def _argocd_api_source(
     entry: ArgoCDApiConfig, gate: PipelineGate, clock: Clock, environ: Mapping[str, str]
-) -> Source:
+) -> ArgoCDApiWatcher:
     def covers(key: AppKey) -> bool:
         return key.tool is Tool.ARGOCD and key.kind == "Application"
 
@@ -421,7 +422,11 @@ async def open_service(
                     flush_interval=flush_interval,
                     sleep=sleep,
                 )
-                service.extra_sources += argocd_api_sources(config, service.gate, clock, environ)
+                api_sources = argocd_api_sources(config, service.gate, clock, environ)
+                service.extra_sources += api_sources
+                pipeline.commits = CommitDescriber.from_apis(
+                    [source.api for source in api_sources], flux=pipeline.commits.flux
+                )
                 service.start()
                 scheduler, reloader = _clockwork(
                     service, config, config_path, clock, stream, environ

@@ -332,9 +332,12 @@ class CommitDescriber:
         self.flux = flux if flux is not None else FluxCommitSubjects()
 
     @classmethod
-    def from_apis(cls, apis: Iterable[ArgoCDApi], **cache_options: Any) -> CommitDescriber:
+    def from_apis(
+        cls, apis: Iterable[ArgoCDApi], flux: FluxCommitSubjects | None = None, **cache_options: Any
+    ) -> CommitDescriber:
         """A describer that asks each API server about the apps of its cluster."""
-        return cls({api.cluster: RevisionMetadataCache(api, **cache_options) for api in apis})
+        caches = {api.cluster: RevisionMetadataCache(api, **cache_options) for api in apis}
+        return cls(caches, flux)
 
     def observe_hint(self, hint: Hint) -> bool:
         """Feed every hint: source-controller's new-artifact reports teach Flux subjects."""
