@@ -8,12 +8,24 @@ needs them.
 
 from __future__ import annotations
 
+import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.durations import parse_duration
 from config.loader import ConfigError, ConfigIssue
 from config.schema import Config
 
@@ -23,6 +35,46 @@ class ServerSettings(BaseModel):
 
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Overrides the config file's server.port when set."""
+
+
+Seconds = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class LeaderElectionSettings(BaseModel):
+    """One active replica among several: the one holding a coordination.k8s.io/v1 Lease.
+
+    The Lease lives in the pod's own cluster (the in-cluster service account) when the process
+    runs in a pod, else in the first cluster of the config file. `namespace` None: the pod's
+    namespace (its service account's), or `default` outside a pod. The timings are client-go's
+    defaults; `lease_duration` is whole seconds (the Lease stores an integer) and must exceed
+    `renew_deadline`, which must exceed `retry_period`. See docs/operations.md, high availability.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    lease_name: Annotated[str, Field(min_length=1, max_length=253)] = "driftbot"
+    namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = None
+    identity: Annotated[str, Field(min_length=1)] = Field(default_factory=socket.gethostname)
+    """This replica's name in the Lease's holderIdentity (the pod name in the Helm chart)."""
+    lease_duration: Seconds = timedelta(seconds=15)
+    """How long a standby waits after the last renewal before it takes the Lease over."""
+    renew_deadline: Seconds = timedelta(seconds=10)
+    """How long the leader keeps leading without a successful renewal."""
+    retry_period: Seconds = timedelta(seconds=2)
+    """How often the leader renews and a standby tries to acquire."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        seconds = self.lease_duration.total_seconds()
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError("lease_duration must be whole seconds, at least 1s")
+        if not self.lease_duration > self.renew_deadline > self.retry_period > timedelta(0):
+            raise ValueError(
+                "leader election timings must satisfy "
+                "lease_duration > renew_deadline > retry_period > 0"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -39,6 +91,7 @@ class Settings(BaseSettings):
     state: Path | None = None
     """The store (SQLite file); None: the default location (bot.store.default_state_path)."""
     server: ServerSettings = ServerSettings()
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
