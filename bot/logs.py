@@ -1,0 +1,279 @@
+"""How driftbot logs: JSON lines in production, readable lines in a terminal, secrets masked.
+
+`configure_logging` installs one handler on the root logger, writing to stderr (stdout carries
+only notifications). `json` gives one object per line: `time` (RFC 3339, UTC), `level`,
+`logger`, `message`, the context fields a call passed (`cluster`, `namespace`, `name`,
+`receiver`, ...) and `exception` for a traceback. `text` gives `LEVEL logger: message` with the
+context fields appended in brackets.
+
+Lines about one object pass its identity with `extra=about(cluster, namespace, name)`:
+`LogRecord` reserves the attribute `name` (the logger's), so the object's name travels as
+`object_name` and is written as `name`.
+
+Secrets are kept out of logs where they are used (SecretStr, `WebhookUrl`, error texts that
+name a variable rather than its value); `SecretFilter` is the last line of defence: every
+configured secret value, and its URL-encoded and base64 forms, is masked in the message, its
+arguments, the context fields and the exception text before any handler formats the record.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sys
+import traceback
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+
+import orjson
+
+from config.schema import Config
+
+__all__ = [
+    "MASK",
+    "JsonFormatter",
+    "SecretFilter",
+    "TextFormatter",
+    "about",
+    "configure_logging",
+    "reset_logging",
+    "secret_variants",
+    "secrets_from",
+]
+
+LogFormat = Literal["text", "json"]
+
+MASK = "[redacted]"
+
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not masked: they would mangle ordinary words and protect nothing."""
+
+OBJECT_NAME = "object_name"
+"""The record attribute that carries an object's name (see the module docstring)."""
+
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
+) | {"message", "asctime", "taskName"}
+
+SECRET_ENV_NAMES = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+DSN_ENV_NAME = "DRIFTBOT_STORE_DSN"
+
+
+def about(cluster: str, namespace: str = "", name: str = "", **more: Any) -> dict[str, Any]:
+    """The `extra` of a log call about one object: its cluster, namespace and name."""
+    return {"cluster": cluster, "namespace": namespace, OBJECT_NAME: name, **more}
+
+
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a log call added with `extra` (or an adapter), by their output names."""
+    fields: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _RECORD_ATTRIBUTES or key.startswith("_"):
+            continue
+        fields["name" if key == OBJECT_NAME else key] = value
+    return fields
+
+
+def _utc(created: float) -> str:
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, context, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _context(record).items():
+            line.setdefault(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message [key=value ...]`, and the traceback below, for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        fields = {k: v for k, v in _context(record).items() if v not in ("", None)}
+        if fields:
+            text += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
+        return text
+
+
+def secret_variants(secret: str) -> set[str]:
+    """The forms a secret can take in text: itself, URL-encoded, and base64 (with and without
+    padding, standard and URL-safe alphabets)."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return set()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    encoded = base64.b64encode(secret.encode())
+    for text in (encoded, base64.urlsafe_b64encode(secret.encode())):
+        forms.add(text.decode())
+        forms.add(text.decode().rstrip("="))
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+class SecretFilter(logging.Filter):
+    """Masks every configured secret in a record; installed on the handlers, so it sees the
+    records of every logger. `update` replaces the secrets (after a config reload)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._forms: tuple[str, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            forms |= secret_variants(secret)
+        # Longest first: a secret that contains another is masked whole.
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def mask(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._forms:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what can be shown
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = self.mask(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
+        for key, value in _context(record).items():
+            attr = OBJECT_NAME if key == "name" else key
+            if isinstance(value, str):
+                setattr(record, attr, self.mask(value))
+            elif value is not None and not isinstance(value, int | float | bool):
+                setattr(record, attr, self.mask(str(value)))
+        return True
+
+
+def _dsn_password(dsn: str) -> str:
+    try:
+        return urlsplit(dsn).password or ""
+    except ValueError:
+        return ""
+
+
+URL_SECRET_PARAMETERS = frozenset({"sig", "signature", "token", "code", "key", "access_token"})
+"""Query parameters that make a webhook URL a secret (Workflows' `sig`, Azure's `code`)."""
+
+
+def _url_secrets(url: str) -> list[str]:
+    """A webhook URL and its signing parameters (`sig=` ...): each is a secret."""
+    found = [url]
+    try:
+        query = parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return found
+    return found + [v for k, v in query if k.lower() in URL_SECRET_PARAMETERS and v]
+
+
+def _base64_decoded(value: str) -> list[str]:
+    try:
+        raw = base64.b64decode(value, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [raw] if raw.isprintable() else []
+
+
+def secrets_from(config: Config | None, environ: Mapping[str, str]) -> list[str]:
+    """Every secret value this process can hold: the Slack tokens and signing secret, Teams
+    webhook URLs (and their signatures) and the Teams outgoing webhook token, the Flux webhook
+    token, the Argo CD API tokens, and the store DSN's password."""
+    names: list[str] = list(SECRET_ENV_NAMES)
+    files: list[str] = []
+    if config is not None:
+        names += [entry.token_env for entry in config.argocd_api]
+        for receiver in config.receivers:
+            if receiver.teams is not None and receiver.teams.webhook_env:
+                names.append(receiver.teams.webhook_env)
+            if receiver.teams is not None and receiver.teams.webhook_file:
+                files.append(receiver.teams.webhook_file)
+        if config.server.flux_webhook_token_env:
+            names.append(config.server.flux_webhook_token_env)
+        if config.teams.outgoing_webhook_secret_env:
+            names.append(config.teams.outgoing_webhook_secret_env)
+    values = [environ.get(n, "").strip() for n in names]
+    for path in files:
+        try:
+            values.append(Path(path).read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+    secrets: list[str] = []
+    for value in filter(None, values):
+        secrets += _url_secrets(value) if "://" in value else [value]
+        secrets += _base64_decoded(value)
+    password = _dsn_password(environ.get(DSN_ENV_NAME, ""))
+    if password:
+        secrets.append(password)
+    return list(dict.fromkeys(s for s in secrets if s))
+
+
+def configure_logging(
+    fmt: LogFormat = "text",
+    level: str | int = "INFO",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> SecretFilter:
+    """Send every log record to `stream` (stderr) in `fmt`, at `level`, secrets masked.
+
+    Calling it again replaces the handler it installed. When logging is already configured by
+    someone else (an embedding program, a test runner) and no `stream` is given, their
+    handlers are kept as they are and only get the secret filter. Returns the filter, whose
+    `update` takes new secrets."""
+    redactor = SecretFilter(secrets)
+    root = logging.getLogger()
+    reset_logging()
+    if root.handlers and stream is None:
+        for handler in root.handlers:
+            for old in [f for f in handler.filters if isinstance(f, SecretFilter)]:
+                handler.removeFilter(old)
+            handler.addFilter(redactor)
+        return redactor
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(redactor)
+    setattr(handler, _OURS, True)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return redactor
+
+
+def reset_logging() -> None:
+    """Remove the handler `configure_logging` installed, if any."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
+_OURS = "driftbot_handler"
