@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+import orjson
+
 from core.flap import Flap, FlapKey
 from core.grouping import Group
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Tool
@@ -89,6 +91,22 @@ def to_jsonable(value: object) -> JSONValue:
     if isinstance(value, tuple | list):
         return [to_jsonable(v) for v in value]
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _encode_other(value: object) -> JSONValue:
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+_DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: object) -> str:
+    """JSON text of any model value: the same text as `orjson.dumps(to_jsonable(value))`,
+    written by orjson in one pass (dataclasses, enums, times and tuples natively), which is
+    what makes saving thousands of app states cheap."""
+    return orjson.dumps(value, default=_encode_other, option=_DUMPS_OPTIONS).decode()
 
 
 def from_jsonable(cls: type[T], data: object) -> T:

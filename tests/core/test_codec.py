@@ -20,12 +20,14 @@ from core.codec import (
     app_key_to_list,
     app_state_from_dict,
     app_state_to_dict,
+    dumps,
     event_from_dict,
     event_to_dict,
     format_time,
     parse_time,
     policy_state_from_dict,
     policy_state_to_dict,
+    to_jsonable,
 )
 from core.model import (
     AppKey,
@@ -101,6 +103,18 @@ def test_app_state_round_trip(state: AppState) -> None:
 @given(events)
 def test_event_round_trip(event: GitOpsEvent) -> None:
     assert event_from_dict(through_json(event_to_dict(event))) == event
+
+
+@given(st.one_of(app_states, events, dataclass_strategy(Held), dataclass_strategy(OpenAlert)))
+def test_dumps_writes_the_text_of_to_jsonable(value: object) -> None:
+    assert dumps(value) == orjson.dumps(to_jsonable(value)).decode()
+
+
+def test_dumps_encodes_mappings_and_refuses_the_unknown() -> None:
+    audit = {"events": (T0, EventKind.DRIFT_DETECTED), "n": 1}
+    assert dumps(audit) == '{"events":["2026-11-27T10:42:00Z","drift_detected"],"n":1}'
+    with pytest.raises(TypeError, match="object"):
+        dumps({"x": object()})
 
 
 @given(
