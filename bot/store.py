@@ -1,22 +1,27 @@
 """The durable memory of the bot: app states, policy state, audit log, outbox and where each
-notification landed (for threads and in-place updates), in SQLite.
+notification landed (for threads and in-place updates), in SQLite or PostgreSQL.
 
 What was seen and what was announced must survive restarts, or a restart would re-announce
-everything. One file, one connection (aiosqlite), WAL mode; the schema moves forward by
-numbered migrations recorded in `schema_version`. The policy state is kept as rows and saved as
-a difference from what was last saved, so a save stays small with 10,000 apps.
+everything. `Store` holds the logic once, as SQL both databases accept, over a small backend
+seam (`bot/store_backend.py`): an embedded SQLite file by default (`bot/store_sqlite.py`), or
+a PostgreSQL database shared by a leader and its standby (`bot/store_postgres.py`).
+`open_store(path_or_dsn)` picks the backend: a `postgresql://` DSN, else a file path. The
+schema moves forward by numbered migrations recorded in `schema_version`. The policy state is
+kept as rows and saved as a difference from what was last saved, so a save stays small with
+10,000 apps.
 
-Every failure to open or use the file is a StoreError whose message is one sentence naming
-the path, for the CLI to print as is.
+Every failure to open or use the store is a StoreError whose message is one sentence naming
+where it is (the path, or the database's host and name, never a password), for the CLI to
+print as is; `Store.store_failures` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,9 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import aiosqlite
 import orjson
 
+from bot.store_backend import (
+    MIGRATIONS,
+    Backend,
+    OutboxClaimLost,
+    StoreError,
+    Transaction,
+)
+from bot.store_postgres import PostgresBackend, is_postgres_dsn, redact_dsn
+from bot.store_sqlite import SqliteBackend, expand_path
 from core.codec import (
     CodecError,
     alert_key_from_list,
@@ -52,88 +65,23 @@ from core.model import AppKey, AppState
 from core.mutes import Mute
 from core.policy import AlertKey, Held, OpenAlert, PolicyState, RecentIds, TextSeen
 
+__all__ = [
+    "MIGRATIONS",
+    "AuditEntry",
+    "OutboxClaimLost",
+    "OutboxItem",
+    "SentMessage",
+    "Store",
+    "StoreError",
+    "default_state_path",
+    "open_store",
+    "redact_dsn",
+    "store_location",
+]
+
 logger = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE app_states (
-        key TEXT PRIMARY KEY,
-        observed_at TEXT NOT NULL,
-        state TEXT NOT NULL
-    );
-    CREATE TABLE policy_held (
-        alert_key TEXT PRIMARY KEY,
-        due TEXT NOT NULL,
-        held TEXT NOT NULL
-    );
-    CREATE TABLE policy_open (
-        alert_key TEXT PRIMARY KEY,
-        announced_at TEXT NOT NULL,
-        alert TEXT NOT NULL
-    );
-    CREATE TABLE policy_recent (
-        id TEXT PRIMARY KEY,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        app_key TEXT,
-        detail TEXT NOT NULL
-    );
-    CREATE INDEX audit_by_app ON audit (app_key, id);
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        receiver TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        sent_at TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT NOT NULL DEFAULT '',
-        next_attempt_at TEXT
-    );
-    CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
-    """,
-    """
-    ALTER TABLE outbox ADD COLUMN attempted_at TEXT;
-    ALTER TABLE outbox ADD COLUMN failed_at TEXT;
-    CREATE TABLE sent_messages (
-        notification_id TEXT NOT NULL,
-        receiver TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        thread_ts TEXT,
-        sent_at TEXT NOT NULL,
-        PRIMARY KEY (notification_id, receiver)
-    );
-    """,
-    """
-    CREATE TABLE policy_groups (
-        id TEXT PRIMARY KEY,
-        meta TEXT NOT NULL
-    );
-    CREATE TABLE policy_group_events (
-        group_id TEXT NOT NULL,
-        part TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        event TEXT NOT NULL,
-        PRIMARY KEY (group_id, part, seq)
-    );
-    CREATE TABLE policy_items (
-        part TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (part, key)
-    );
-    """,
-)
-"""Schema changes in order; MIGRATIONS[n] takes the file from version n to n + 1."""
-
-
-class StoreError(Exception):
-    """The state store cannot be opened or used; the message is one sentence naming the path."""
+S = TypeVar("S", bound="Store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,29 +126,26 @@ def default_state_path(env: Mapping[str, str] | None = None) -> Path:
     """$DRIFTBOT_STATE, else $XDG_STATE_HOME/driftbot/state.sqlite, else under ~/.local/state."""
     env = os.environ if env is None else env
     if env.get("DRIFTBOT_STATE"):
-        return _expand(Path(env["DRIFTBOT_STATE"]))
-    base = env.get("XDG_STATE_HOME") or str(_expand(Path("~/.local/state")))
-    return _expand(Path(base)) / "driftbot" / "state.sqlite"
+        return expand_path(Path(env["DRIFTBOT_STATE"]))
+    base = env.get("XDG_STATE_HOME") or str(expand_path(Path("~/.local/state")))
+    return expand_path(Path(base)) / "driftbot" / "state.sqlite"
 
 
-def _expand(path: Path) -> Path:
-    """`~` expanded; a `~user` that names no user is left as written."""
-    try:
-        return path.expanduser()
-    except RuntimeError:
-        return path
+def store_location(
+    state: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> str | Path:
+    """Where the store is: $DRIFTBOT_STORE_DSN when set (it wins over any path), else `state`,
+    else `default_state_path(env)`."""
+    env = os.environ if env is None else env
+    dsn = env.get("DRIFTBOT_STORE_DSN", "").strip()
+    if dsn:
+        return dsn
+    return Path(state) if state is not None else default_state_path(env)
 
 
-def _prepare_directory(path: Path) -> Path:
-    """The expanded path, its parent directories created (StoreError if they cannot be)."""
-    path = _expand(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"Cannot create the directory of the state store {path}: {_why(exc)}."
-        ) from exc
-    return path
+async def open_store(location: str | os.PathLike[str]) -> Store:
+    """The store at `location`: a `postgresql://` (or `postgres://`) DSN, else a SQLite path."""
+    return await Store.open(location)
 
 
 def _dumps(value: object) -> str:
@@ -228,51 +173,45 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, OSError):
-        text = exc.strerror or text
-    if "file is not a database" in text:
-        return "the file is not a SQLite database"
-    if "unable to open database file" in text:
-        return "the file cannot be opened (check that the path is a writable file)"
-    return text[:1].lower() + text[1:] if text else type(exc).__name__
-
-
 class Store:
-    """The SQLite store. Create with `await Store.open(path)`; `await close()` when done."""
+    """The store over one backend. Create with `await Store.open(path_or_dsn)` (or
+    `open_store`); `await close()` when done."""
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
-        self.path = path
-        self._conn = conn
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.where = backend.where
+        """Where the store is, as messages show it (a path, or a DSN without credentials)."""
+        self.path: Path | None = backend.path if isinstance(backend, SqliteBackend) else None
         self._lock = asyncio.Lock()
         self._policy: PolicyState | None = None
         """The policy state as last loaded or saved: saves write only the difference."""
+        self.store_failures = 0
+        """Operations that failed with a StoreError since the store was opened."""
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (or create) the store at `path`, creating parent directories and the schema."""
-        where = await asyncio.to_thread(_prepare_directory, Path(path))
+    async def open(cls: type[S], location: str | os.PathLike[str]) -> S:
+        """Open (or create) the store at `location`, with its schema: a `postgresql://` DSN,
+        else a SQLite file path (parent directories created)."""
+        backend: Backend
+        if isinstance(location, str) and is_postgres_dsn(location):
+            backend = await PostgresBackend.open(location)
+        else:
+            backend = await SqliteBackend.open(Path(location))
         try:
-            conn = await aiosqlite.connect(where, isolation_level=None)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"Cannot open the state store {where}: {_why(exc)}.") from exc
-        store = cls(where, conn)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await store._migrate()
-        except (sqlite3.Error, OSError, StoreError) as exc:
-            await conn.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"Cannot open the state store {where}: {_why(exc)}.") from exc
-        return store
+            await backend.migrate()
+        except BaseException as exc:
+            await backend.close()
+            if isinstance(exc, backend.errors):
+                raise StoreError(
+                    f"Cannot open the state store {backend.where}: {backend.why(exc)}."
+                ) from exc
+            raise
+        return cls(backend)
 
     async def close(self) -> None:
-        await self._conn.close()
+        await self.backend.close()
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self: S) -> S:
         return self
 
     async def __aexit__(
@@ -283,61 +222,27 @@ class Store:
     ) -> None:
         await self.close()
 
-    async def _migrate(self) -> None:
-        await self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        async with self._conn.execute("SELECT max(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row and row[0] is not None else 0
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"The state store {self.path} has schema version {version}, newer than this "
-                f"driftbot knows ({len(MIGRATIONS)}): upgrade driftbot or use another file."
-            )
-        for number in range(version, len(MIGRATIONS)):
-            script = (
-                f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; "
-                "DELETE FROM schema_version; "
-                f"INSERT INTO schema_version (version) VALUES ({number + 1}); COMMIT;"
-            )
-            try:
-                await self._conn.executescript(script)
-            except sqlite3.Error:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
-                raise
-
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._begin()
-            try:
-                yield self._conn
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-
-    async def _begin(self) -> None:
-        """BEGIN IMMEDIATE. A caller cancelled while its BEGIN was on the way leaves the
-        connection inside a transaction in which it wrote nothing: that one is rolled back."""
-        try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "within a transaction" not in str(exc):
-                raise
-            await self._conn.execute("ROLLBACK")
-            await self._conn.execute("BEGIN IMMEDIATE")
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        async with self._lock, self.backend.transaction() as transaction:
+            yield transaction
 
     @asynccontextmanager
     async def _failing_as(self, doing: str) -> AsyncIterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise StoreError(f"The state store {self.path} failed {doing}: {_why(exc)}.") from exc
+        except self.backend.errors as exc:
+            self.store_failures += 1
+            raise StoreError(
+                f"The state store {self.where} failed {doing}: {self.backend.why(exc)}."
+            ) from exc
+        except StoreError:
+            self.store_failures += 1
+            raise
 
-    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            return await self.backend.fetchall(sql, tuple(params))
 
     # App states
 
@@ -352,7 +257,7 @@ class Store:
             return app_state_from_dict(orjson.loads(rows[0][0]))
         except (CodecError, orjson.JSONDecodeError) as exc:
             raise StoreError(
-                f"The state store {self.path} holds an unreadable state for {key}: {exc}."
+                f"The state store {self.where} holds an unreadable state for {key}: {exc}."
             ) from exc
 
     async def put_state(self, state: AppState) -> None:
@@ -387,7 +292,7 @@ class Store:
             try:
                 state = app_state_from_dict(orjson.loads(text))
             except (CodecError, orjson.JSONDecodeError) as exc:
-                logger.warning("skipping unreadable app state %s in %s: %s", key, self.path, exc)
+                logger.warning("skipping unreadable app state %s in %s: %s", key, self.where, exc)
                 continue
             states[state.key] = state
         return states
@@ -412,7 +317,7 @@ class Store:
             try:
                 recent.append((event_id, parse_time(at)))
             except CodecError as exc:
-                logger.warning("skipping unreadable id %s in %s: %s", event_id, self.path, exc)
+                logger.warning("skipping unreadable id %s in %s: %s", event_id, self.where, exc)
         mutes: list[Mute] = []
         flaps: list[tuple[tuple[str, AppKey], Flap]] = []
         texts: list[tuple[AlertKey, TextSeen]] = []
@@ -435,7 +340,7 @@ class Store:
                         )
                     )
             except (CodecError, orjson.JSONDecodeError) as exc:
-                logger.warning("skipping unreadable %s %s in %s: %s", part, key, self.path, exc)
+                logger.warning("skipping unreadable %s %s in %s: %s", part, key, self.where, exc)
         state = PolicyState.of(
             held,
             opened,
@@ -471,7 +376,7 @@ class Store:
                     raise CodecError("a group without members")
                 groups.append(group)
             except (CodecError, orjson.JSONDecodeError) as exc:
-                logger.warning("skipping unreadable group %s in %s: %s", group_id, self.path, exc)
+                logger.warning("skipping unreadable group %s in %s: %s", group_id, self.where, exc)
         return groups
 
     def _decode_rows(self, cls: type[Any], rows: list[Any]) -> list[Any]:
@@ -481,7 +386,7 @@ class Store:
                 values.append(from_jsonable(cls, orjson.loads(text)))
             except (CodecError, orjson.JSONDecodeError) as exc:
                 logger.warning(
-                    "skipping unreadable %s %s in %s: %s", cls.__name__, key, self.path, exc
+                    "skipping unreadable %s %s in %s: %s", cls.__name__, key, self.where, exc
                 )
         return values
 
@@ -499,13 +404,14 @@ class Store:
         ):
             self._policy = state
             return
-        writes = [
+        writes: list[_Write] = [
             (
                 "DELETE FROM policy_held WHERE alert_key = ?",
                 [(_alert_key_text(k),) for k in held_gone],
             ),
             (
-                "INSERT OR REPLACE INTO policy_held (alert_key, due, held) VALUES (?, ?, ?)",
+                "INSERT INTO policy_held (alert_key, due, held) VALUES (?, ?, ?) "
+                "ON CONFLICT (alert_key) DO UPDATE SET due = excluded.due, held = excluded.held",
                 [
                     (_alert_key_text(k), format_time(h.due), _dumps(to_jsonable(h)))
                     for k, h in held_put
@@ -516,8 +422,9 @@ class Store:
                 [(_alert_key_text(k),) for k in open_gone],
             ),
             (
-                "INSERT OR REPLACE INTO policy_open (alert_key, announced_at, alert) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO policy_open (alert_key, announced_at, alert) VALUES (?, ?, ?) "
+                "ON CONFLICT (alert_key) DO UPDATE SET announced_at = excluded.announced_at, "
+                "alert = excluded.alert",
                 [
                     (_alert_key_text(k), format_time(a.announced_at), _dumps(to_jsonable(a)))
                     for k, a in open_put
@@ -525,7 +432,7 @@ class Store:
             ),
             ("DELETE FROM policy_recent WHERE id = ?", [(i,) for i in recent_gone]),
             (
-                "INSERT OR IGNORE INTO policy_recent (id, at) VALUES (?, ?)",
+                "INSERT INTO policy_recent (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(i, format_time(at)) for i, at in recent_put],
             ),
             *extra,
@@ -599,12 +506,12 @@ class Store:
         ids: list[int] = []
         async with self._failing_as("queueing a message"), self._transaction() as conn:
             for text in texts:
-                cursor = await conn.execute(
-                    "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
-                    (receiver, text, created),
+                ids.append(
+                    await conn.insert_id(
+                        "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
+                        (receiver, text, created),
+                    )
                 )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
         return ids
 
     async def outbox_pending(
@@ -668,12 +575,34 @@ class Store:
         ]
 
     async def outbox_mark_attempt(self, item_id: int, at: datetime | None = None) -> None:
-        """Note that the message is about to be sent (see `OutboxItem.attempted_at`)."""
-        async with self._failing_as("updating the outbox"), self._transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempted_at = ? WHERE id = ?",
-                (format_time(at or _now()), item_id),
-            )
+        """Claim the message for sending and note that it is about to be sent (see
+        `OutboxItem.attempted_at`). OutboxClaimLost if it was sent or refused meanwhile, or if
+        another process holds it: the caller must not send it then."""
+        when = format_time(at or _now())
+        async with self._failing_as("claiming an outbox message"), self._lock:
+            if not await self.backend.hold(item_id):
+                raise OutboxClaimLost(
+                    f"The state store {self.where} has outbox message {item_id} claimed by "
+                    "another driftbot process, which is sending it."
+                )
+            async with self.backend.transaction() as conn:
+                changed = await conn.execute(
+                    "UPDATE outbox SET attempted_at = ? "
+                    "WHERE id = ? AND sent_at IS NULL AND failed_at IS NULL",
+                    (when, item_id),
+                )
+            if not changed:
+                await self.backend.release(item_id)
+                raise OutboxClaimLost(
+                    f"The state store {self.where} has outbox message {item_id} no longer "
+                    "pending (sent or refused meanwhile), so it is not sent again."
+                )
+
+    async def _release(self, item_id: int) -> None:
+        """Let go of a claim; a connection lost meanwhile has let go of it already."""
+        async with self._lock:
+            with contextlib.suppress(*self.backend.errors):
+                await self.backend.release(item_id)
 
     async def outbox_mark_sent(
         self,
@@ -694,11 +623,16 @@ class Store:
                 (when, item_id),
             )
             if message is not None:
-                verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+                upsert = (
+                    "DO UPDATE SET channel = excluded.channel, ts = excluded.ts, "
+                    "thread_ts = excluded.thread_ts, sent_at = excluded.sent_at"
+                    if replace
+                    else "DO NOTHING"
+                )
                 await conn.execute(
-                    f"{verb} INTO sent_messages "
+                    "INSERT INTO sent_messages "
                     "(notification_id, receiver, channel, ts, thread_ts, sent_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    f"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (notification_id, receiver) {upsert}",
                     (
                         message.notification_id,
                         message.receiver,
@@ -708,6 +642,7 @@ class Store:
                         when,
                     ),
                 )
+        await self._release(item_id)
 
     async def outbox_mark_failed(
         self, item_id: int, error: str, retry_at: datetime | None = None
@@ -719,6 +654,7 @@ class Store:
                 "attempted_at = NULL WHERE id = ?",
                 (error, None if retry_at is None else format_time(retry_at), item_id),
             )
+        await self._release(item_id)
 
     async def outbox_mark_fatal(self, item_id: int, error: str, at: datetime | None = None) -> None:
         """The receiver refused the message for good: it is kept, with the error, not retried."""
@@ -728,6 +664,7 @@ class Store:
                 "attempted_at = NULL WHERE id = ?",
                 (error, format_time(at or _now()), item_id),
             )
+        await self._release(item_id)
 
     async def sent_message(self, notification_id: str, receiver: str) -> SentMessage | None:
         """Where `notification_id` landed for `receiver`, if it was delivered."""
@@ -779,10 +716,14 @@ def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
         [
             ("DELETE FROM policy_groups WHERE id = ?", [(g,) for g in gone]),
             ("DELETE FROM policy_group_events WHERE group_id = ?", cleared),
-            ("INSERT OR REPLACE INTO policy_groups (id, meta) VALUES (?, ?)", metas),
             (
-                "INSERT OR REPLACE INTO policy_group_events (group_id, part, seq, event) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO policy_groups (id, meta) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET meta = excluded.meta",
+                metas,
+            ),
+            (
+                "INSERT INTO policy_group_events (group_id, part, seq, event) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (group_id, part, seq) DO UPDATE SET event = excluded.event",
                 events,
             ),
         ]
@@ -808,7 +749,11 @@ def _item_writes(old: PolicyState, new: PolicyState) -> list[_Write]:
         return []
     return [
         ("DELETE FROM policy_items WHERE part = ? AND key = ?", deletes),
-        ("INSERT OR REPLACE INTO policy_items (part, key, value) VALUES (?, ?, ?)", puts),
+        (
+            "INSERT INTO policy_items (part, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (part, key) DO UPDATE SET value = excluded.value",
+            puts,
+        ),
     ]
 
 

@@ -19,3 +19,5 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+pytest_plugins = ["tests.pg_server"]

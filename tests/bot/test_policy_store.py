@@ -1,4 +1,5 @@
-"""Everything the alert policy remembers survives a restart: groups, flaps, mutes, texts, acks."""
+"""Everything the alert policy remembers survives a restart: groups, flaps, mutes, texts, acks,
+in either backend."""
 
 from __future__ import annotations
 
@@ -48,11 +49,11 @@ def summary(decisions: list[Decision]) -> list[tuple[str, str, int, str]]:
     ]
 
 
-async def test_policy_state_round_trips_through_the_store(tmp_path: Path) -> None:
+async def test_policy_state_round_trips_through_the_store(store_location: str | Path) -> None:
     state = busy_state()
     assert state.groups and state.mutes and state.texts and state.flaps
     assert any(a.acked for a in state.open.values())
-    path = tmp_path / "s.sqlite"
+    path = store_location
     async with await Store.open(path) as store:
         await store.save_policy(state)
     async with await Store.open(path) as store:
@@ -66,8 +67,10 @@ async def test_policy_state_round_trips_through_the_store(tmp_path: Path) -> Non
     assert any(d.action is Action.REMIND for d in after)
 
 
-async def test_group_saves_write_new_events_only_and_follow_rewrites(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+async def test_group_saves_write_new_events_only_and_follow_rewrites(
+    store_location: str | Path,
+) -> None:
+    path = store_location
     state = PolicyState()
     async with await Store.open(path) as store:
         for i in range(6):

@@ -1,4 +1,6 @@
-"""The SQLite store against real files: round trips, restarts, bad files, policy saves."""
+"""The store against both backends (a real SQLite file, a real PostgreSQL database): round
+trips, restarts, policy saves, the audit log and the outbox; then what is particular to each:
+bad files and paths for SQLite, DSNs, concurrent starts and outbox claims for PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.store import MIGRATIONS, Store, StoreError, default_state_path
+from bot.store_sqlite import SqliteBackend
 from core.model import (
     AppState,
     EventKind,
@@ -45,8 +48,8 @@ def app(name: str, sync: SyncStatus = SyncStatus.OUT_OF_SYNC) -> AppState:
     )
 
 
-async def test_states_round_trip_and_survive_restart(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "dir" / "state.sqlite"
+async def test_states_round_trip_and_survive_restart(store_location: str | Path) -> None:
+    path = store_location
     store = await Store.open(path)
     checkout, cart = app("checkout"), app("cart")
     await store.put_state(checkout)
@@ -64,17 +67,17 @@ async def test_states_round_trip_and_survive_restart(tmp_path: Path) -> None:
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(state=app_states)
-async def test_any_state_round_trips(tmp_path: Path, state: AppState) -> None:
-    async with await Store.open(tmp_path / "s.sqlite") as store:
+async def test_any_state_round_trips(store_location: str | Path, state: AppState) -> None:
+    async with await Store.open(store_location) as store:
         await store.put_state(state)
         assert await store.get_state(state.key) == state
 
 
-async def test_many_apps_in_one_batch(tmp_path: Path) -> None:
+async def test_many_apps_in_one_batch(store_location: str | Path) -> None:
     states = [app(f"app-{i:05}") for i in range(10_000)]
-    async with await Store.open(tmp_path / "s.sqlite") as store:
+    async with await Store.open(store_location) as store:
         await store.put_states(states)
-    async with await Store.open(tmp_path / "s.sqlite") as store:
+    async with await Store.open(store_location) as store:
         loaded = await store.all_states()
     assert len(loaded) == 10_000
     assert loaded[states[1234].key] == states[1234]
@@ -84,8 +87,8 @@ def drift(name: str, seconds: int) -> GitOpsEvent:
     return make_event(EventKind.DRIFT_DETECTED, app(name), T0 + timedelta(seconds=seconds))
 
 
-async def test_policy_state_survives_restart_with_every_part(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+async def test_policy_state_survives_restart_with_every_part(store_location: str | Path) -> None:
+    path = store_location
     state = PolicyState()
     grace = PolicySettings()
     # One alert announced (open), one held, and the announced id remembered.
@@ -107,9 +110,9 @@ async def test_policy_state_survives_restart_with_every_part(tmp_path: Path) -> 
     assert [d.reason for d in again] == ["duplicate"]
 
 
-async def test_policy_saves_follow_changes(tmp_path: Path) -> None:
-    """Successive saves write differences; the file always equals the last state saved."""
-    path = tmp_path / "s.sqlite"
+async def test_policy_saves_follow_changes(store_location: str | Path) -> None:
+    """Successive saves write differences; the store always equals the last state saved."""
+    path = store_location
     no_grace = PolicySettings(grace=timedelta(0), remember_max=300)
     state = PolicyState()
     async with await Store.open(path) as store:
@@ -131,12 +134,12 @@ async def test_policy_saves_follow_changes(tmp_path: Path) -> None:
     assert len(loaded.open) == len(state.open) == 13
 
 
-async def test_audit_log(tmp_path: Path) -> None:
+async def test_audit_log(store_location: str | Path) -> None:
     checkout = app("checkout")
-    async with await Store.open(tmp_path / "s.sqlite") as store:
+    async with await Store.open(store_location) as store:
         await store.audit("alice", "rollback", checkout.key, {"to": "42"}, at=T0)
         await store.audit("bob", "mute", None, {"target": "prod/*", "for": "1h"}, at=T0)
-    async with await Store.open(tmp_path / "s.sqlite") as store:
+    async with await Store.open(store_location) as store:
         for_app = await store.audit_log(checkout.key)
         everything = await store.audit_log()
     assert [(e.actor, e.action, e.app, e.detail, e.at) for e in for_app] == [
@@ -145,8 +148,8 @@ async def test_audit_log(tmp_path: Path) -> None:
     assert [e.actor for e in everything] == ["bob", "alice"]
 
 
-async def test_outbox(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+async def test_outbox(store_location: str | Path) -> None:
+    path = store_location
     async with await Store.open(path) as store:
         first = await store.outbox_add("oncall", {"text": "checkout drifted"}, at=T0)
         second = await store.outbox_add("pm", {"text": "cart deployed"}, at=T0)
@@ -160,6 +163,13 @@ async def test_outbox(tmp_path: Path) -> None:
         (second, "pm", {"text": "cart deployed"}, 1, "HTTP 429")
     ]
     assert pending[0].created_at == T0 and pending[0].sent_at is None
+
+
+async def test_parent_directories_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "state.sqlite"
+    async with await Store.open(path) as store:
+        await store.put_state(app("checkout"))
+    assert path.is_file()
 
 
 async def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
@@ -255,13 +265,15 @@ async def test_unknown_user_home_is_taken_literally(
     assert (tmp_path / "~nosuchuser0" / "s.sqlite").exists()
 
 
-async def test_saving_an_unrelated_state_replaces_everything(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+async def test_saving_an_unrelated_state_replaces_everything(
+    store_location: str | Path,
+) -> None:
+    path = store_location
     state, _ = offer(PolicyState(), drift("checkout", 0), T0, PolicySettings())
     async with await Store.open(path) as store:
         await store.save_policy(state)
     async with await Store.open(path) as store:
-        # Not loaded first, and not derived from what is stored: the file must still match.
+        # Not loaded first, and not derived from what is stored: the store must still match.
         await store.save_policy(PolicyState())
     async with await Store.open(path) as store:
         assert await store.load_policy() == PolicyState()
@@ -272,7 +284,10 @@ async def test_a_write_cancelled_at_its_begin_leaves_the_store_usable(tmp_path: 
     the connection inside a transaction that breaks the final save."""
     store = await Store.open(tmp_path / "state.sqlite")
     try:
-        await store._conn.execute("BEGIN IMMEDIATE")  # what a cancelled caller leaves behind
+        assert isinstance(store.backend, SqliteBackend)
+        await store.backend._conn.execute(
+            "BEGIN IMMEDIATE"
+        )  # what a cancelled caller leaves behind
         await store.audit("alice", "ack", detail={"why": "test"})
         assert [e.action for e in await store.audit_log()] == ["ack"]
     finally:
