@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +41,10 @@ from bot.sources import (
     feed_for,
     utc_now,
 )
-from bot.store import Store
+from bot.store import store_location
+from bot.write_behind import WriteBehindStore
 from config.schema import ArgoCDApiConfig, Config
-from core.model import AppKey, AppState, Tool
-from core.policy import PolicyState
+from core.model import AppKey, Tool
 from watchers.argocd_api import ArgoCDApiWatcher
 from watchers.commit_info import CommitDescriber
 from watchers.kube_watch import ResourceWatcher
@@ -66,68 +66,6 @@ Sleep = Callable[[float], Awaitable[None]]
 class ServiceError(Exception):
     """The service cannot start (a cluster's kubeconfig cannot be loaded, a secret is
     missing); the message is one sentence for the CLI to print."""
-
-
-class WriteBehindStore(Store):
-    """The store with app states and the policy state written in batches, not per event.
-
-    A watch event would otherwise cost one SQLite transaction (and a thread hop) for its app
-    state and one for the policy state. Here writes are kept in memory, coalesced per app, and
-    written by `flush()`: the service flushes every `flush_interval` seconds, at
-    `max_pending` app states, and on close, so a clean shutdown loses nothing. Reads see the
-    pending writes. A crash loses at most the last interval; the policy state is written before
-    the app states, so what such a crash can cause is a change detected again and then kept
-    quiet by the policy (already open, or a duplicate id), never an announcement forgotten
-    with its app state saved.
-    """
-
-    max_pending = 5000
-
-    def __init__(self, path: Path, conn: Any) -> None:
-        super().__init__(path, conn)
-        self._pending_states: dict[AppKey, AppState] = {}
-        self._pending_policy: PolicyState | None = None
-        self.flushes = 0
-
-    async def put_states(self, states: Iterable[AppState]) -> None:
-        for state in states:
-            self._pending_states[state.key] = state
-        if len(self._pending_states) >= self.max_pending:
-            await self.flush()
-
-    async def save_policy(self, state: PolicyState) -> None:
-        self._pending_policy = state
-
-    async def get_state(self, key: AppKey) -> AppState | None:
-        pending = self._pending_states.get(key)
-        return pending if pending is not None else await super().get_state(key)
-
-    async def all_states(self) -> dict[AppKey, AppState]:
-        return {**await super().all_states(), **self._pending_states}
-
-    async def flush(self) -> None:
-        """Write what is pending: the policy state first, then the app states."""
-        policy_state, self._pending_policy = self._pending_policy, None
-        states, self._pending_states = self._pending_states, {}
-        try:
-            if policy_state is not None:
-                await super().save_policy(policy_state)
-                policy_state = None
-            if states:
-                await super().put_states(list(states.values()))
-        except BaseException:
-            # Keep what was not written for the next flush; newer writes win.
-            self._pending_states = {**states, **self._pending_states}
-            if self._pending_policy is None:
-                self._pending_policy = policy_state
-            raise
-        self.flushes += 1
-
-    async def close(self) -> None:
-        try:
-            await self.flush()
-        finally:
-            await super().close()
 
 
 class PipelineGate:
@@ -401,7 +339,7 @@ async def open_service(
     (or SIGHUP) reloads routes, receivers, policy and digests without a restart. Digests, mute
     expiry and the Argo CD API streams' periodic re-list run on the scheduler.
     """
-    store = await WriteBehindStore.open(state_path)
+    store = await WriteBehindStore.open(store_location(state_path, environ))
     try:
         try:
             receivers = build_receivers(config, None, stream, store=store, environ=environ)
