@@ -9,6 +9,13 @@ interleaved with another source's observation.
 
 `open_service` is the lifecycle: it opens everything, starts the tasks, and on exit stops the
 watches, closes the pipeline (saving the policy state), flushes and closes the store.
+
+With leader election (bot/leader.py) a replica opens the service only once it leads: the state
+is then read fresh from the shared store and every source lists again, so what changed while
+no one watched is announced once. A replica that loses the Lease calls `Service.abandon()`:
+watches, clock and outbox workers stop at once and the outbox is left to the new leader; the
+state it holds is still written when the service closes, well within the margin between the
+renew deadline and the lease duration (docs/operations.md, high availability).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any, TextIO
 
 from kubernetes_asyncio.client import ApiClient
 
+from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
 from bot.receivers import Receiver
 from bot.reload import ConfigReloader
@@ -70,7 +78,12 @@ class ServiceError(Exception):
 
 class PipelineGate:
     """The pipeline's inputs, one call at a time (see the module docstring). Time is let pass
-    before each input, as replay does before each line, so timers due by then fire first."""
+    before each input, as replay does before each line, so timers due by then fire first.
+
+    An input that sent a notification has the store's pending writes flushed before the gate
+    opens again: the notification is in the outbox already, and the policy state that says it
+    was sent must not wait for the next flush interval, or a process killed in between (a
+    leader failing over) would have its successor announce it a second time."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -78,24 +91,46 @@ class PipelineGate:
 
     async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
         async with self.lock:
+            sent = self._sent()
             await self.pipeline.advance(now)
-            return await self.pipeline.observe(obj, cluster, watch_type, now)
+            outcome = await self.pipeline.observe(obj, cluster, watch_type, now)
+            await self._flush_if_sent(sent)
+            return outcome
 
     async def relist(
         self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
     ) -> None:
         async with self.lock:
+            sent = self._sent()
             await self.pipeline.advance(now)
             await self.pipeline.relist(cluster, objects, now, covers)
+            await self._flush_if_sent(sent)
 
     async def notify(self, body: Any, cluster: str, now: datetime) -> str:
         async with self.lock:
+            sent = self._sent()
             await self.pipeline.advance(now)
-            return await self.pipeline.notify(body, cluster, now)
+            outcome = await self.pipeline.notify(body, cluster, now)
+            await self._flush_if_sent(sent)
+            return outcome
 
     async def advance(self, now: datetime) -> None:
         async with self.lock:
+            sent = self._sent()
             await self.pipeline.advance(now)
+            await self._flush_if_sent(sent)
+
+    def _sent(self) -> int:
+        stats = self.pipeline.stats
+        return stats["sent"] + stats["reminded"]
+
+    async def _flush_if_sent(self, before: int) -> None:
+        store = self.pipeline.store
+        if self._sent() != before and isinstance(store, WriteBehindStore):
+            try:
+                await store.flush()
+            except Exception:
+                logger.exception("writing the state store failed; the next flush retries")
 
 
 @dataclass(frozen=True)
@@ -157,6 +192,8 @@ class Service:
                 self.resources.append(WatchedResource(cluster.name, watched, watcher, feed))
         self.extra_sources: list[Source] = list(extra_sources or [])
         """Sources beside the Kubernetes watches: the Argo CD API streams."""
+        self.abandoned = False
+        """Set by `abandon()`: this process lost the Lease and no longer delivers."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -181,6 +218,20 @@ class Service:
         stops = [r.watcher.stop() for r in self.resources]
         stops += [s.stop() for s in self.extra_sources]
         await asyncio.gather(*stops)
+
+    async def abandon(self) -> None:
+        """This process lost the Lease: stop watching, deciding and delivering now. What is
+        unsent stays in the outbox for the new leader (the store hands out no more of it);
+        the pending state is still written when the service closes."""
+        self.abandoned = True
+        store = self.pipeline.store
+        if isinstance(store, WriteBehindStore):
+            store.fence()
+        await self.stop()
+        for receiver in self.pipeline.receivers.values():
+            worker = getattr(receiver, "worker", None)
+            if isinstance(worker, OutboxWorker):
+                await worker.stop()
 
     async def _tick(self) -> None:
         """Let time pass in the pipeline, so problems whose grace ran out are announced."""

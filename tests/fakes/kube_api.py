@@ -6,6 +6,12 @@ limit/continue paging, WATCH as newline-delimited JSON from a resourceVersion wi
 a monotonically increasing resourceVersion, and a history window: a watch from a compacted
 resourceVersion gets an `ERROR` event with a 410 `Expired` Status, as the real server sends.
 
+Single objects of a namespaced resource can be read (GET, 404 when absent), created (POST,
+409 AlreadyExists) and replaced (PUT, 409 Conflict when the body's resourceVersion is not the
+stored one): what a leader elector does with its coordination.k8s.io/v1 Lease. Lease MicroTime
+fields (`acquireTime`, `renewTime`) must have the API server's exact form, six fractional
+digits (`2006-01-02T15:04:05.000000Z`), or the write is refused with 400 as the real decoder does.
+
 Tests drive it synchronously (`put`, `delete`, `bookmark`, `expire_history`, ...) and inject
 faults: answer an error status, hang, drop a watch mid-stream, end it cleanly, restart with a
 compacted history, or serve 404 for a resource whose CRD is not installed until `install_crd`.
@@ -21,6 +27,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -32,7 +39,8 @@ from kubernetes_asyncio.client import Configuration
 
 __all__ = ["FakeKubeAPI", "RecordedRequest", "plural_of"]
 
-Verb = Literal["list", "watch", "any"]
+Verb = Literal["list", "watch", "get", "create", "update", "any"]
+RequestVerb = Literal["list", "watch", "get", "create", "update"]
 
 _CORE_KINDS = {
     "events": "Event",
@@ -43,6 +51,9 @@ _CORE_KINDS = {
     "services": "Service",
 }
 _TRUE = {"true", "True", "1"}
+_MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)")
+"""metav1.MicroTime on the wire: Go's layout 2006-01-02T15:04:05.000000Z07:00, exactly."""
+_MICRO_TIME_FIELDS = {("coordination.k8s.io", "leases"): ("acquireTime", "renewTime")}
 
 
 def plural_of(kind: str) -> str:
@@ -67,6 +78,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 
 _REASONS = {
     400: "BadRequest",
+    409: "Conflict",
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
@@ -78,8 +90,8 @@ _REASONS = {
 }
 
 
-def _error_response(code: int, message: str) -> web.Response:
-    body = orjson.dumps(_status(code, _REASONS.get(code, "Unknown"), message))
+def _error_response(code: int, message: str, reason: str | None = None) -> web.Response:
+    body = orjson.dumps(_status(code, reason or _REASONS.get(code, "Unknown"), message))
     return web.Response(status=code, body=body, content_type="application/json")
 
 
@@ -145,7 +157,7 @@ def selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
 class RecordedRequest:
     """One request as the fake saw it: for asserting what the client asked for."""
 
-    verb: Literal["list", "watch"]
+    verb: RequestVerb
     path: str
     query: dict[str, str]
     status: int
@@ -221,6 +233,10 @@ class FakeKubeAPI:
         app.router.add_get("/api/v1/namespaces/{namespace}/{plural}", self._handle)
         app.router.add_get("/apis/{group}/{version}/{plural}", self._handle)
         app.router.add_get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._handle)
+        one = "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
+        app.router.add_get(one, self._handle_one)
+        app.router.add_put(one, self._handle_one)
+        app.router.add_post("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._create)
         # Like the real server, notice a client that went away and end its watch.
         self._runner = web.AppRunner(
             app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
@@ -410,6 +426,17 @@ class FakeKubeAPI:
             while not predicate():
                 await self._changed.wait()
 
+    def get(
+        self, api_version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """A copy of the stored object, or None."""
+        obj = self._objects.get((api_version.rpartition("/")[0], plural, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The coordination.k8s.io/v1 Lease, as stored, or None."""
+        return self.get("coordination.k8s.io/v1", "leases", namespace, name)
+
     def watch_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.verb == "watch"]
 
@@ -445,7 +472,7 @@ class FakeKubeAPI:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _take_fault(self, verb: Literal["list", "watch"]) -> _Fault | None:
+    def _take_fault(self, verb: RequestVerb) -> _Fault | None:
         for index, fault in enumerate(self._faults):
             if fault.on in (verb, "any"):
                 return self._faults.pop(index)
@@ -494,6 +521,139 @@ class FakeKubeAPI:
         if verb == "watch":
             return await self._watch(request, target, query, record)
         return self._list(target, query, kind, api_version, record)
+
+    def _check(
+        self, request: web.Request, verb: RequestVerb
+    ) -> tuple[web.Response | None, Callable[[int], None]]:
+        """Authorization and injected status faults of a single-object request."""
+
+        def record(status: int) -> None:
+            self.requests.append(RecordedRequest(verb, request.path, dict(request.query), status))
+            self._notify()
+
+        if self._token is not None and request.headers.get("Authorization") != (
+            f"Bearer {self._token}"
+        ):
+            record(401)
+            return _error_response(401, "Unauthorized"), record
+        fault = self._take_fault(verb)
+        if fault is not None and fault.kind == "status":
+            record(fault.status)
+            return _error_response(fault.status, fault.message), record
+        if fault is not None:
+            raise NotImplementedError("hang faults are for list and watch requests")
+        return None, record
+
+    async def _body(
+        self, request: web.Request, group: str, plural: str, record: Callable[[int], None]
+    ) -> dict[str, Any] | web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            record(400)
+            return _error_response(400, f"invalid JSON: {exc}")
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            record(400)
+            return _error_response(400, "the body must be an object with metadata")
+        spec = body["spec"] if isinstance(body.get("spec"), dict) else {}
+        for name in _MICRO_TIME_FIELDS.get((group, plural), ()):
+            value = spec.get(name)
+            if value is not None and not (isinstance(value, str) and _MICRO_TIME.fullmatch(value)):
+                record(400)
+                return _error_response(
+                    400,
+                    f"spec.{name}: parsing time {value!r} as "
+                    '"2006-01-02T15:04:05.000000Z07:00": cannot parse',
+                )
+        return body
+
+    def _stamp(
+        self, body: dict[str, Any], group: str, version: str, plural: str, namespace: str
+    ) -> dict[str, Any]:
+        body["apiVersion"] = f"{group}/{version}"
+        body.setdefault("kind", self._kinds.get((group, plural), ""))
+        metadata = body["metadata"]
+        metadata["namespace"] = namespace
+        self._rv += 1
+        metadata["resourceVersion"] = str(self._rv)
+        return body
+
+    async def _handle_one(self, request: web.Request) -> web.Response:
+        match = request.match_info
+        group, version, plural = match["group"], match["version"], match["plural"]
+        namespace, name = match["namespace"], match["name"]
+        verb: RequestVerb = "get" if request.method == "GET" else "update"
+        refused, record = self._check(request, verb)
+        if refused is not None:
+            return refused
+        what = f'{plural}.{group} "{name}"'
+        key = (group, plural, namespace, name)
+        stored = self._objects.get(key)
+        if verb == "get":
+            if stored is None:
+                record(404)
+                return _error_response(404, f"{what} not found")
+            record(200)
+            return web.Response(body=orjson.dumps(stored), content_type="application/json")
+        body = await self._body(request, group, plural, record)
+        if isinstance(body, web.Response):
+            return body
+        if body["metadata"].get("name") != name:
+            record(400)
+            return _error_response(400, "the name of the object does not match the name on the URL")
+        if stored is None:
+            record(404)
+            return _error_response(404, f"{what} not found")
+        sent_version = body["metadata"].get("resourceVersion")
+        if sent_version and sent_version != stored["metadata"]["resourceVersion"]:
+            record(409)
+            return _error_response(
+                409,
+                f"Operation cannot be fulfilled on {what}: the object has been modified; "
+                "please apply your changes to the latest version and try again",
+            )
+        for field_name in ("uid", "creationTimestamp"):
+            if field_name in stored["metadata"]:
+                body["metadata"][field_name] = stored["metadata"][field_name]
+        replaced = self._stamp(body, group, version, plural, namespace)
+        self._objects[key] = replaced
+        self._record("MODIFIED", group, plural, replaced)
+        record(200)
+        return web.Response(body=orjson.dumps(replaced), content_type="application/json")
+
+    async def _create(self, request: web.Request) -> web.Response:
+        match = request.match_info
+        group, version, plural = match["group"], match["version"], match["plural"]
+        namespace = match["namespace"]
+        refused, record = self._check(request, "create")
+        if refused is not None:
+            return refused
+        body = await self._body(request, group, plural, record)
+        if isinstance(body, web.Response):
+            return body
+        name = body["metadata"].get("name")
+        if not isinstance(name, str) or not name:
+            record(422)
+            return _error_response(422, "metadata.name: Required value", "Invalid")
+        key = (group, plural, namespace, name)
+        if key in self._objects:
+            record(409)
+            return _error_response(
+                409, f'{plural}.{group} "{name}" already exists', "AlreadyExists"
+            )
+        if body["metadata"].get("resourceVersion"):
+            record(400)
+            return _error_response(
+                400, "resourceVersion should not be set on objects to be created"
+            )
+        body["metadata"]["uid"] = str(uuid.uuid4())
+        body["metadata"]["creationTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = self._stamp(body, group, version, plural, namespace)
+        self._installed.add((group, plural))
+        self._objects[key] = created
+        self._record("ADDED", group, plural, created)
+        record(201)
+        return web.Response(status=201, body=orjson.dumps(created), content_type="application/json")
 
     def _list(
         self,
