@@ -10,6 +10,7 @@ file, so an outbox message's claim is its row's own state (not yet sent, not ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -70,6 +71,10 @@ class SqliteBackend:
     def why(self, exc: BaseException) -> str:
         return sqlite_why(exc)
 
+    async def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another process's lock before it fails (default 5 s)."""
+        await self._conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     async def migrate(self) -> None:
         conn = self._conn
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
@@ -101,7 +106,10 @@ class SqliteBackend:
         try:
             yield _SqliteTransaction(self._conn)
         except BaseException:
-            await self._conn.execute("ROLLBACK")
+            # Some errors (SQLITE_FULL) have rolled the transaction back already.
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
 
