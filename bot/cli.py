@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bot.audit_view import read_audit, render_jsonl, render_table
 from bot.replay_runner import CliError, replay_file
 from bot.server import serve
 from bot.service import ServiceError
-from bot.store import AuditEntry, Store, StoreError, default_state_path
+from bot.store import AuditEntry, Store, StoreError, default_state_path, redact_dsn
+from bot.store_postgres import is_postgres_dsn
 from config.loader import ConfigError, check_config_file
 from config.routing import explain
 from config.schema import Config
@@ -129,9 +132,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_store(state_arg: Path | None, dsn: SecretStr | None) -> None:
+    """With DRIFTBOT_STORE_DSN, `run` keeps its state in PostgreSQL (the service opens it) and
+    --state or DRIFTBOT_STATE is not used: say which store, never the DSN's password."""
+    if dsn is None:
+        return
+    text = dsn.get_secret_value()
+    if not is_postgres_dsn(text):
+        raise CliError(
+            "DRIFTBOT_STORE_DSN must be a PostgreSQL DSN: postgresql://user:password@host:port/db"
+        )
+    if state_arg is not None or os.environ.get("DRIFTBOT_STATE"):
+        logger.warning(
+            "state store: %s (DRIFTBOT_STORE_DSN wins; --state and DRIFTBOT_STATE are not used)",
+            redact_dsn(text),
+        )
+    else:
+        logger.info("state store: %s", redact_dsn(text))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = apply_settings(_load_config(args.config), load_settings())
+    settings = load_settings()
+    config = apply_settings(_load_config(args.config), settings)
     state = args.state or default_state_path()
+    _note_store(args.state, settings.store_dsn)
     try:
         return asyncio.run(serve(config, state, config_path=_config_path(args.config)))
     except ServiceError as exc:
