@@ -77,6 +77,7 @@ def run_kopf(objects: int) -> None:
     """The operator a user would write; reports when synced, when every drift is recorded."""
     import kopf
 
+    _say(phase="imported", **_memory())
     seen: set[str] = set()
     drifted: list[tuple[str, str]] = []
     stop = asyncio.Event()
@@ -110,6 +111,7 @@ def run_driftbot(objects: int, kubeconfig: str) -> None:
     from bot.service import open_service
     from config.schema import Config
 
+    _say(phase="imported", **_memory())
     config = Config.model_validate(
         {
             "clusters": [{"name": "bench", "kubeconfig": kubeconfig}],
@@ -202,6 +204,7 @@ async def measure(
             )
             assert child.stdout is not None
             started = time.monotonic()
+            imported = await _lines(child.stdout)
             synced_msg = await _lines(child.stdout)
             # kopf writes its last-handled state to every object it handled: wait until quiet.
             quiet_since, patches = time.monotonic(), api.patches
@@ -224,6 +227,7 @@ async def measure(
         "seconds": seconds,
         "rate": len(apps) / seconds,
         "sync_seconds": sync_seconds,
+        "rss_imported": imported["VmRSS"],
         "rss_synced": synced_msg["VmRSS"],
         "peak": final["VmHWM"],
         "recorded": final["recorded"],
@@ -243,7 +247,8 @@ async def main(objects: int) -> None:
         print(
             f"{r['consumer']:>8}: {r['rate']:,.0f} events/s ({r['recorded']} drifts recorded, "
             f"last after {r['seconds']:.2f} s); peak RSS {r['peak']:.1f} MiB "
-            f"(synced: {r['rss_synced']:.1f} MiB, sync took {r['sync_seconds']:.1f} s); "
+            f"(after imports: {r['rss_imported']:.1f} MiB, synced: {r['rss_synced']:.1f} MiB, "
+            f"sync took {r['sync_seconds']:.1f} s); "
             f"PATCHes: {r['patches_sync']} at sync, {r['patches_burst']} in the burst"
         )
         if r["unserved"]:

@@ -82,8 +82,7 @@ def service_config(kubeconfig: Path, slack_url: str) -> dict[str, Any]:
             {"name": f"team-{t}", "slack": {"channel": f"C0TEAM{t}"}} for t in range(TEAMS)
         ],
         "routes": [
-            {"match": {"namespace": f"team-{t}"}, "receivers": [f"team-{t}"]}
-            for t in range(TEAMS)
+            {"match": {"namespace": f"team-{t}"}, "receivers": [f"team-{t}"]} for t in range(TEAMS)
         ],
         "policy": {
             "grace": "0s",
@@ -99,9 +98,7 @@ async def run(seconds: float, rate: float, alerts: float) -> None:
     every = max(1, round(rate / alerts)) if alerts > 0 else changes + 1
     drift_count = changes // every
     churn = [app(f"churn-{i:05d}", i % TEAMS) for i in range(CHURN_APPS)]
-    drifts = [
-        (f"drift-{i:05d}", i % TEAMS) for i in range(drift_count)
-    ]
+    drifts = [(f"drift-{i:05d}", i % TEAMS) for i in range(drift_count)]
     drifted_state = {
         team: json.dumps(
             app(

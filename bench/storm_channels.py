@@ -62,8 +62,7 @@ def service_config(kubeconfig: Path, slack_url: str, group_wait: float) -> dict[
             {"name": f"team-{t}", "slack": {"channel": channel_of(t)}} for t in range(TEAMS)
         ],
         "routes": [
-            {"match": {"namespace": f"team-{t}"}, "receivers": [f"team-{t}"]}
-            for t in range(TEAMS)
+            {"match": {"namespace": f"team-{t}"}, "receivers": [f"team-{t}"]} for t in range(TEAMS)
         ],
         "policy": {"grace": "0s", "group_wait": f"{group_wait:g}s"},
         "slack": {"api_url": slack_url},
@@ -132,15 +131,18 @@ async def run(apps: int, over: float, group_wait: float) -> None:
             await service.start()
             await asyncio.sleep(1.0)
             drifted = [
-                json.loads(templates[team][1].replace("PLACEHOLDER", name))
-                for name, team in names
+                json.loads(templates[team][1].replace("PLACEHOLDER", name)) for name, team in names
             ]
             started = time.monotonic()
+            drift_versions: set[tuple[str, str]] = set()
             for k, obj in enumerate(drifted):
                 wait = started + k * over / apps - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                api.put(obj)
+                stored = api.put(obj)
+                drift_versions.add(
+                    (stored["metadata"]["name"], stored["metadata"]["resourceVersion"])
+                )
             storm_seconds = time.monotonic() - started
 
             complete: dict[str, float] = {}
@@ -157,7 +159,7 @@ async def run(apps: int, over: float, group_wait: float) -> None:
                         complete[channel] = call.at
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.0)  # anything sent after the group: counted below
-            await service.stop()
+            arrivals = await service.stop()
 
     posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
     updates = [c for c in slack.calls_to("chat.update") if c.ok]
@@ -184,6 +186,12 @@ async def run(apps: int, over: float, group_wait: float) -> None:
         )
     else:
         print(f"channels never complete: {TEAMS - len(complete)}")
+    reached = [at - started for key, at in arrivals.items() if key in drift_versions]
+    if reached:
+        print(
+            f"watch path: the changes reached the service's pipeline from {min(reached):.2f} s "
+            f"to {max(reached):.2f} s ({len(reached)} of {apps})"
+        )
     print(f"HTTP 429s: {slack.rate_limited}; service counters: {json.dumps(service.stats)}")
     print(
         f"baseline: the fake accepts the same {len(posts)} messages posted directly with "
