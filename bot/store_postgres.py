@@ -25,6 +25,8 @@ options never appear in a message or a log line.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -99,6 +101,7 @@ def _changed(status: str) -> int:
 _ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions._base.InternalClientError,
     OSError,
     TimeoutError,
 )
@@ -150,14 +153,31 @@ class PostgresBackend:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = None
-            self._held.clear()
+            self._drop()
             self._conn = await _connect(self._dsn)
         return self._conn
 
-    async def migrate(self) -> None:
+    def _drop(self) -> None:
+        """Forget the connection (and the claims it held); the next call opens a new one."""
+        conn, self._conn = self._conn, None
+        self._held.clear()
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    @asynccontextmanager
+    async def _using(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection; dropped when a call on it fails in a way that may leave it broken
+        (anything but an error the server reported about the statement itself)."""
         conn = await self._connection()
-        async with conn.transaction():
+        try:
+            yield conn
+        except BaseException as exc:
+            if _breaks_connection(exc):
+                self._drop()
+            raise
+
+    async def migrate(self) -> None:
+        async with self._using() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *MIGRATION_LOCK)
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
             found = await conn.fetchval("SELECT max(version) FROM schema_version")
@@ -172,52 +192,59 @@ class PostgresBackend:
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", len(MIGRATIONS))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        conn = await self._connection()
-        return [tuple(row) for row in await conn.fetch(_numbered(sql), *params)]
+        async with self._using() as conn:
+            return [tuple(row) for row in await conn.fetch(_numbered(sql), *params)]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresTransaction]:
-        conn = await self._connection()
-        transaction = conn.transaction()
-        await transaction.start()
-        try:
-            yield _PostgresTransaction(conn)
-        except BaseException:
-            if not conn.is_closed():
-                try:
-                    await transaction.rollback()
-                except self.errors:
-                    conn.terminate()
-            raise
-        await transaction.commit()
+        async with self._using() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield _PostgresTransaction(conn)
+            except BaseException:
+                if not conn.is_closed():
+                    with contextlib.suppress(*_ERRORS):
+                        await transaction.rollback()
+                raise
+            await transaction.commit()
 
     async def hold(self, item_id: int) -> bool:
         if item_id in self._held:
             return True
-        conn = await self._connection()
-        taken = await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, item_id & 0x7FFFFFFF
-        )
+        async with self._using() as conn:
+            taken = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)", LOCK_CLASS, item_id & 0x7FFFFFFF
+            )
         if taken:
             self._held.add(item_id)
         return bool(taken)
 
     async def release(self, item_id: int) -> None:
-        if item_id not in self._held:
+        if item_id not in self._held or self._conn is None:
             return
         self._held.discard(item_id)
-        if self._conn is not None and not self._conn.is_closed():
-            await self._conn.execute(
+        async with self._using() as conn:
+            await conn.execute(
                 "SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, item_id & 0x7FFFFFFF
             )
 
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        conn, self._conn = self._conn, None
+        self._held.clear()
+        if conn is not None:
             try:
                 await conn.close(timeout=5)
-            except self.errors:
+            except _ERRORS:
                 conn.terminate()
+
+
+def _breaks_connection(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        return isinstance(
+            exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+        )
+    return isinstance(exc, (*_ERRORS, asyncio.CancelledError))
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
