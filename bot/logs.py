@@ -38,6 +38,7 @@ __all__ = [
     "SecretFilter",
     "TextFormatter",
     "about",
+    "about_object",
     "configure_logging",
     "reset_logging",
     "secret_variants",
@@ -65,6 +66,20 @@ DSN_ENV_NAME = "DRIFTBOT_STORE_DSN"
 def about(cluster: str, namespace: str = "", name: str = "", **more: Any) -> dict[str, Any]:
     """The `extra` of a log call about one object: its cluster, namespace and name."""
     return {"cluster": cluster, "namespace": namespace, OBJECT_NAME: name, **more}
+
+
+def about_object(cluster: str, obj: object, **more: Any) -> dict[str, Any]:
+    """`about` for a raw Kubernetes object, from its metadata (blank where it has none)."""
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return about(
+        cluster,
+        namespace if isinstance(namespace, str) else "",
+        name if isinstance(name, str) else "",
+        **more,
+    )
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
@@ -104,14 +119,20 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`LEVEL logger: message [key=value ...]`, and the traceback below, for a terminal."""
+    """`LEVEL logger: message [key=value ...]`, and the traceback below, for a terminal.
+    A context value the message already names is not repeated."""
 
     def __init__(self) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
-        fields = {k: v for k, v in _context(record).items() if v not in ("", None)}
+        message = record.message
+        fields = {
+            k: v
+            for k, v in _context(record).items()
+            if v not in ("", None) and str(v) not in message
+        }
         if fields:
             text += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
         return text

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.logs import about, about_object
+from bot.metrics import METRICS
 from bot.receivers import Notification, Receiver
 from bot.store import Store, StoreError
 from config.routing import RouteMatch, effective_policy, match_routes
@@ -49,6 +51,8 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self.detected: Counter[tuple[str, str]] = Counter()
         """(event kind, tool) of every event detected, for metrics."""
+        self.metrics = METRICS
+        """Where delivery latency starts: each notification's change, as it is handed over."""
         self.reconfigure(config, receivers)
 
     def reconfigure(self, config: Config, receivers: Mapping[str, Receiver]) -> None:
@@ -112,7 +116,9 @@ class Pipeline:
             found = normalize_object(obj, cluster, now)
             if isinstance(found, AppState):
                 listed.add(found.key)
-            await self.observe(obj, cluster, "MODIFIED", now)
+            outcome = await self.observe(obj, cluster, "MODIFIED", now)
+            if outcome.startswith("rejected"):
+                logger.warning("listed object %s", outcome, extra=about_object(cluster, obj))
         gone = [
             state
             for key, state in self.states.items()
@@ -210,16 +216,28 @@ class Pipeline:
                 reminds=reminds,
             )
             outcomes: dict[str, str] = {}
+            self.metrics.handed_over(note)
+            context = _about(note)
             for name in names:
                 receiver = self.receivers.get(name)
                 if receiver is None:
-                    logger.error("receiver %r is not configured; %s dropped", name, note.id)
+                    logger.error(
+                        "receiver %r is not configured; %s dropped",
+                        name,
+                        note.id,
+                        extra={**context, "receiver": name},
+                    )
                     outcomes[name] = "failed: receiver not configured"
                     continue
                 try:
                     await receiver.deliver(note)
                 except Exception as exc:
-                    logger.exception("receiver %r failed to take %s", name, note.id)
+                    logger.exception(
+                        "receiver %r failed to take %s",
+                        name,
+                        note.id,
+                        extra={**context, "receiver": name},
+                    )
                     self.stats["delivery_failed"] += 1
                     outcomes[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
                     continue
@@ -252,7 +270,7 @@ class Pipeline:
         try:
             await self.store.audit("driftbot", action, app, detail, at=at)
         except StoreError:
-            logger.exception("could not write the audit entry of %s", note.id)
+            logger.exception("could not write the audit entry of %s", note.id, extra=_about(note))
 
     def _route_config(self, route: str) -> RouteMatch | None:
         index = route_index(route)
@@ -262,6 +280,14 @@ class Pipeline:
         return RouteMatch(
             index, tuple(r.receivers), tuple(r.mention), effective_policy(self.config.policy, r)
         )
+
+
+def _about(note: Notification) -> dict[str, Any]:
+    """The log context of a notification: its app's, or for a group its cluster's."""
+    if note.group is not None:
+        return about(note.group.cluster, note.group.namespace or "")
+    event = note.event
+    return about(event.cluster, event.namespace, event.name)
 
 
 def route_id(index: int) -> str:

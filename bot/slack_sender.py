@@ -22,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics import METRICS, DeliveryMetrics
 from bot.rate_limit import RateLimiter
 from bot.retry import Backoff, DeliveryStats, retry_after
 
@@ -109,6 +110,7 @@ class SlackSender:
         max_rate_limited_waits: int = 20,
         max_retry_after: float = 300.0,
         rand: Callable[[], float] = random.random,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -123,6 +125,7 @@ class SlackSender:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
         self.stats = SenderStats()
+        self.metrics = metrics or METRICS
 
     @property
     def limiter(self) -> RateLimiter:
@@ -148,7 +151,8 @@ class SlackSender:
         async def call() -> Any:
             return await self._client.chat_postMessage(**args)
 
-        return await self._send(channel, channel, call, receiver or channel)
+        notification = _notification_of(message)
+        return await self._send(channel, channel, call, receiver or channel, notification)
 
     async def update(
         self,
@@ -157,14 +161,16 @@ class SlackSender:
         message: Mapping[str, Any],
         *,
         receiver: str | None = None,
+        notification: str | None = None,
     ) -> SendResult:
-        """chat.update of the message `ts` in `channel` with the renderer's new fields."""
+        """chat.update of the message `ts` in `channel` with the renderer's new fields;
+        `notification` (the id of the notification it tells of) times its delivery."""
         args = {**message, "channel": channel, "ts": ts}
 
         async def call() -> Any:
             return await self._client.chat_update(**args)
 
-        return await self._send(channel, UPDATE_KEY, call, receiver or channel)
+        return await self._send(channel, UPDATE_KEY, call, receiver or channel, notification)
 
     async def _send(
         self,
@@ -172,10 +178,16 @@ class SlackSender:
         limit_key: str,
         call: Callable[[], Awaitable[Any]],
         receiver: str,
+        notification: str | None = None,
     ) -> SendResult:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
-            return await self._attempts(channel, limit_key, call, receiver)
+            result = await self._attempts(channel, limit_key, call, receiver)
+        if result.ok:
+            self.metrics.accepted("slack", receiver, notification)
+        else:
+            self.metrics.refused(receiver, fatal=result.fatal)
+        return result
 
     async def _attempts(
         self,
@@ -202,6 +214,7 @@ class SlackSender:
 
             if failure.retry_after is not None:
                 self.stats.rate_limited += 1
+                self.metrics.throttled("slack", receiver)
                 waits += 1
                 if failure.workspace:
                     self._limiter.pause_all(failure.retry_after)
@@ -217,6 +230,7 @@ class SlackSender:
                     channel,
                     failure.error,
                     failure.retry_after,
+                    extra={"receiver": receiver},
                 )
                 continue
             if not failure.retryable:
@@ -227,7 +241,11 @@ class SlackSender:
             self.stats.retried += 1
             delay = self._backoff.delay(attempts - waits, self._rand())
             logger.debug(
-                "slack call to %s failed (%s), retry in %.2fs", channel, failure.error, delay
+                "slack call to %s failed (%s), retry in %.2fs",
+                channel,
+                failure.error,
+                delay,
+                extra={"receiver": receiver},
             )
             await self._sleep(delay)
 
@@ -241,6 +259,7 @@ class SlackSender:
                 receiver,
                 channel,
                 failure.error,
+                extra={"receiver": receiver},
             )
         return SendResult(
             ok=False, channel=channel, error=failure.error, fatal=True, attempts=attempts
@@ -255,10 +274,19 @@ class SlackSender:
             channel,
             attempts,
             failure.error,
+            extra={"receiver": receiver},
         )
         return SendResult(
             ok=False, channel=channel, error=failure.error, fatal=False, attempts=attempts
         )
+
+
+def _notification_of(message: Mapping[str, Any]) -> str | None:
+    """The notification id a post names in its message metadata, if it does."""
+    metadata = message.get("metadata")
+    payload = metadata.get("event_payload") if isinstance(metadata, Mapping) else None
+    notification = payload.get("notification") if isinstance(payload, Mapping) else None
+    return notification if isinstance(notification, str) else None
 
 
 def _classify_api_error(exc: SlackApiError) -> _Failure:

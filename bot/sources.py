@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from bot.logs import about_object
 from config.schema import ClusterConfig
 from core.model import AppKey, Tool
 from watchers.kube_watch import ResourceSpec
@@ -162,14 +163,15 @@ class Feed(Protocol):
 
 def _rejected(outcome: str, cluster: str, what: str, obj: dict[str, Any]) -> None:
     if outcome.startswith("rejected"):
-        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        context = about_object(cluster, obj, resource=what)
         logger.warning(
             "[%s] %s %s/%s: %s",
             cluster,
             what,
-            (metadata or {}).get("namespace", ""),
-            (metadata or {}).get("name", ""),
+            context["namespace"],
+            context["object_name"],
             outcome,
+            extra=context,
         )
 
 
@@ -226,7 +228,12 @@ class EventFeed:
         self._seen = listed
         self.baselined = True
         if baseline:
-            logger.debug("[%s] %d Events taken as the baseline", self._cluster, len(listed))
+            logger.debug(
+                "[%s] %d Events taken as the baseline",
+                self._cluster,
+                len(listed),
+                extra={"cluster": self._cluster},
+            )
             return
         for obj in fresh:
             await self._hand_over("ADDED", obj)

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from bot.metrics import METRICS, DeliveryMetrics
 from bot.rate_limit import Rate, RateLimiter
 from bot.retry import Backoff, DeliveryStats
 from bot.retry import retry_after as retry_after_seconds
@@ -43,6 +44,9 @@ TEAMS_WEBHOOK_RATE = Rate(per_second=4.0, burst=1)
 ever holds more than 4."""
 
 MAX_ERROR_CODE = 80
+
+UNNAMED = "unnamed"
+"""The metrics' receiver label of a post made without a receiver name."""
 
 
 class TeamsConfigError(Exception):
@@ -160,6 +164,7 @@ class TeamsSender:
         max_rate_limited_waits: int = 20,
         max_retry_after: float = 300.0,
         rand: Callable[[], float] = random.random,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -175,6 +180,7 @@ class TeamsSender:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
         self.stats = TeamsStats()
+        self.metrics = metrics or METRICS
 
     @property
     def limiter(self) -> RateLimiter:
@@ -187,14 +193,25 @@ class TeamsSender:
             await session.close()
 
     async def post(
-        self, webhook: WebhookUrl, payload: Mapping[str, Any], *, receiver: str = ""
+        self,
+        webhook: WebhookUrl,
+        payload: Mapping[str, Any],
+        *,
+        receiver: str = "",
+        notification: str | None = None,
     ) -> TeamsResult:
         """POST `payload` (an envelope or a bare card) as JSON. Posts to one webhook go out
-        one at a time in the order they were made, waiting out 429s in between."""
+        one at a time in the order they were made, waiting out 429s in between.
+        `notification` (the id of the notification the card tells of) times its delivery."""
         body = orjson.dumps(payload)
         lock = self._locks.setdefault(webhook.key, asyncio.Lock())
         async with lock:
-            return await self._attempts(webhook, body, receiver or webhook.redacted)
+            result = await self._attempts(webhook, body, receiver or webhook.redacted)
+        if result.ok:
+            self.metrics.accepted("teams", receiver or UNNAMED, notification)
+        else:
+            self.metrics.refused(receiver or UNNAMED, fatal=result.fatal)
+        return result
 
     async def _attempts(self, webhook: WebhookUrl, body: bytes, receiver: str) -> TeamsResult:
         attempts = waits = 0
@@ -207,6 +224,9 @@ class TeamsSender:
                 return TeamsResult(ok=True, status=202, attempts=attempts)
             if failure.retry_after is not None:
                 self.stats.rate_limited += 1
+                self.metrics.throttled(
+                    "teams", receiver if receiver != webhook.redacted else UNNAMED
+                )
                 waits += 1
                 self._limiter.pause(webhook.key, failure.retry_after)
                 if (
@@ -219,6 +239,7 @@ class TeamsSender:
                     webhook.redacted,
                     receiver,
                     failure.retry_after,
+                    extra={"receiver": receiver},
                 )
                 continue
             if not failure.retryable:
@@ -233,6 +254,7 @@ class TeamsSender:
                 receiver,
                 failure.error,
                 delay,
+                extra={"receiver": receiver},
             )
             await self._sleep(delay)
 
@@ -265,6 +287,7 @@ class TeamsSender:
                 receiver,
                 webhook.redacted,
                 failure.error,
+                extra={"receiver": receiver},
             )
         return TeamsResult(
             ok=False, status=failure.status, error=failure.error, fatal=True, attempts=attempts
@@ -281,6 +304,7 @@ class TeamsSender:
             webhook.redacted,
             attempts,
             failure.error,
+            extra={"receiver": receiver},
         )
         return TeamsResult(
             ok=False, status=failure.status, error=failure.error, fatal=False, attempts=attempts

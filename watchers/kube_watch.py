@@ -434,7 +434,16 @@ class ResourceWatcher:
             except Exception as exc:
                 raise _CallbackFailed(f"on_event failed on {event_type}") from exc
         else:
-            self._log.warning("skipping a watch event of unknown type %r", event_type)
+            self._log.warning(
+                "skipping a watch event of unknown type %r",
+                event_type,
+                extra={
+                    "namespace": str(metadata.get("namespace") or ""),
+                    "object_name": str(metadata.get("name") or ""),
+                }
+                if isinstance(metadata, dict)
+                else {},
+            )
             return
         if isinstance(version, str) and version:
             self.resource_version = version
