@@ -132,8 +132,8 @@ async def run(seconds: float, rate: float, alerts: float) -> None:
             for k in range(changes):
                 due = loop_started + k / rate
                 wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                # Yield even when behind: the fake's watch streams are written by this loop.
+                await asyncio.sleep(max(0.0, wait))
                 if k % every == every - 1 and drift_index < drift_count:
                     name, team = drifts[drift_index]
                     drift_index += 1

@@ -137,8 +137,8 @@ async def run(apps: int, over: float, group_wait: float) -> None:
             drift_versions: set[tuple[str, str]] = set()
             for k, obj in enumerate(drifted):
                 wait = started + k * over / apps - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                # Yield even when behind: the fake's watch streams are written by this loop.
+                await asyncio.sleep(max(0.0, wait))
                 stored = api.put(obj)
                 drift_versions.add(
                     (stored["metadata"]["name"], stored["metadata"]["resourceVersion"])
