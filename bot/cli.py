@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.audit_view import read_audit, render_jsonl, render_table
+from bot.logs import add_secrets, configure_logging, secrets_from
 from bot.replay_runner import CliError, replay_file
 from bot.server import serve
 from bot.service import ServiceError
@@ -154,6 +155,7 @@ def _note_store(state_arg: Path | None, dsn: SecretStr | None) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     config = apply_settings(_load_config(args.config), settings)
+    add_secrets(secrets_from(config, os.environ))
     state = args.state or default_state_path()
     _note_store(args.state, settings.store_dsn)
     try:
@@ -251,13 +253,21 @@ COMMANDS = {
 }
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Logs to stderr as DRIFTBOT_LOG_FORMAT and DRIFTBOT_LOG_LEVEL say (-v: DEBUG), with the
+    secrets of the environment masked. A bad variable is reported by the command that needs
+    the settings; the logs then use the defaults."""
+    try:
+        settings = load_settings()
+        fmt, level = settings.log_format, settings.log_level
+    except ConfigError:
+        fmt, level = "text", "INFO"
+    configure_logging(fmt, "DEBUG" if verbose else level, secrets_from(None, os.environ))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

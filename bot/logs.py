@@ -39,6 +39,7 @@ __all__ = [
     "TextFormatter",
     "about",
     "about_object",
+    "add_secrets",
     "configure_logging",
     "reset_logging",
     "secret_variants",
@@ -60,7 +61,9 @@ _RECORD_ATTRIBUTES = frozenset(
 ) | {"message", "asctime", "taskName"}
 
 SECRET_ENV_NAMES = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
-DSN_ENV_NAME = "DRIFTBOT_STORE_DSN"
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "WEBHOOK", "DSN", "API_KEY", "APIKEY")
+"""Any environment variable whose name holds one of these is taken to hold a secret too: a
+config reloaded later may name it."""
 
 
 def about(cluster: str, namespace: str = "", name: str = "", **more: Any) -> dict[str, Any]:
@@ -161,8 +164,9 @@ class SecretFilter(logging.Filter):
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
+        self.secrets = list(dict.fromkeys(secrets))
         forms: set[str] = set()
-        for secret in secrets:
+        for secret in self.secrets:
             forms |= secret_variants(secret)
         # Longest first: a secret that contains another is masked whole.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
@@ -231,6 +235,7 @@ def secrets_from(config: Config | None, environ: Mapping[str, str]) -> list[str]
     webhook URLs (and their signatures) and the Teams outgoing webhook token, the Flux webhook
     token, the Argo CD API tokens, and the store DSN's password."""
     names: list[str] = list(SECRET_ENV_NAMES)
+    names += [n for n in environ if any(part in n.upper() for part in SECRET_NAME_PARTS)]
     files: list[str] = []
     if config is not None:
         names += [entry.token_env for entry in config.argocd_api]
@@ -243,7 +248,7 @@ def secrets_from(config: Config | None, environ: Mapping[str, str]) -> list[str]
             names.append(config.server.flux_webhook_token_env)
         if config.teams.outgoing_webhook_secret_env:
             names.append(config.teams.outgoing_webhook_secret_env)
-    values = [environ.get(n, "").strip() for n in names]
+    values = [environ.get(n, "").strip() for n in dict.fromkeys(names)]
     for path in files:
         try:
             values.append(Path(path).read_text(encoding="utf-8").strip())
@@ -253,9 +258,10 @@ def secrets_from(config: Config | None, environ: Mapping[str, str]) -> list[str]
     for value in filter(None, values):
         secrets += _url_secrets(value) if "://" in value else [value]
         secrets += _base64_decoded(value)
-    password = _dsn_password(environ.get(DSN_ENV_NAME, ""))
-    if password:
-        secrets.append(password)
+    for name in names:
+        password = _dsn_password(environ.get(name, "")) if "://" in environ.get(name, "") else ""
+        if password:
+            secrets.append(password)
     return list(dict.fromkeys(s for s in secrets if s))
 
 
@@ -271,7 +277,8 @@ def configure_logging(
     someone else (an embedding program, a test runner) and no `stream` is given, their
     handlers are kept as they are and only get the secret filter. Returns the filter, whose
     `update` takes new secrets."""
-    redactor = SecretFilter(secrets)
+    global _active
+    redactor = _active = SecretFilter(secrets)
     root = logging.getLogger()
     reset_logging()
     if root.handlers and stream is None:
@@ -289,6 +296,12 @@ def configure_logging(
     return redactor
 
 
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Mask these too, from now on (secrets named by the config, once it is read)."""
+    if _active is not None:
+        _active.update([*_active.secrets, *secrets])
+
+
 def reset_logging() -> None:
     """Remove the handler `configure_logging` installed, if any."""
     root = logging.getLogger()
@@ -298,3 +311,4 @@ def reset_logging() -> None:
 
 
 _OURS = "driftbot_handler"
+_active: SecretFilter | None = None

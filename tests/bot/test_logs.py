@@ -18,6 +18,7 @@ from bot.logs import (
     MASK,
     SecretFilter,
     about,
+    add_secrets,
     configure_logging,
     reset_logging,
     secret_variants,
@@ -174,3 +175,21 @@ def test_secrets_from_the_environment_and_the_config() -> None:
     ):
         assert secret in found, secret
     assert "not a secret" not in found
+
+
+def test_secrets_named_later_are_masked_from_then_on(out: io.StringIO) -> None:
+    configure_logging("text", "INFO", secrets=[TOKEN], stream=out)
+    add_secrets(["argocd-bearer-token"])
+    logging.getLogger("bot").info("%s and %s", TOKEN, "argocd-bearer-token")
+    assert out.getvalue() == f"INFO bot: {MASK} and {MASK}\n"
+
+
+def test_any_variable_named_like_a_secret_is_one() -> None:
+    environ = {
+        "GITHUB_TOKEN": "ghp_abcdef",
+        "MY_DB_DSN": "postgresql://u:pw1234@h/db",
+        "HOME": "/r",
+    }
+    found = secrets_from(None, environ)
+    assert {"ghp_abcdef", "pw1234"} <= set(found)
+    assert "/r" not in found
