@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -29,6 +30,9 @@ from typing import Protocol
 from bot.store import OutboxItem, SentMessage, Store, StoreError
 
 logger = logging.getLogger(__name__)
+
+AUDIT_REFUSED = "delivery_failed"
+"""The audit action of a message a chat service refused for good."""
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -56,6 +60,10 @@ Outcome = Delivered | Refused
 
 class Transport(Protocol):
     """How one receiver's messages reach its chat service."""
+
+    destination: str
+    """Where the messages go, as logs and the audit log may show it (a channel, a redacted
+    webhook): never a token or a secret URL."""
 
     async def send(self, item: OutboxItem) -> Outcome: ...
 
@@ -88,6 +96,40 @@ class OutboxStats:
     resent: int = 0
     """Items in flight at a restart that were sent again (not found, or no way to check)."""
     failed_by_error: Counter[str] = field(default_factory=Counter)
+
+
+class Deadline:
+    """A moment, on the monotonic clock, by which every receiver must have closed.
+
+    At a shutdown the receivers are closed one after another, but their workers all keep
+    sending while the first one's close waits: sharing one deadline makes the whole flush fit
+    in one time budget (`server.shutdown_timeout`) however many receivers there are.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.at = clock() + max(0.0, seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - self._clock())
+
+
+def notifications_in(items: Iterable[OutboxItem]) -> int:
+    """How many notifications `items` tell of (a Slack recovery is two items, one notice)."""
+    return len({str(item.payload.get("notification", f"#{item.id}")) for item in items})
+
+
+async def log_left(store: Store, receiver: str) -> int:
+    """Warn, once, of what a stopped `receiver` leaves in the outbox; how many notifications."""
+    left = notifications_in(await store.outbox_queue(receiver, limit=1_000_000))
+    if left:
+        logger.warning(
+            "%s: %d notifications left in the outbox for the next start",
+            receiver,
+            left,
+            extra={"receiver": receiver},
+        )
+    return left
 
 
 class OutboxWorker:
@@ -168,11 +210,13 @@ class OutboxWorker:
                 logger.error("outbox of %s: %s; trying again in 5 s", self.receiver, exc)
                 await self._sleep(5.0)
                 continue
+            if self._wakeup.is_set():
+                # Queued during the pass, maybe after its last read: not idle yet.
+                continue
+            self._idle.set()
             if waiting is None:
-                self._idle.set()
                 await self._wakeup.wait()
             else:
-                self._idle.set()
                 await self._sleep(waiting)
 
     async def _pass(self) -> float | None:
@@ -223,6 +267,7 @@ class OutboxWorker:
         if outcome.fatal:
             await self.store.outbox_mark_fatal(item.id, outcome.error, now)
             self.stats.failed += 1
+            await self._audit_refused(item, outcome.error, now)
             return None
         delay = self._retry.delay(item.attempts + 1)
         await self.store.outbox_mark_failed(item.id, outcome.error, now + timedelta(seconds=delay))
@@ -235,3 +280,21 @@ class OutboxWorker:
             delay,
         )
         return delay
+
+    async def _audit_refused(self, item: OutboxItem, error: str, now: datetime) -> None:
+        """The audit log says which notification a receiver refused for good, and why (the
+        sender has logged it, once per receiver and error)."""
+        detail = {
+            "receiver": self.receiver,
+            "destination": self._transport.destination,
+            "notification": str(item.payload.get("notification", "")),
+            "outbox_id": item.id,
+            "error": error,
+            "attempts": item.attempts + 1,
+        }
+        try:
+            await self.store.audit("driftbot", AUDIT_REFUSED, None, detail, at=now)
+        except StoreError:
+            logger.exception(
+                "outbox of %s: could not audit the refusal of message %d", self.receiver, item.id
+            )

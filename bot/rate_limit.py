@@ -33,6 +33,12 @@ SLACK_CHANNEL_RATE = Rate(per_second=1.0, burst=3)
 SLACK_WORKSPACE_RATE = Rate(per_second=5.0, burst=10)
 """A conservative cap for everything one bot posts to one workspace."""
 
+RESOLUTION = 1e-9
+"""Waits this short (seconds) count as none. A refill computed in floating point can leave a
+bucket a few ulps short of a whole token; the wait for that residue is smaller than the
+clock's own resolution at its current value, so sleeping it would not move the clock and the
+same wait would be asked for again, for ever."""
+
 
 class TokenBucket:
     """One bucket; time only moves forward, a clock going back is ignored."""
@@ -51,12 +57,11 @@ class TokenBucket:
             self._updated = now
 
     def wait_time(self, now: float) -> float:
-        """Seconds until one token is available (0 if one is there now)."""
+        """Seconds until one token is available (0 if one is there now, or all but RESOLUTION)."""
         self._refill(now)
-        if now < self._updated:
-            # Paused: the bucket starts filling again only at `_updated`.
-            return self._updated - now + max(0.0, 1.0 - self._tokens) / self.rate.per_second
-        return max(0.0, 1.0 - self._tokens) / self.rate.per_second
+        # Paused (now < _updated): the bucket starts filling again only at `_updated`.
+        wait = max(0.0, self._updated - now) + max(0.0, 1.0 - self._tokens) / self.rate.per_second
+        return wait if wait > RESOLUTION else 0.0
 
     def take(self, now: float) -> None:
         self._refill(now)
@@ -110,7 +115,7 @@ class RateLimiter:
         wait = max(self._bucket(key).wait_time(now), self._paused_all_until - now)
         if self._workspace is not None:
             wait = max(wait, self._workspace.wait_time(now))
-        return max(0.0, wait)
+        return wait if wait > RESOLUTION else 0.0
 
     async def acquire(self, key: str) -> float:
         """Wait for a token for `key`, take it, and return the seconds waited."""

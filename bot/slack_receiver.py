@@ -29,7 +29,16 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy, Sleep
+from bot.outbox import (
+    Deadline,
+    Delivered,
+    OutboxWorker,
+    Outcome,
+    Refused,
+    RetryPolicy,
+    Sleep,
+    log_left,
+)
 from bot.receivers import Notification
 from bot.slack_sender import SendResult, SlackSender
 from bot.store import OutboxItem, SentMessage, Store
@@ -129,6 +138,7 @@ class SlackTransport:
     ) -> None:
         self.receiver = receiver
         self.channel = channel
+        self.destination = f"channel {channel}"
         self._sender = sender
         self._store = store
         self._client = client
@@ -271,8 +281,13 @@ class SlackReceiver:
         self.name = name
         self.channel = channel
         self.store = store
+        self.sender = sender
+        """Shared by the receivers of one workspace; its `stats` (DeliveryStats) count the
+        429s waited out, retries and refusals of all of them."""
         self._clock = clock
         self._close_timeout = close_timeout
+        self.close_deadline: Deadline | None = None
+        """Set at a shutdown: `close()` keeps sending until then instead of `close_timeout`."""
         self.transport = SlackTransport(name, channel, sender, store, client)
         self.worker = OutboxWorker(
             store, name, self.transport, clock=clock, sleep=sleep, retry=retry
@@ -294,13 +309,11 @@ class SlackReceiver:
         return await self.worker.drain(within)
 
     async def close(self) -> None:
-        """Send what can be sent within the close time-out, then stop; the rest stays queued."""
-        await self.drain(self._close_timeout)
+        """Send what can be sent before the close deadline (else within the close time-out),
+        then stop; the rest stays queued for the next start."""
+        within = self._close_timeout
+        if self.close_deadline is not None:
+            within = self.close_deadline.remaining()
+        await self.drain(within)
         await self.worker.stop()
-        left = await self.store.outbox_queue(self.name, limit=1_000_000)
-        if left:
-            logger.warning(
-                "%s: %d messages left in the outbox; they are sent at the next start",
-                self.name,
-                len(left),
-            )
+        await log_left(self.store, self.name)

@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy, Sleep
+from bot.outbox import (
+    Deadline,
+    Delivered,
+    OutboxWorker,
+    Outcome,
+    Refused,
+    RetryPolicy,
+    Sleep,
+    log_left,
+)
 from bot.rate_limit import RateLimiter
 from bot.receivers import Notification, Receiver
 from bot.store import OutboxItem, Store
@@ -61,6 +70,7 @@ class TeamsTransport:
     def __init__(self, receiver: str, webhook: WebhookUrl, sender: TeamsSender) -> None:
         self.receiver = receiver
         self.webhook = webhook
+        self.destination = f"webhook {webhook.redacted}"
         self._sender = sender
 
     async def send(self, item: OutboxItem) -> Outcome:
@@ -100,6 +110,8 @@ class TeamsReceiver:
         self.sender = sender
         self._clock = clock
         self._close_timeout = close_timeout
+        self.close_deadline: Deadline | None = None
+        """Set at a shutdown: `close()` keeps sending until then instead of `close_timeout`."""
         self.transport = TeamsTransport(name, webhook, sender)
         self.worker = OutboxWorker(
             store, name, self.transport, clock=clock, sleep=sleep, retry=retry
@@ -125,18 +137,15 @@ class TeamsReceiver:
         return await self.worker.drain(within)
 
     async def close(self) -> None:
-        """Post what can be posted within the close time-out, then stop; the rest stays
-        queued for the next start."""
-        await self.drain(self._close_timeout)
+        """Post what can be posted before the close deadline (else within the close
+        time-out), then stop; the rest stays queued for the next start."""
+        within = self._close_timeout
+        if self.close_deadline is not None:
+            within = self.close_deadline.remaining()
+        await self.drain(within)
         await self.worker.stop()
         await self.sender.close()
-        left = await self.store.outbox_queue(self.name, limit=1_000_000)
-        if left:
-            logger.warning(
-                "%s: %d cards left in the outbox; they are posted at the next start",
-                self.name,
-                len(left),
-            )
+        await log_left(self.store, self.name)
 
 
 @dataclass(frozen=True)

@@ -415,6 +415,10 @@ class ServerConfig(Strict):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     flux_webhook_token_env: EnvName | None = None
     """Environment variable holding the generic-hmac token of the Flux Provider."""
+    shutdown_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=20)
+    """On SIGTERM, how long the outbox may keep sending after the watches stop; what is still
+    unsent then stays queued for the next start. Keep it below the pod's
+    terminationGracePeriodSeconds (30 s in the chart)."""
 
 
 DEFAULT_RECEIVER = "console"

@@ -29,6 +29,7 @@ class Chat:
     script: list[Outcome | Exception] = field(default_factory=list)
     delivered_before_restart: set[int] = field(default_factory=set)
     checked: list[int] = field(default_factory=list)
+    destination: str = "channel C0ONCALL"
 
     async def send(self, item: OutboxItem) -> Outcome:
         if self.script:
@@ -217,3 +218,35 @@ async def test_sent_and_where_it_landed_are_written_together(store: Store) -> No
     await store.outbox_mark_sent(again, T0, SentMessage("n1", "oncall", "C1", "3.0"), replace=True)
     replaced = await store.sent_message("n1", "oncall")
     assert replaced is not None and replaced.ts == "3.0"
+
+
+class QueuesDuringTheLastRead(Store):
+    """A store where another caller queues (and wakes the worker) just as the worker's read
+    of the queue comes back empty: the moment a wake-up can fall between that read and the
+    worker calling itself idle."""
+
+    late: list[str]
+    worker: OutboxWorker | None = None
+
+    async def outbox_queue(self, receiver: str, limit: int = 100) -> list[OutboxItem]:
+        items = await super().outbox_queue(receiver, limit)
+        if not items and self.late and self.worker is not None:
+            await queue(self, self.late.pop(0))
+            self.worker.wake()
+        return items
+
+
+async def test_a_message_queued_as_a_pass_ends_is_sent_before_the_worker_is_idle(
+    tmp_path: Path,
+) -> None:
+    async with await QueuesDuringTheLastRead.open(tmp_path / "s.sqlite") as store:
+        assert isinstance(store, QueuesDuringTheLastRead)
+        store.late = ["late"]
+        chat, clock = Chat(), Clock()
+        w = store.worker = worker(store, chat, clock)
+        await queue(store, "early")
+        w.start()
+        assert await w.drain(5)
+        assert chat.received == ["early", "late"]  # drained means nothing is left to send
+        assert await store.outbox_queue("oncall") == []
+        await w.stop()
