@@ -94,7 +94,8 @@ class DeliveryMetrics(Collector):
             registry=None,
         )
         self.leader.set(1)
-        self._seen: OrderedDict[str, datetime] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], datetime] = OrderedDict()
+        """(receiver, notification id) -> when the change it tells of was observed."""
 
     def collect(self) -> Iterator[Metric]:
         for family in (self.sent, self.failed, self.rate_limited, self.latency, self.leader):
@@ -104,12 +105,17 @@ class DeliveryMetrics(Collector):
         """For leader election: 1 while this instance leads, 0 while it stands by."""
         self.leader.set(1 if leading else 0)
 
-    def changes_seen(self, notifications: Iterable[str], observed_at: datetime) -> None:
-        """The notifications (ids as the receivers plan them) telling of a change observed at
-        `observed_at`; the first acceptance of each observes the latency."""
+    def changes_seen(
+        self, receivers: Iterable[str], notifications: Iterable[str], observed_at: datetime
+    ) -> None:
+        """Notifications (ids as the receivers plan them) for `receivers`, telling of a change
+        observed at `observed_at`; the first acceptance of each, per receiver, is timed."""
+        names = list(receivers)
         for notification in notifications:
-            if notification and notification not in self._seen:
-                self._seen[notification] = observed_at
+            for receiver in names:
+                key = (receiver, notification)
+                if notification and key not in self._seen:
+                    self._seen[key] = observed_at
         while len(self._seen) > MAX_PENDING_CHANGES:
             self._seen.popitem(last=False)
 
@@ -126,12 +132,12 @@ class DeliveryMetrics(Collector):
         else:
             observed = note.event.occurred_at
             ids = (note.id, note.event.id)
-        self.changes_seen(ids, observed)
+        self.changes_seen(note.receivers, ids, observed)
 
     def accepted(self, service: str, receiver: str, notification: str | None = None) -> None:
         """A message of `receiver` was accepted by `service` (slack|teams)."""
         self.sent.labels(receiver).inc()
-        observed = self._seen.pop(notification, None) if notification else None
+        observed = self._seen.pop((receiver, notification), None) if notification else None
         if observed is not None:
             seconds = (self.clock() - observed).total_seconds()
             self.latency.labels(receiver).observe(max(0.0, seconds))

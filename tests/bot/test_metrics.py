@@ -1,0 +1,316 @@
+"""The metrics driftbot exports: counted by the real senders against the fake Slack and Teams
+(429s, 5xx, fatal refusals, latency from the change seen to the message accepted), and served
+at /metrics by the running service after it delivered a drift to Slack and Teams."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.metrics import METRICS, DeliveryMetrics
+from bot.rate_limit import Rate, RateLimiter
+from bot.retry import Backoff
+from bot.server import serve
+from bot.slack_sender import SlackSender, make_client
+from bot.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
+from tests.bot.test_service import (
+    WATCHER_OPTIONS,
+    Obj,
+    VirtualClock,
+    World,
+    _argocd_full,
+    fakes,
+    make_config,
+    until,
+)
+from tests.bot.test_teams_sender import card
+from tests.builders_flux import T0
+from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+from tests.fakes.slack_api import VirtualClock as MonotonicClock
+from tests.fakes.teams_webhook import FakeTeamsWebhook
+
+CHANNEL = "C0METRICS"
+SEEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class WallClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> MonotonicClock:
+    return MonotonicClock(start=100.0)
+
+
+@pytest.fixture
+def metrics() -> tuple[DeliveryMetrics, CollectorRegistry, WallClock]:
+    wall = WallClock(SEEN)
+    delivery = DeliveryMetrics(clock=wall)
+    registry = CollectorRegistry()
+    registry.register(delivery)
+    return delivery, registry, wall
+
+
+@pytest.fixture
+async def slack(clock: MonotonicClock) -> AsyncIterator[FakeSlackApi]:
+    # One message per channel per 10 s: the second post in a row gets a 429.
+    async with FakeSlackApi(
+        clock=clock, channel_rate=(0.1, 1), missing_channels=("C0GONE",)
+    ) as fake:
+        yield fake
+
+
+def _slack_sender(slack: FakeSlackApi, clock: MonotonicClock, delivery: DeliveryMetrics) -> Any:
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, per_key=Rate(100.0, 100))
+    return SlackSender(
+        make_client(VALID_TOKEN, slack.url),
+        limiter,
+        sleep=clock.sleep,
+        max_attempts=2,
+        backoff=Backoff(base=1.0, jitter=0.0),
+        metrics=delivery,
+    )
+
+
+def _post(text: str, notification: str) -> dict[str, Any]:
+    return {
+        "text": text,
+        "metadata": {
+            "event_type": "driftbot_notification",
+            "event_payload": {"outbox_id": 1, "receiver": "oncall", "notification": notification},
+        },
+    }
+
+
+async def test_slack_deliveries_429s_and_refusals_are_counted_per_receiver(
+    slack: FakeSlackApi,
+    clock: MonotonicClock,
+    metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
+) -> None:
+    delivery, registry, wall = metrics
+    sender = _slack_sender(slack, clock, delivery)
+    delivery.changes_seen(["oncall", "archive"], ["n1", "n2"], SEEN)
+    wall.now = SEEN + timedelta(seconds=42)
+
+    first = await sender.post(CHANNEL, _post("first", "n1"), receiver="oncall")
+    second = await sender.post(CHANNEL, _post("second", "n2"), receiver="oncall")
+    gone = await sender.post("C0GONE", _post("lost", "n3"), receiver="archive")
+
+    assert first.ok and second.ok and not gone.ok and gone.fatal
+    assert slack.rate_limited == 1
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("driftbot_notifications_sent_total", receiver="oncall") == 2
+    assert value("driftbot_rate_limited_total", service="slack", receiver="oncall") == 1
+    assert value("driftbot_notifications_failed_total", receiver="archive", fatal="true") == 1
+    assert value("driftbot_notifications_sent_total", receiver="archive") is None
+    # Both changes were seen 42 s before Slack took their messages.
+    assert value("driftbot_delivery_latency_seconds_count", receiver="oncall") == 2
+    assert value("driftbot_delivery_latency_seconds_sum", receiver="oncall") == 84
+    assert value("driftbot_delivery_latency_seconds_bucket", receiver="oncall", le="30.0") == 0
+    assert value("driftbot_delivery_latency_seconds_bucket", receiver="oncall", le="60.0") == 2
+
+
+async def test_a_message_is_timed_once_and_a_reminder_not_at_all(
+    slack: FakeSlackApi,
+    clock: MonotonicClock,
+    metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
+) -> None:
+    delivery, registry, _ = metrics
+    sender = _slack_sender(slack, clock, delivery)
+    delivery.changes_seen(["oncall"], ["n1"], SEEN)
+    await sender.post(CHANNEL, _post("alert", "n1"), receiver="oncall")
+    clock.advance(20)
+    await sender.post(CHANNEL, _post("reply in its thread", "n1"), receiver="oncall")
+    assert registry.get_sample_value("driftbot_notifications_sent_total", {"receiver": "oncall"})
+    count = registry.get_sample_value(
+        "driftbot_delivery_latency_seconds_count", {"receiver": "oncall"}
+    )
+    assert count == 1
+
+
+async def test_teams_429_500_and_fatal_answers_are_counted(
+    clock: MonotonicClock, metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock]
+) -> None:
+    delivery, registry, wall = metrics
+    limiter = RateLimiter(
+        clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None
+    )
+    sender = TeamsSender(
+        limiter, sleep=clock.sleep, max_attempts=2, rand=lambda: 0.5, metrics=delivery
+    )
+    envelope = card("drift on prod")
+    try:
+        async with FakeTeamsWebhook(clock=clock) as teams:
+            webhook = WebhookUrl(teams.url)
+            delivery.changes_seen(["pm"], ["t1"], SEEN)
+            wall.now = SEEN + timedelta(seconds=3)
+            teams.fail_next(429, retry_after=2)
+            teams.fail_next(500)
+            ok = await sender.post(webhook, envelope, receiver="pm", notification="t1")
+            teams.fail_next(400)
+            refused = await sender.post(webhook, envelope, receiver="pm")
+            teams.fail_next(500, times=2)
+            kept = await sender.post(webhook, envelope, receiver="pm")
+    finally:
+        await sender.close()
+    assert ok.ok and refused.fatal and not kept.ok and not kept.fatal
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("driftbot_notifications_sent_total", receiver="pm") == 1
+    assert value("driftbot_rate_limited_total", service="teams", receiver="pm") == 1
+    assert value("driftbot_notifications_failed_total", receiver="pm", fatal="true") == 1
+    assert value("driftbot_notifications_failed_total", receiver="pm", fatal="false") == 1
+    assert value("driftbot_delivery_latency_seconds_sum", receiver="pm") == 3
+
+
+def test_leader_gauge_and_no_unbounded_labels(
+    metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
+) -> None:
+    delivery, registry, _ = metrics
+    assert registry.get_sample_value("driftbot_leader") == 1
+    delivery.set_leader(False)
+    assert registry.get_sample_value("driftbot_leader") == 0
+    labels = {
+        label
+        for family in registry.collect()
+        for sample in family.samples
+        for label in sample.labels
+    }
+    assert labels <= {"receiver", "service", "fatal", "le"}
+
+
+def test_the_pending_changes_are_bounded(
+    metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
+) -> None:
+    delivery, _, _ = metrics
+    delivery.changes_seen(["r"], (f"n{i}" for i in range(25_000)), SEEN)
+    assert len(delivery._seen) == 20_000
+    assert ("r", "n0") not in delivery._seen and ("r", "n24999") in delivery._seen
+
+
+def _families(text: str) -> dict[str, Any]:
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def _sample(families: dict[str, Any], family: str, name: str, **labels: str) -> float | None:
+    for sample in families[family].samples:
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            return float(sample.value)
+    return None
+
+
+async def test_metrics_served_after_a_drift_reached_slack_and_teams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualClock(T0)
+    # The latency is measured on the service's clock, which is virtual here.
+    monkeypatch.setattr(METRICS, "clock", clock)
+    async with (
+        fakes("prod") as apis,
+        FakeSlackApi() as slack,
+        FakeTeamsWebhook(rate=None) as teams,
+    ):
+        world = World(apis, clock)
+        app = Obj("prod", "Application", "checkout", _argocd_full)
+        world.put(app)
+        config = make_config(
+            {"prod": apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")},
+            receivers=[
+                {"name": "metrics-slack", "slack": {"channel": CHANNEL}},
+                {"name": "metrics-teams", "teams": {"webhook_env": "TEAMS_HOOK"}},
+            ],
+            routes=[{"receivers": ["metrics-slack", "metrics-teams"]}],
+            slack={"mode": "http", "api_url": slack.url},
+        )
+        teams.fail_next(429, retry_after=0)
+        stop = asyncio.Event()
+        ports: list[int] = []
+        task = asyncio.create_task(
+            serve(
+                config,
+                tmp_path / "state.sqlite",
+                host="127.0.0.1",
+                port=0,
+                stop=stop,
+                on_started=ports.append,
+                clock=clock,
+                stream=io.StringIO(),
+                watcher_options=WATCHER_OPTIONS,
+                tick_interval=3600,
+                environ={
+                    "SLACK_BOT_TOKEN": VALID_TOKEN,
+                    "SLACK_SIGNING_SECRET": "metrics-signing-secret",
+                    "TEAMS_HOOK": teams.url,
+                },
+            )
+        )
+        await until(lambda: bool(ports))
+        base = f"http://127.0.0.1:{ports[0]}"
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(20):
+                while True:
+                    async with http.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            break
+                    await asyncio.sleep(0.01)
+            clock.advance()
+            world.change(app)
+            await until(lambda: bool(slack.messages(CHANNEL)) and bool(teams.accepted))
+
+            async def scrape() -> dict[str, Any]:
+                async with http.get(f"{base}/metrics") as response:
+                    assert response.status == 200
+                    return _families(await response.text())
+
+            # Each message is marked sent just after the chat service took it.
+            async with asyncio.timeout(20):
+                while True:
+                    families = await scrape()
+                    depths = families["driftbot_outbox_depth"].samples
+                    if {s.labels["receiver"]: s.value for s in depths} == {
+                        "metrics-slack": 0,
+                        "metrics-teams": 0,
+                    }:
+                        break
+                    await asyncio.sleep(0.01)
+        stop.set()
+        assert await task == 0
+
+    assert all(name.startswith("driftbot_") for name in families)
+    checks = {
+        ("driftbot_events", "driftbot_events_total"): {"kind": "drift_detected"},
+        ("driftbot_notifications_sent", "driftbot_notifications_sent_total"): {
+            "receiver": "metrics-slack"
+        },
+        ("driftbot_rate_limited", "driftbot_rate_limited_total"): {
+            "service": "teams",
+            "receiver": "metrics-teams",
+        },
+        ("driftbot_delivery_latency_seconds", "driftbot_delivery_latency_seconds_count"): {
+            "receiver": "metrics-slack"
+        },
+    }
+    for (family, name), labels in checks.items():
+        assert _sample(families, family, name, **labels) == 1, (name, labels)
+    assert _sample(families, "driftbot_leader", "driftbot_leader") == 1
+    assert _sample(families, "driftbot_store_errors", "driftbot_store_errors_total") == 0
+    for family in ("driftbot_suppressions", "driftbot_holds", "driftbot_watch_relists"):
+        assert family in families
