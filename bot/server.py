@@ -35,9 +35,12 @@ from prometheus_client.registry import Collector
 
 from bot.controls import PolicyControls
 from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.outbox import Deadline
 from bot.service import Service, ServiceError, open_service
 from bot.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
+from bot.slack_receiver import SlackReceiver
 from bot.teams_inbound import TeamsInboundError, add_teams_route, secret_from_env
+from bot.teams_receiver import TeamsReceiver
 from config.schema import Config
 
 __all__ = ["SERVICE", "ServiceCollector", "create_app", "serve"]
@@ -251,6 +254,20 @@ async def _start_slack(
     return bot
 
 
+def _flush_within(service: Service | None) -> None:
+    """From now, the chat receivers have `server.shutdown_timeout` between them to send what
+    is in the outbox (their closes, after the watches stop, share the deadline); the rest
+    stays queued for the next start."""
+    if service is None:
+        return
+    timeout = service.pipeline.config.server.shutdown_timeout.total_seconds()
+    deadline = Deadline(timeout)
+    for receiver in service.pipeline.receivers.values():
+        if isinstance(receiver, SlackReceiver | TeamsReceiver):
+            receiver.close_deadline = deadline
+    logger.info("stopping: sending what is in the outbox for at most %.0f s", timeout)
+
+
 async def serve(
     config: Config,
     state_path: Path,
@@ -284,6 +301,7 @@ async def serve(
             on_started(ports[0] if ports else 0)
         await stop.wait()
         logger.info("stopping: closing the watches and saving state")
+        _flush_within(app.get(SERVICE))
     finally:
         await runner.cleanup()
         for sig in handled:
