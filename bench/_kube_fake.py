@@ -7,19 +7,37 @@ that the server turns into a MODIFIED watch event, as the real one does) and, un
 off, Events. This subclass serves those requests, so the comparison in
 `bench/kopf_compare.py` runs both sides against one server. Every request it does not serve
 is answered 404 and counted in `unserved`, so a bench can show what a client asked for that
-the fake lacks.
+the fake lacks. `fast_copies()` makes the fake's writes cheap enough for a load generator.
 """
 
 from __future__ import annotations
 
 import copy
+import types
 from collections import Counter
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tests.fakes import kube_api
 from tests.fakes.kube_api import FakeKubeAPI
+
+
+def _json_copy(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value))
+
+
+def fast_copies() -> None:
+    """Let the fake copy objects with a JSON round trip instead of `copy.deepcopy`.
+
+    The fake copies an object three times per `put` (stored, history, returned); for a 15 KB
+    Application `copy.deepcopy` takes milliseconds, enough to keep a bench's load generator
+    from making 100 or 200 changes a second on a busy machine. The objects are JSON, so a
+    round trip through orjson is the same deep copy, about ten times cheaper. Only the fake's
+    module sees the change.
+    """
+    kube_api.copy = types.SimpleNamespace(deepcopy=_json_copy)  # type: ignore[assignment]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -10,7 +10,8 @@ is one clock for every process of the machine, so the parent can subtract its ow
 Protocol: the child prints one JSON line `{"phase": "synced"}` once every watch has listed,
 then runs until a line arrives on its standard input; it then stops the service (delivering
 what it can within the Slack receivers' close timeout), writes the arrivals to the file named
-by `--arrivals` and prints `{"phase": "exit", ...}` with its pipeline counters.
+by `--arrivals` (with when the pipeline handed each receiver a notification, by app name)
+and prints `{"phase": "exit", ...}` with its pipeline counters.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-async def _child(config: Any) -> tuple[list[tuple[str, str, float]], dict[str, int]]:
+async def _child(
+    config: Any,
+) -> tuple[list[tuple[str, str, float]], list[tuple[str, float]], dict[str, int]]:
     from bot.service import open_service
 
     arrivals: list[tuple[str, str, float]] = []
+    delivered: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with open_service(config, Path(tmp) / "state.sqlite") as service:
             pipeline = service.pipeline
@@ -55,6 +59,8 @@ async def _child(config: Any) -> tuple[list[tuple[str, str, float]], dict[str, i
                 return await observe(obj, cluster, watch_type, now)
 
             pipeline.observe = timed  # type: ignore[method-assign]
+            for receiver in pipeline.receivers.values():
+                _time_deliveries(receiver, delivered)
             while True:
                 if not service.not_ready():
                     break
@@ -62,15 +68,26 @@ async def _child(config: Any) -> tuple[list[tuple[str, str, float]], dict[str, i
             _say(phase="synced", at=time.monotonic())
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             stats = dict(pipeline.stats)
-    return arrivals, stats
+    return arrivals, delivered, stats
+
+
+def _time_deliveries(receiver: Any, delivered: list[tuple[str, float]]) -> None:
+    """Note when the pipeline hands a receiver a notification, by the app it is about."""
+    deliver = receiver.deliver
+
+    async def timed(note: Any) -> None:
+        delivered.append((str(note.event.name), time.monotonic()))
+        await deliver(note)
+
+    receiver.deliver = timed
 
 
 def child_main(config_path: Path, arrivals_path: Path) -> None:
     from config.schema import Config
 
     config = Config.model_validate(json.loads(config_path.read_text()))
-    arrivals, stats = asyncio.run(_child(config))
-    arrivals_path.write_text(json.dumps(arrivals))
+    arrivals, delivered, stats = asyncio.run(_child(config))
+    arrivals_path.write_text(json.dumps({"arrivals": arrivals, "delivered": delivered}))
     _say(phase="exit", stats=stats)
 
 
@@ -84,6 +101,8 @@ class ServiceProcess:
         self.env = {**os.environ, **env}
         self.process: asyncio.subprocess.Process | None = None
         self.stats: dict[str, int] = {}
+        self.delivered: dict[str, float] = {}
+        """App name -> when the pipeline first handed a receiver a notification about it."""
 
     async def _message(self) -> dict[str, Any]:
         assert self.process is not None and self.process.stdout is not None
@@ -122,7 +141,9 @@ class ServiceProcess:
         self.stats = final.get("stats", {})
         await self.process.wait()
         rows = json.loads(self.arrivals_path.read_text())
-        return {(name, rv): at for name, rv, at in rows}
+        for name, at in rows["delivered"]:
+            self.delivered.setdefault(name, at)
+        return {(name, rv): at for name, rv, at in rows["arrivals"]}
 
 
 if __name__ == "__main__":

@@ -181,8 +181,9 @@ async def _lines(stream: asyncio.StreamReader) -> dict[str, Any]:
 async def measure(
     consumer: str, apps: list[tuple[dict[str, Any], dict[str, Any]]]
 ) -> dict[str, Any]:
-    from bench._kube_fake import OperatorFakeKubeAPI
+    from bench._kube_fake import OperatorFakeKubeAPI, fast_copies
 
+    fast_copies()
     api = OperatorFakeKubeAPI(versions={GROUP: VERSION})
     async with api:
         api.install_crd(GROUP, PLURAL, kind="Application")

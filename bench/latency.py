@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._kube_fake import fast_copies  # noqa: E402
 from bench._service_proc import ServiceProcess  # noqa: E402
 from bench.common import _grow  # noqa: E402
 from tests.builders_argocd import argocd_app  # noqa: E402
@@ -94,6 +95,7 @@ def service_config(kubeconfig: Path, slack_url: str) -> dict[str, Any]:
 
 
 async def run(seconds: float, rate: float, alerts: float) -> None:
+    fast_copies()
     changes = int(seconds * rate)
     every = max(1, round(rate / alerts)) if alerts > 0 else changes + 1
     drift_count = changes // every
@@ -179,6 +181,8 @@ async def run(seconds: float, rate: float, alerts: float) -> None:
     )
     print(f"cores: {os.cpu_count()}, load average (1 min): {os.getloadavg()[0]:.2f}")
     print(f"change -> Slack message accepted (drifts):     {summary(full)}")
+    handed = [service.delivered[n] - t for n, t in drift_at.items() if n in service.delivered]
+    print(f"  of which change -> handed to the receiver:    {summary(handed)}")
     print(f"baseline change -> pipeline (every change):    {summary(watch_all)}")
     print(f"baseline change -> pipeline (drifts only):     {summary(watch_drift)}")
     missing = len(drift_at) - len(full)

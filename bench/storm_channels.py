@@ -41,6 +41,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (  # noqa: E402
 )
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
+from bench._kube_fake import fast_copies  # noqa: E402
 from bench._service_proc import ServiceProcess  # noqa: E402
 from bench.common import _grow  # noqa: E402
 from tests.builders_argocd import argocd_app  # noqa: E402
@@ -114,6 +115,7 @@ async def direct(posts: list[Call]) -> tuple[float, int]:
 
 
 async def run(apps: int, over: float, group_wait: float) -> None:
+    fast_copies()
     templates = [states(t) for t in range(TEAMS)]
     names = [(f"app-{i:05d}", i % TEAMS) for i in range(apps)]
     per_team = Counter(team for _, team in names)
@@ -173,8 +175,11 @@ async def run(apps: int, over: float, group_wait: float) -> None:
         channel = channel_of(team)
         done = complete.get(channel)
         when = f"{done - started:6.2f} s" if done is not None else "never"
+        first = next((c for c in posts if c.params["channel"] == channel), None)
+        named = counted(first) if first is not None else 0
         print(
-            f"  {channel}: {per_team[team]} apps; complete message after {when}; "
+            f"  {channel}: {per_team[team]} apps; first message names {named}; "
+            f"complete message after {when}; "
             f"posted {sum(1 for c in posts if c.params['channel'] == channel)}, "
             f"edited {sum(1 for c in updates if c.params.get('channel') == channel)}"
         )
