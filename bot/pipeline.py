@@ -21,7 +21,6 @@ from bot.store import Store, StoreError
 from config.routing import RouteMatch, effective_policy, match_routes
 from config.schema import Config, FlapPolicy
 from core import policy
-from core.codec import event_to_dict
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
 from core.policy import Action, Decision, PolicySettings, PolicyState
@@ -87,7 +86,11 @@ class Pipeline:
 
     async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
         """A watch event (ADDED, MODIFIED, DELETED) for one object; returns what became of it."""
-        found = normalize_object(obj, cluster, now)
+        return await self._observe_normalized(normalize_object(obj, cluster, now), watch_type, now)
+
+    async def _observe_normalized(
+        self, found: AppState | Hint | Rejected, watch_type: str, now: datetime
+    ) -> str:
         if isinstance(found, Rejected):
             self.stats["rejected"] += 1
             return f"rejected: {found.reason}"
@@ -116,7 +119,7 @@ class Pipeline:
             found = normalize_object(obj, cluster, now)
             if isinstance(found, AppState):
                 listed.add(found.key)
-            outcome = await self.observe(obj, cluster, "MODIFIED", now)
+            outcome = await self._observe_normalized(found, "MODIFIED", now)
             if outcome.startswith("rejected"):
                 logger.warning("listed object %s", outcome, extra=about_object(cluster, obj))
         gone = [
@@ -257,10 +260,10 @@ class Pipeline:
             "route": decision.route,
             "reason": decision.reason.value,
             "receivers": outcomes,
-            "events": [event_to_dict(e) for e in events],
+            "events": events,
         }
         if note.original is not None:
-            detail["original"] = event_to_dict(note.original)
+            detail["original"] = note.original
         if note.updates:
             detail["updates"] = note.updates
         if note.reminds:

@@ -15,46 +15,59 @@ K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
 
-_BUCKETS = 512
-_EMPTY_BUCKETS: tuple[dict[Any, Any], ...] = ({},) * _BUCKETS
+_FANOUT = 32
+_LEAVES = 16
+_BUCKETS = _FANOUT * _LEAVES
 
 
 class PMap(Mapping[K, V]):
     """An immutable mapping; `set` and `remove` return a new map sharing untouched buckets.
 
-    Buckets are exposed (`buckets`) so a writer can find what changed by identity; they follow
-    the process's hash of the keys, so compare only maps made in the same process.
+    The 512 buckets sit in 32 groups of 16, so an update copies one bucket, one group and the
+    32 group references, not all 512. Buckets are exposed (`buckets`) so a writer can find
+    what changed by identity; they follow the process's hash of the keys, so compare only
+    maps made in the same process.
     """
 
-    __slots__ = ("_buckets", "_len")
+    __slots__ = ("_groups", "_len")
 
     def __init__(self, items: Iterable[tuple[K, V]] = ()) -> None:
         buckets: list[dict[K, V]] = [{} for _ in range(_BUCKETS)]
         for key, value in items:
             buckets[hash(key) % _BUCKETS][key] = value
-        self._buckets: tuple[dict[K, V], ...] = tuple(buckets)
+        self._groups: tuple[tuple[dict[K, V], ...], ...] = tuple(
+            tuple(buckets[i : i + _LEAVES]) for i in range(0, _BUCKETS, _LEAVES)
+        )
         self._len = sum(len(b) for b in buckets)
 
     @classmethod
-    def _make(cls, buckets: tuple[dict[K, V], ...], length: int) -> PMap[K, V]:
+    def _make(cls, groups: tuple[tuple[dict[K, V], ...], ...], length: int) -> PMap[K, V]:
         new: PMap[K, V] = cls.__new__(cls)
-        new._buckets = buckets
+        new._groups = groups
         new._len = length
         return new
 
     @property
     def buckets(self) -> tuple[Mapping[K, V], ...]:
-        return self._buckets
+        return tuple(bucket for group in self._groups for bucket in group)
+
+    def _bucket(self, key: object) -> dict[K, V]:
+        index = hash(key) % _BUCKETS
+        return self._groups[index // _LEAVES][index % _LEAVES]
 
     def __getitem__(self, key: K) -> V:
-        return self._buckets[hash(key) % _BUCKETS][key]
+        return self._bucket(key)[key]
+
+    def get(self, key: K, default: Any = None) -> Any:
+        return self._bucket(key).get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._buckets[hash(key) % _BUCKETS]
+        return key in self._bucket(key)
 
     def __iter__(self) -> Iterator[K]:
-        for bucket in self._buckets:
-            yield from bucket
+        for group in self._groups:
+            for bucket in group:
+                yield from bucket
 
     def __len__(self) -> int:
         return self._len
@@ -64,29 +77,36 @@ class PMap(Mapping[K, V]):
 
     def set(self, key: K, value: V) -> PMap[K, V]:
         index = hash(key) % _BUCKETS
-        bucket = self._buckets[index]
+        g, b = divmod(index, _LEAVES)
+        groups = self._groups
+        group = groups[g]
+        bucket = group[b]
         grown = 0 if key in bucket else 1
         changed = dict(bucket)
         changed[key] = value
-        buckets = self._buckets
-        return self._make((*buckets[:index], changed, *buckets[index + 1 :]), self._len + grown)
+        new_group = (*group[:b], changed, *group[b + 1 :])
+        return self._make((*groups[:g], new_group, *groups[g + 1 :]), self._len + grown)
 
     def remove(self, *keys: K) -> PMap[K, V]:
         """A map without `keys` (absent keys are ignored); the same map if nothing was there."""
-        buckets: list[dict[K, V]] | None = None
+        groups: list[list[dict[K, V]] | tuple[dict[K, V], ...]] | None = None
         length = self._len
         for key in keys:
-            index = hash(key) % _BUCKETS
-            current = (buckets or self._buckets)[index]
+            g, b = divmod(hash(key) % _BUCKETS, _LEAVES)
+            current = (groups or self._groups)[g][b]
             if key not in current:
                 continue
-            if buckets is None:
-                buckets = list(self._buckets)
+            if groups is None:
+                groups = list(self._groups)
+            if isinstance(groups[g], tuple):
+                groups[g] = list(groups[g])
             changed = dict(current)
             del changed[key]
-            buckets[index] = changed
+            groups[g][b] = changed  # type: ignore[index]
             length -= 1
-        return self if buckets is None else self._make(tuple(buckets), length)
+        if groups is None:
+            return self
+        return self._make(tuple(g if isinstance(g, tuple) else tuple(g) for g in groups), length)
 
 
 _CHUNK = 256

@@ -354,7 +354,7 @@ def _labels(value: object) -> dict[str, str]:
 
 def _map(value: object, *, none: bool = False) -> Any:
     """`value` if it is a JSON object, else {} (or None when `none`)."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value
     return None if none else {}
 
