@@ -48,7 +48,7 @@ from core.codec import (
     app_key_from_list,
     app_key_to_list,
     app_state_from_dict,
-    app_state_to_dict,
+    dumps,
     event_from_dict,
     event_to_dict,
     flap_key_from_list,
@@ -56,7 +56,6 @@ from core.codec import (
     format_time,
     from_jsonable,
     parse_time,
-    to_jsonable,
 )
 from core.flap import Flap
 from core.grouping import Group
@@ -149,7 +148,7 @@ async def open_store(location: str | os.PathLike[str]) -> Store:
 
 
 def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+    return dumps(value)
 
 
 def _key_text(key: AppKey) -> str:
@@ -186,7 +185,8 @@ class Store:
         self._policy: PolicyState | None = None
         """The policy state as last loaded or saved: saves write only the difference."""
         self.store_failures = 0
-        """Operations that failed with a StoreError since the store was opened."""
+        """Calls that failed with a StoreError since the store was opened (a lost outbox
+        claim is not a failure of the store)."""
 
     @classmethod
     async def open(cls: type[S], location: str | os.PathLike[str]) -> S:
@@ -236,6 +236,8 @@ class Store:
             raise StoreError(
                 f"The state store {self.where} failed {doing}: {self.backend.why(exc)}."
             ) from exc
+        except OutboxClaimLost:
+            raise
         except StoreError:
             self.store_failures += 1
             raise
@@ -266,7 +268,7 @@ class Store:
     async def put_states(self, states: Iterable[AppState]) -> None:
         """Write many states in one transaction."""
         rows = [
-            (_key_text(s.key), format_time(s.observed_at), _dumps(app_state_to_dict(s)))
+            (_key_text(s.key), format_time(s.observed_at), _dumps(s))
             for s in states
         ]
         if not rows:
@@ -413,7 +415,7 @@ class Store:
                 "INSERT INTO policy_held (alert_key, due, held) VALUES (?, ?, ?) "
                 "ON CONFLICT (alert_key) DO UPDATE SET due = excluded.due, held = excluded.held",
                 [
-                    (_alert_key_text(k), format_time(h.due), _dumps(to_jsonable(h)))
+                    (_alert_key_text(k), format_time(h.due), _dumps(h))
                     for k, h in held_put
                 ],
             ),
@@ -426,7 +428,7 @@ class Store:
                 "ON CONFLICT (alert_key) DO UPDATE SET announced_at = excluded.announced_at, "
                 "alert = excluded.alert",
                 [
-                    (_alert_key_text(k), format_time(a.announced_at), _dumps(to_jsonable(a)))
+                    (_alert_key_text(k), format_time(a.announced_at), _dumps(a))
                     for k, a in open_put
                 ],
             ),
@@ -459,7 +461,7 @@ class Store:
             actor,
             action,
             None if app is None else _key_text(app),
-            _dumps(to_jsonable(dict(detail or {}))),
+            _dumps(dict(detail or {})),
         )
         async with self._failing_as("writing the audit log"), self._transaction() as conn:
             await conn.execute(
@@ -502,7 +504,7 @@ class Store:
     ) -> list[int]:
         """Queue several messages for `receiver` in one transaction (all or none); their ids."""
         created = format_time(at or _now())
-        texts = [_dumps(to_jsonable(dict(payload))) for payload in payloads]
+        texts = [_dumps(dict(payload)) for payload in payloads]
         ids: list[int] = []
         async with self._failing_as("queueing a message"), self._transaction() as conn:
             for text in texts:
@@ -694,7 +696,7 @@ def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
     for group_id, group in put:
         before = old.get(group_id)
         meta = {
-            f.name: to_jsonable(getattr(group, f.name))
+            f.name: getattr(group, f.name)
             for f in dataclasses.fields(group)
             if f.name not in ("members", "resolved")
         }
@@ -709,7 +711,7 @@ def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
             ("r", group.resolved, start_r),
         ):
             events.extend(
-                (group_id, part, seq, _dumps(event_to_dict(e)))
+                (group_id, part, seq, _dumps(e))
                 for seq, e in enumerate(items[start:], start)
             )
     return (
@@ -744,7 +746,7 @@ def _item_writes(old: PolicyState, new: PolicyState) -> list[_Write]:
     for part, before, after, key_text in parts:
         put, gone = _changes(before, after)
         deletes.extend((part, key_text(k)) for k in gone)
-        puts.extend((part, key_text(k), _dumps(to_jsonable(v))) for k, v in put)
+        puts.extend((part, key_text(k), _dumps(v)) for k, v in put)
     if not deletes and not puts:
         return []
     return [

@@ -132,6 +132,7 @@ async def test_an_outbox_message_is_sent_by_one_process_at_a_time(postgres_dsn: 
         with pytest.raises(OutboxClaimLost, match="no longer pending"):
             await second.outbox_mark_attempt(sent, T0)
 
+        assert first.store_failures == second.store_failures == 0, "claims lost are no failures"
         await first.outbox_mark_attempt(dropped, T0)
         await first.close()  # the process dies with the message on its way
         await second.outbox_mark_attempt(dropped, T0)
