@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
@@ -160,7 +161,7 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._forms: tuple[str, ...] = ()
+        self._pattern: re.Pattern[str] | None = None
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
@@ -169,16 +170,14 @@ class SecretFilter(logging.Filter):
         for secret in self.secrets:
             forms |= secret_variants(secret)
         # Longest first: a secret that contains another is masked whole.
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def mask(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, MASK)
-        return text
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._forms:
+        if self._pattern is None:
             return True
         try:
             message = record.getMessage()
