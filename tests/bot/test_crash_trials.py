@@ -1,0 +1,218 @@
+"""Ten real SIGKILLs of `driftbot replay` in the middle of a storm to six Slack channels, each
+followed by a restart on the same state file: every notification reaches its channel exactly
+once, in order, as the fake Slack counts.
+
+The storm is a recorded stream (one Kustomization after another failing its build on six
+clusters, one channel each). The first run queues every notification while the fake holds its
+answers, so that the kills fall in delivery, which is what the outbox promises to survive (a
+kill inside the pipeline's own few milliseconds between writing an app's state and queueing its
+notification is outside that promise: docs/reliability.md). Then the fake lets go, and each run
+is killed at a seeded random point: half of them right after the fake accepted a post and
+before the answer left (the worst window: Slack has the message, driftbot does not know), half
+a random moment after that run's first post (anywhere: mid-request, while marking a row sent,
+while looking through the channel's history). The eleventh run finishes.
+
+The processes and the fake run on real time (the fake's limits are raised: pacing is not what
+is tested here). Each run is forked from a server that has imported driftbot once
+(bench/_soak_fork.py), so eleven processes cost seconds, not the imports eleven times over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench._soak_fork import Child, ForkServer
+from bench._soak_slack import SoakSlack, notification_of
+from bot.pipeline import Pipeline
+from bot.receivers import Notification
+from bot.replay_runner import replay_lines
+from bot.slack_receiver import plan_slack
+from bot.store import Store
+from config.schema import Config
+from tests.builders_flux import T0, kustomization
+from tests.fakes.slack_api import VALID_TOKEN, Call
+from watchers.replay import dump_line
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTERS = 6
+PER_CLUSTER = 15
+TRIALS = 10
+SEED = 20261127
+
+
+def channel(cluster: int) -> str:
+    return f"C0CRASH{cluster}"
+
+
+def storm_lines() -> list[bytes]:
+    """Every Kustomization listed healthy, then each fails its build, a second apart."""
+    from datetime import timedelta
+
+    lines = []
+    names = [(c, f"apps-{i:02d}") for i in range(PER_CLUSTER) for c in range(CLUSTERS)]
+    for c, name in names:
+        lines.append(dump_line(T0, f"c{c}", "ADDED", kustomization(name)))
+    for n, (c, name) in enumerate(names, start=1):
+        failed = kustomization(name, ready="False", reason="BuildFailed", message=f"build {n}")
+        lines.append(dump_line(T0 + timedelta(seconds=n), f"c{c}", "MODIFIED", failed))
+    return lines
+
+
+def storm_config(slack_url: str) -> dict[str, Any]:
+    return {
+        "receivers": [{"name": f"r{c}", "slack": {"channel": channel(c)}} for c in range(CLUSTERS)],
+        "routes": [
+            {"match": {"cluster": f"c{c}"}, "receivers": [f"r{c}"]} for c in range(CLUSTERS)
+        ],
+        "policy": {
+            "grace": "0s",
+            "group_wait": "0s",
+            "group_interval": "0s",
+            "repeat": "0s",
+            "group_by": ["cluster", "name", "kind"],
+            "flap": {"flips": 0},
+        },
+        "slack": {"api_url": slack_url},
+    }
+
+
+class _Capture:
+    def __init__(self, name: str, into: dict[str, list[str]]) -> None:
+        self.name = name
+        self._into = into
+
+    async def deliver(self, note: Notification) -> None:
+        for payload in plan_slack(note):
+            if payload["op"] == "post":
+                self._into.setdefault(channel(int(self.name[1:])), []).append(
+                    payload["notification"]
+                )
+
+    async def close(self) -> None:
+        pass
+
+
+async def expected_posts(lines: list[bytes], config: Config, state: Path) -> dict[str, list[str]]:
+    """The notification ids each channel should get, in order: the same stream replayed in
+    this process with receivers that only take note."""
+    posts: dict[str, list[str]] = {}
+    store = await Store.open(state)
+    try:
+        receivers = {f"r{c}": _Capture(f"r{c}", posts) for c in range(CLUSTERS)}
+        pipeline = Pipeline(store, config, receivers)
+        await pipeline.load()
+        await replay_lines(lines, "storm", pipeline)
+        await pipeline.close()
+    finally:
+        await store.close()
+    return posts
+
+
+def queued(state: Path) -> int:
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as conn,
+    ):
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    return 0
+
+
+async def until_queued(state: Path, total: int) -> None:
+    """Poll the state file (another process writes it) until `total` rows are queued."""
+    async with asyncio.timeout(30):
+        while queued(state) < total:  # noqa: ASYNC110 - nothing in this process to wait on
+            await asyncio.sleep(0.05)
+
+
+async def _replay(server: ForkServer, tmp_path: Path) -> Child:
+    return await server.spawn(
+        [
+            "replay",
+            str(tmp_path / "storm.jsonl"),
+            "--config",
+            str(tmp_path / "driftbot.yaml"),
+            "--state",
+            str(tmp_path / "state.sqlite"),
+        ]
+    )
+
+
+async def test_ten_sigkills_mid_storm_each_restart_delivers_every_notification_exactly_once(
+    tmp_path: Path,
+) -> None:
+    rand = random.Random(SEED)
+    lines = storm_lines()
+    (tmp_path / "storm.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    env = {**os.environ, "SLACK_BOT_TOKEN": VALID_TOKEN, "PYTHONPATH": str(ROOT)}
+    state = tmp_path / "state.sqlite"
+    killed_in_window = 0
+    log = (tmp_path / "stderr.log").open("wb")
+    async with (
+        SoakSlack(channel_rate=(100.0, 100), workspace_rate=(100.0, 100)) as slack,
+        ForkServer(env, stderr=log) as server,
+    ):
+        raw = storm_config(slack.url)
+        (tmp_path / "driftbot.yaml").write_text(yaml.safe_dump(raw))
+        expected = await expected_posts(lines, Config.model_validate(raw), tmp_path / "o.sqlite")
+        total = sum(len(ids) for ids in expected.values())
+        assert total == CLUSTERS * PER_CLUSTER
+
+        slack.held = asyncio.Event()
+        for trial in range(TRIALS):
+            process = await _replay(server, tmp_path)
+            first_post = asyncio.Event()
+            in_window = trial % 2 == 0
+            kill_at = len(slack.accepted_posts()) + rand.randint(1, 4)
+
+            def accepted(
+                call: Call,
+                process: Any = process,
+                kill_at: int = kill_at,
+                in_window: bool = in_window,
+                first_post: Any = first_post,
+            ) -> None:
+                first_post.set()
+                if in_window and len(slack.accepted_posts()) + 1 >= kill_at:
+                    process.kill()
+
+            slack.on_accept = accepted
+            if trial == 0:
+                await until_queued(state, total)
+                slack.held.set()
+            if not in_window:
+                async with asyncio.timeout(30):
+                    await first_post.wait()
+                await asyncio.sleep(rand.uniform(0.0, 0.3))
+                process.kill()
+            async with asyncio.timeout(30):
+                await process.wait()
+            assert process.returncode == -signal.SIGKILL, f"trial {trial} was not killed"
+            killed_in_window += in_window
+            assert len(slack.accepted_posts()) < total, f"trial {trial}: nothing left to kill"
+
+        slack.on_accept = None
+        final = await _replay(server, tmp_path)
+        async with asyncio.timeout(40):
+            await final.wait()
+    log.close()
+    assert final.returncode == 0, (tmp_path / "stderr.log").read_text()
+
+    posts = slack.accepted_posts()
+    counted = Counter((c.params["channel"], notification_of(c)) for c in posts)
+    assert len(counted) == total
+    assert set(counted.values()) == {1}, [k for k, n in counted.items() if n > 1]
+    for name, ids in expected.items():
+        assert [notification_of(c) for c in posts if c.params["channel"] == name] == ids
+    assert killed_in_window == TRIALS // 2
+    # The posts in flight at the in-window kills were looked for, and found, not sent again.
+    assert slack.calls_to("conversations.history")
