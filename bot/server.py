@@ -2,8 +2,7 @@
 
 - `/healthz`: 200 while the process runs;
 - `/readyz`: 200 once every source has listed at least once, else 503 naming the others;
-- `/metrics`: Prometheus text, from a registry of our own (pipeline and watcher counters,
-  read at scrape time, so nothing is counted twice);
+- `/metrics`: Prometheus text, from a registry of our own (bot/metrics.py lists every family);
 - `/webhooks/flux`: Flux notification-controller (see bot/flux_receiver.py);
 - `/webhooks/teams`: Teams outgoing webhook questions, when `teams.outgoing_webhook_secret_env`
   is set (bot/teams_inbound.py);
@@ -24,17 +23,16 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from bot.controls import PolicyControls
 from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.metrics import METRICS, ServiceCollector
 from bot.outbox import Deadline
 from bot.service import Service, ServiceError, open_service
 from bot.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
@@ -50,99 +48,10 @@ logger = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", Service)
 WEBHOOK = web.AppKey("flux_webhook", FluxWebhook)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+COLLECTOR = web.AppKey("collector", ServiceCollector)
 SLACK_BOT = web.AppKey("slack_bot", SlackBot)
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class ServiceCollector(Collector):
-    """Prometheus metrics read from the service's counters at scrape time."""
-
-    def __init__(self, service: Service, webhook: FluxWebhook | None = None) -> None:
-        self._service = service
-        self._webhook = webhook
-
-    def collect(self) -> Iterator[Metric]:
-        pipeline = self._service.pipeline
-        stats = pipeline.stats
-
-        events = CounterMetricFamily(
-            "driftbot_events", "GitOps events detected", labels=["kind", "tool"]
-        )
-        for (kind, tool), count in sorted(pipeline.detected.items()):
-            events.add_metric([kind, tool], count)
-        yield events
-
-        yield CounterMetricFamily(
-            "driftbot_notifications", "Notifications sent to receivers", value=stats["sent"]
-        )
-        yield CounterMetricFamily(
-            "driftbot_rejected", "Inputs the normalizers refused", value=stats["rejected"]
-        )
-        suppressions = CounterMetricFamily(
-            "driftbot_suppressions", "Events the policy kept quiet", labels=["reason"]
-        )
-        held = CounterMetricFamily(
-            "driftbot_holds", "Events the policy held back", labels=["reason"]
-        )
-        for key, count in sorted(stats.items()):
-            action, _, reason = key.partition(".")
-            if action == "suppress":
-                suppressions.add_metric([reason], count)
-            elif action == "hold":
-                held.add_metric([reason], count)
-        yield suppressions
-        yield held
-
-        names = ["cluster", "resource"]
-        relists = CounterMetricFamily(
-            "driftbot_watch_relists", "Relists after the first", labels=names
-        )
-        reconnects = CounterMetricFamily(
-            "driftbot_watch_reconnects", "Watches resumed from a resourceVersion", labels=names
-        )
-        received = CounterMetricFamily(
-            "driftbot_watch_events", "Watch events received", labels=names
-        )
-        errors = CounterMetricFamily("driftbot_watch_errors", "Watch failures", labels=names)
-        synced = GaugeMetricFamily(
-            "driftbot_source_ready", "1 once the source has listed", labels=names
-        )
-        for resource in self._service.resources:
-            where = [resource.cluster, resource.watched.name]
-            counters = resource.watcher.counters
-            relists.add_metric(where, counters.relists)
-            reconnects.add_metric(where, counters.reconnects)
-            received.add_metric(where, counters.events)
-            errors.add_metric(where, counters.errors)
-            synced.add_metric(where, 1.0 if resource.ready else 0.0)
-        for source in self._service.extra_sources:
-            where = [str(getattr(source, "cluster", "")), source.task_name]
-            source_counters: Any = getattr(source, "counters", None)
-            if source_counters is not None:
-                relists.add_metric(where, getattr(source_counters, "relists", 0))
-                reconnects.add_metric(where, getattr(source_counters, "reconnects", 0))
-                received.add_metric(where, getattr(source_counters, "events", 0))
-                errors.add_metric(where, getattr(source_counters, "errors", 0))
-            synced.add_metric(where, 1.0 if source.synced.is_set() else 0.0)
-        yield from (relists, reconnects, received, errors, synced)
-
-        ignored = CounterMetricFamily(
-            "driftbot_events_ignored",
-            "Kubernetes Events about objects other than Argo CD's and Flux's",
-            labels=["cluster"],
-        )
-        for cluster, count in sorted(self._service.ignored_events.items()):
-            ignored.add_metric([cluster], count)
-        yield ignored
-
-        if self._webhook is not None:
-            webhooks = CounterMetricFamily(
-                "driftbot_flux_webhooks", "Flux webhook requests", labels=["outcome"]
-            )
-            webhooks.add_metric(["accepted"], self._webhook.accepted)
-            webhooks.add_metric(["refused"], self._webhook.refused)
-            yield webhooks
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -157,6 +66,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    await request.app[COLLECTOR].refresh()
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS})
 
@@ -190,11 +100,14 @@ def create_app(
                 clusters=[c.name for c in config.clusters],
                 clock=service.clock,
             )
+            collector = ServiceCollector(service, webhook)
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(ServiceCollector(service, webhook))
+            registry.register(collector)
+            registry.register(METRICS)
             app[SERVICE] = service
             app[WEBHOOK] = webhook
             app[REGISTRY] = registry
+            app[COLLECTOR] = collector
             if slack_token:
                 app[SLACK_BOT] = await _start_slack(config, service, slack_token, environ)
             logger.info(
