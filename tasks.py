@@ -6,6 +6,7 @@ Each command makes (or refreshes) the virtualenv in .venv from pyproject.toml, t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     pip = [BIN / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    if _run(*pip, "-e", ".[dev]") != 0:
+    if _run(*pip, "-e", ".[dev,bench]") != 0:
         sys.exit("installing driftbot and its dependencies failed (see above)")
     # Helm's engine as a library, for rendering the chart in tests (no helm binary on PyPI).
     # It declares Python >= 3.12 but works on 3.11; without it those tests skip and say why.
@@ -46,16 +47,57 @@ def demo(args: list[str]) -> int:
     return _run(BIN / "driftbot", "demo", *args)
 
 
+def audit() -> int:
+    """Known vulnerabilities in the installed dependencies (pip-audit): 1 if any is found.
+
+    Where no vulnerability service can be reached (a registry mirror without PyPI's JSON API),
+    nothing can be audited: that is said loudly, and is not taken as a pass or a failure.
+    """
+    cmd = [str(BIN / "pip-audit"), "--skip-editable", "--progress-spinner", "off", "-f", "json"]
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        print(done.stderr, file=sys.stderr)
+        print("dependency audit: pip-audit gave no report; not audited", file=sys.stderr)
+        return 0
+    deps = report.get("dependencies", [])
+    vulnerable = [d for d in deps if d.get("vulns")]
+    skipped = [d for d in deps if d.get("skip_reason")]
+    for dep in vulnerable:
+        ids = ", ".join(v.get("id", "?") for v in dep["vulns"])
+        print(f"dependency audit: {dep['name']} {dep.get('version')}: {ids}", file=sys.stderr)
+    if vulnerable:
+        return 1
+    audited = len(deps) - len(skipped)
+    if deps and not audited:
+        print(
+            f"WARNING: dependency audit: none of {len(deps)} packages could be audited "
+            "(no vulnerability service reachable from here)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"dependency audit: {audited} packages, no known vulnerabilities"
+            + (f" ({len(skipped)} not audited)" if skipped else ""),
+            file=sys.stderr,
+        )
+    return 0
+
+
 def test(args: list[str]) -> int:
-    """Lint, types, import layers, then the test suite; stops at the first failing step."""
+    """Lint, types, import layers, the dependency audit, then the test suite; stops at the
+    first failing step."""
     steps: list[list[str | Path]] = [
         [BIN / "ruff", "check", "."],
         [BIN / "mypy"],
         [BIN / "lint-imports"],
+        ["audit"],
         [BIN / "pytest", *args],
     ]
     for step in steps:
-        rc = _run(*step)
+        rc = audit() if step == ["audit"] else _run(*step)
         if rc != 0:
             print(f"FAILED: {' '.join(str(s) for s in step)} (exit {rc})", file=sys.stderr)
             return rc
