@@ -8,7 +8,7 @@ needs them.
 
 from __future__ import annotations
 
-import socket
+import platform
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -55,7 +55,7 @@ class LeaderElectionSettings(BaseModel):
     enabled: bool = False
     lease_name: Annotated[str, Field(min_length=1, max_length=253)] = "driftbot"
     namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = None
-    identity: Annotated[str, Field(min_length=1)] = Field(default_factory=socket.gethostname)
+    identity: Annotated[str, Field(min_length=1)] = Field(default_factory=platform.node)
     """This replica's name in the Lease's holderIdentity (the pod name in the Helm chart)."""
     lease_duration: Seconds = timedelta(seconds=15)
     """How long a standby waits after the last renewal before it takes the Lease over."""
