@@ -303,6 +303,7 @@ def _batches(objs: list[Obj], size: int, rng: random.Random) -> Iterator[list[Ob
 # --- the done-when test ------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(300)  # 1,000 apps and 5,000 changes: about 25 s of CPU, more on a busy machine
 async def test_live_watches_announce_what_a_replay_of_the_same_changes_announces(
     tmp_path: Path,
 ) -> None:
