@@ -158,8 +158,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     add_secrets(secrets_from(config, os.environ))
     state = args.state or default_state_path()
     _note_store(args.state, settings.store_dsn)
+    leader = settings.leader_election if settings.leader_election.enabled else None
     try:
-        return asyncio.run(serve(config, state, config_path=_config_path(args.config)))
+        return asyncio.run(
+            serve(config, state, config_path=_config_path(args.config), leader_election=leader)
+        )
     except ServiceError as exc:
         raise CliError(str(exc)) from None
 

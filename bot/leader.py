@@ -234,20 +234,28 @@ class LeaderElector:
         if not self.is_leader:
             return
         self.leading.clear()
-        observed = self._observed
-        if observed is None or observed.holder != self.identity:
-            return
-        now = self._clock()
-        released = replace(observed, holder="", lease_duration=1, renew_time=now)
         try:
-            await self._write(released)
-            logger.info("leader election: %s released Lease %s", self.identity, self._where)
+            for _ in range(3):
+                # Read first: a renewal cut short by the stop may have changed the Lease.
+                current = await self._read()
+                if current is None or current.holder != self.identity:
+                    return
+                released = replace(current, holder="", lease_duration=1, renew_time=self._clock())
+                try:
+                    await self._write(released)
+                except ApiException as exc:
+                    if exc.status == 409:
+                        continue
+                    raise
+                logger.info("leader election: %s released Lease %s", self.identity, self._where)
+                return
+            raise RuntimeError("the Lease kept changing")
         except Exception as exc:
             logger.warning(
                 "leader election: releasing Lease %s failed (%s); it expires in %d s",
                 self._where,
                 _why(exc),
-                observed.lease_duration,
+                math.ceil(self.timing.lease_duration),
             )
 
     async def try_acquire_or_renew(self) -> bool:

@@ -14,6 +14,12 @@ watches: over Socket Mode (SLACK_APP_TOKEN) by default, or at /slack/events in H
 The service (watches, pipeline, store) lives in the application's cleanup context: it starts
 with the server and is stopped, its state saved, when the server shuts down. `serve` runs it
 until SIGTERM or SIGINT and returns 0.
+
+With leader election (`leader_election` settings, bot/leader.py) the server starts at once and
+the service only while this replica holds the Lease (`bot.service.lead`). A standby answers
+`/healthz` and `/readyz` (200, status `standby`) and `/metrics` (`driftbot_leader` 0), and
+refuses Flux webhooks with 503 (Flux retries; the watches carry the state anyway); the Slack
+app runs on the leader only.
 """
 
 from __future__ import annotations
@@ -23,33 +29,62 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from bot.controls import PolicyControls
 from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.leader import LeaderElector, LeaseTiming, lease_client, lease_namespace
 from bot.metrics import METRICS, ServiceCollector
 from bot.outbox import Deadline
-from bot.service import Service, ServiceError, open_service
+from bot.service import Service, ServiceError, lead, open_service
 from bot.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
 from bot.slack_receiver import SlackReceiver
 from bot.teams_inbound import TeamsInboundError, add_teams_route, secret_from_env
 from bot.teams_receiver import TeamsReceiver
 from config.schema import Config
+from config.settings import LeaderElectionSettings
 
-__all__ = ["SERVICE", "ServiceCollector", "create_app", "serve"]
+__all__ = ["LIVE", "Live", "ServiceCollector", "create_app", "serve"]
 
 logger = logging.getLogger(__name__)
 
-SERVICE = web.AppKey("service", Service)
-WEBHOOK = web.AppKey("flux_webhook", FluxWebhook)
+
+@dataclass
+class Live:
+    """What the running service offers the routes; empty while this replica stands by."""
+
+    service: Service | None = None
+    webhook: FluxWebhook | None = None
+    collector: ServiceCollector | None = None
+    slack_bot: SlackBot | None = None
+    elector: LeaderElector | None = None
+    """With leader election: this replica's candidate for the Lease."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when leading ended for good (an error opening the service): the server stops."""
+    failure: BaseException | None = None
+
+
+class _LiveCollector(Collector):
+    """The running service's families, none while standing by."""
+
+    def __init__(self, live: Live) -> None:
+        self._live = live
+
+    def collect(self) -> Iterator[Metric]:
+        if self._live.collector is not None:
+            yield from self._live.collector.collect()
+
+
+LIVE = web.AppKey("live", Live)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
-COLLECTOR = web.AppKey("collector", ServiceCollector)
-SLACK_BOT = web.AppKey("slack_bot", SlackBot)
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,20 +94,34 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    waiting = request.app[SERVICE].not_ready()
+    live = request.app[LIVE]
+    if live.service is None:
+        elector = live.elector
+        if elector is not None and not elector.is_leader:
+            # A standby is ready: otherwise a rollout would wait for it for ever.
+            return web.json_response({"status": "standby", "leader": elector.holder})
+        return web.json_response({"status": "starting"}, status=503)
+    waiting = live.service.not_ready()
     if waiting:
         return web.json_response({"status": "waiting", "not_ready": waiting}, status=503)
     return web.json_response({"status": "ready"})
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    await request.app[COLLECTOR].refresh()
+    collector = request.app[LIVE].collector
+    if collector is not None:
+        await collector.refresh()
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS})
 
 
 async def _flux(request: web.Request) -> web.Response:
-    return await request.app[WEBHOOK].handle(request)
+    webhook = request.app[LIVE].webhook
+    if webhook is None:
+        return web.json_response(
+            {"error": "this replica stands by; the leader takes webhooks"}, status=503
+        )
+    return await webhook.handle(request)
 
 
 def create_app(
@@ -80,11 +129,13 @@ def create_app(
     state_path: Path,
     *,
     environ: Mapping[str, str] = os.environ,
+    leader_election: LeaderElectionSettings | None = None,
     **service_options: Any,
 ) -> web.Application:
     """The application; the service starts and stops with it (`service_options` go to
-    `open_service`: clock, stream, watcher_options, ...). Raises ServiceError when the Flux
-    webhook token is named but not set."""
+    `open_service`: clock, stream, watcher_options, ...), or with `leader_election` while
+    this replica holds the Lease. Raises ServiceError when the Flux webhook token is named
+    but not set."""
     try:
         token = token_from_env(config, environ)
         teams_key = secret_from_env(config, environ)
@@ -92,7 +143,10 @@ def create_app(
         raise ServiceError(str(exc)) from None
     slack_token = environ.get("SLACK_BOT_TOKEN", "").strip()
 
-    async def service_context(app: web.Application) -> AsyncIterator[None]:
+    live = Live()
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[Service]:
         async with open_service(config, state_path, environ=environ, **service_options) as service:
             webhook = FluxWebhook(
                 service.gate.notify,
@@ -100,29 +154,38 @@ def create_app(
                 clusters=[c.name for c in config.clusters],
                 clock=service.clock,
             )
-            collector = ServiceCollector(service, webhook)
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(collector)
-            registry.register(METRICS)
-            app[SERVICE] = service
-            app[WEBHOOK] = webhook
-            app[REGISTRY] = registry
-            app[COLLECTOR] = collector
-            if slack_token:
-                app[SLACK_BOT] = await _start_slack(config, service, slack_token, environ)
-            logger.info(
-                "watching %d clusters (%d watches); Flux webhook %s",
-                len(config.clusters),
-                len(service.resources) + len(service.extra_sources),
-                "signed (generic-hmac)" if token else "unsigned (generic)",
-            )
+            live.collector = ServiceCollector(service, webhook)
+            live.service, live.webhook = service, webhook
             try:
-                yield
+                if slack_token:
+                    live.slack_bot = await _start_slack(config, service, slack_token, environ)
+                logger.info(
+                    "watching %d clusters (%d watches); Flux webhook %s",
+                    len(config.clusters),
+                    len(service.resources) + len(service.extra_sources),
+                    "signed (generic-hmac)" if token else "unsigned (generic)",
+                )
+                yield service
             finally:
-                if SLACK_BOT in app:
-                    await app[SLACK_BOT].close()
+                slack_bot, live.slack_bot = live.slack_bot, None
+                live.service = live.webhook = live.collector = None
+                if slack_bot is not None:
+                    await slack_bot.close()
+
+    async def service_context(app: web.Application) -> AsyncIterator[None]:
+        if leader_election is None:
+            async with running():
+                yield
+            return
+        async with _leading(config, leader_election, environ, live, running):
+            yield
 
     app = web.Application(client_max_size=2 << 20)
+    app[LIVE] = live
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_LiveCollector(live))
+    registry.register(METRICS)
+    app[REGISTRY] = registry
     app.cleanup_ctx.append(service_context)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -130,11 +193,59 @@ def create_app(
     app.router.add_post(FLUX_WEBHOOK_PATH, _flux)
     if teams_key is not None:
         add_teams_route(
-            app, teams_key, config, lambda: app[SERVICE].pipeline if SERVICE in app else None
+            app, teams_key, config, lambda: live.service.pipeline if live.service else None
         )
     if slack_token and config.slack.mode == "http":
-        add_slack_routes(app, lambda: app.get(SLACK_BOT))
+        add_slack_routes(app, lambda: live.slack_bot)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _leading(
+    config: Config,
+    settings: LeaderElectionSettings,
+    environ: Mapping[str, str],
+    live: Live,
+    running: Callable[[], contextlib.AbstractAsyncContextManager[Service]],
+) -> AsyncIterator[None]:
+    """Campaign for the Lease in the background and run the service while leading; on exit
+    the service closes first and the Lease is released after (see `bot.service.lead`)."""
+    try:
+        client = await lease_client(config, environ)
+    except Exception as exc:
+        raise ServiceError(f"leader election: cannot reach the Lease's cluster: {exc}") from None
+    live.elector = LeaderElector(
+        client,
+        name=settings.lease_name,
+        namespace=lease_namespace(settings, environ),
+        identity=settings.identity,
+        timing=LeaseTiming.from_settings(settings),
+    )
+    METRICS.set_leader(False)
+    stopping = asyncio.Event()
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            live.failure = task.exception()
+            logger.error("leading failed: %s", live.failure)
+        live.ended.set()
+
+    task = asyncio.create_task(
+        lead(live.elector, running, stopping, METRICS.set_leader), name="leader-election"
+    )
+    task.add_done_callback(ended)
+    logger.info(
+        "leader election: %s stands by for Lease %s/%s",
+        live.elector.identity,
+        live.elector.namespace,
+        live.elector.name,
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await asyncio.wait([task])
+        await client.close()
 
 
 async def _start_slack(
@@ -212,11 +323,19 @@ async def serve(
         logger.info("listening on port %s", ports[0] if ports else "?")
         if on_started is not None:
             on_started(ports[0] if ports else 0)
-        await stop.wait()
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app[LIVE].ended.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
         logger.info("stopping: closing the watches and saving state")
-        _flush_within(app.get(SERVICE))
+        _flush_within(app[LIVE].service)
     finally:
         await runner.cleanup()
         for sig in handled:
             loop.remove_signal_handler(sig)
+    failure = app[LIVE].failure
+    if isinstance(failure, ServiceError):
+        raise failure
+    if failure is not None:
+        raise ServiceError(f"the service stopped: {failure}") from failure
     return 0

@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, TextIO
 
 from kubernetes_asyncio.client import ApiClient
 
+from bot.leader import LeaderElector
 from bot.outbox import OutboxWorker
 from bot.pipeline import Pipeline
 from bot.receivers import Receiver
@@ -63,6 +65,7 @@ __all__ = [
     "ServiceError",
     "WatchedResource",
     "WriteBehindStore",
+    "lead",
     "open_service",
 ]
 
@@ -434,3 +437,53 @@ async def open_service(
             await pipeline.close()
     finally:
         await store.close()
+
+
+async def lead(
+    elector: LeaderElector,
+    running: Callable[[], AbstractAsyncContextManager[Service]],
+    stopping: asyncio.Event,
+    on_change: Callable[[bool], None] = lambda leading: None,
+) -> None:
+    """Stand by until `elector` holds the Lease, then run the service (`running()` opens it,
+    so the state is read fresh from the shared store and every source lists again) while it
+    does. Leadership lost: the service is abandoned (`Service.abandon`), closed, and this
+    replica stands by again. `stopping` set: the service closes, its state saved, and only
+    then is the Lease released, so the standby starts from all this replica wrote. An error
+    opening the service releases the Lease and is raised. `on_change` hears True on taking
+    the lead and False on leaving it."""
+    while not stopping.is_set():
+        if not await _first(elector.acquire(), stopping):
+            return
+        on_change(True)
+        try:
+            async with running() as service:
+                if await _first(elector.wait_lost(), stopping):
+                    await service.abandon()
+        except BaseException:
+            await elector.release()
+            raise
+        finally:
+            on_change(False)
+        if not elector.lost.is_set():
+            await elector.release()
+            return
+        logger.warning("leadership lost: the service stopped; standing by for the Lease again")
+
+
+async def _first(work: Coroutine[Any, Any, None], stopping: asyncio.Event) -> bool:
+    """Run `work` until it is done (True) or `stopping` is set first (False, `work` cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return False
+    task.result()
+    return True

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api
@@ -32,6 +32,7 @@ from bot.leader import (
     lease_client,
     lease_namespace,
 )
+from bot.service import lead
 from config.loader import ConfigError
 from config.schema import ClusterConfig, Config
 from config.settings import LeaderElectionSettings, load_settings
@@ -46,10 +47,15 @@ NS, NAME = "driftbot", "driftbot"
 # --- virtual time ----------------------------------------------------------------------------
 
 
+ELECTOR_LOOPS = {"LeaderElector.acquire", "LeaderElector._renew"}
+"""The candidate's loops that sleep between tries (its waits on events are not work)."""
+
+
 class VirtualTime:
     """A clock and a sleep for every candidate: time moves only when every task that sleeps
-    on it (and every task started with `spawn`) is asleep, straight to the earliest wake-up.
-    A task parked in `freeze` sleeps for ever: a process that died without a word."""
+    on it, every task started with `spawn` and every task running a candidate's loop is
+    asleep or done, and then straight to the earliest wake-up. A candidate named in `frozen`
+    sleeps for ever at its next sleep: a process that died without a word."""
 
     def __init__(self, start: datetime) -> None:
         self.now = start
@@ -59,6 +65,16 @@ class VirtualTime:
         self._asleep: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Event()
         self.frozen: set[str] = set()
+        self._loop = asyncio.get_running_loop()
+        self._loop.set_task_factory(self._task_factory)
+
+    def _task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **options: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **options)
+        if getattr(coro, "__qualname__", "") in ELECTOR_LOOPS:
+            self._track(task)
+        return task
 
     def clock(self) -> datetime:
         return self.now
@@ -127,6 +143,7 @@ class VirtualTime:
             future.set_result(None)
 
     async def close(self) -> None:
+        self._loop.set_task_factory(None)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -371,6 +388,66 @@ async def test_acquire_keeps_trying_through_api_errors() -> None:
         await time.run_until(at(60), stop=lambda: a.is_leader)
         assert a.is_leader
         assert time.now == at(3 * TIMING.retry_period)
+
+
+async def test_release_after_a_renewal_whose_answer_was_lost_still_clears_the_holder() -> None:
+    async with world() as (api, time, candidate):
+        a = candidate("pod-a")
+        time.spawn(a.acquire())
+        await time.run_for(1)
+        lease = api.lease(NS, NAME)
+        assert lease is not None
+        api.put(lease, plural="leases")  # the Lease moved on: a's resourceVersion is stale
+        await a.release()
+        assert not spec(api).get("holderIdentity")
+        assert [r.status for r in api.requests if r.verb == "update"][-1] == 200
+
+
+class Lifecycle:
+    """A stand-in for the service `lead` runs: records what was done to it, in order."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Lifecycle]:
+        self.done.append("open")
+        try:
+            yield self
+        finally:
+            self.done.append("close")
+
+    async def abandon(self) -> None:
+        self.done.append("abandon")
+
+
+async def test_lead_abandons_on_loss_stands_by_again_and_releases_after_closing() -> None:
+    async with world() as (api, time, candidate):
+        a = candidate("pod-a")
+        service = Lifecycle()
+        stopping = asyncio.Event()
+        leading: list[bool] = []
+        # Not a task of the virtual time: it waits on events, the candidate's own tasks sleep.
+        task = asyncio.create_task(lead(a, cast(Any, service.running), stopping, leading.append))
+        await time.run_for(1)
+        assert service.done == ["open"] and leading == [True]
+        lease = api.lease(NS, NAME)
+        assert lease is not None
+        lease["spec"]["holderIdentity"] = "pod-z"
+        lease["spec"]["renewTime"] = format_micro_time(time.now)
+        api.put(lease, plural="leases")
+        await time.run_for(TIMING.retry_period)
+        assert service.done == ["open", "abandon", "close"] and leading == [True, False]
+        assert not a.is_leader and not task.done()  # standing by again
+        await time.run_until(at(60), stop=lambda: a.is_leader)
+        assert time.now > at(1 + 15)  # not before pod-z's lease expired
+        await time.run_for(0)
+        assert service.done[-1] == "open", (service.done, leading, a.lost.is_set(), spec(api))
+        assert spec(api)["holderIdentity"] == "pod-a"
+        stopping.set()
+        await task
+        assert service.done[-1] == "close" and leading[-1] is False
+        assert not spec(api).get("holderIdentity")  # released, after the service closed
 
 
 # --- the fake's Lease endpoints, as the real server answers ------------------------------------
