@@ -47,7 +47,8 @@ class LeaderElectionSettings(BaseModel):
     runs in a pod, else in the first cluster of the config file. `namespace` None: the pod's
     namespace (its service account's), or `default` outside a pod. The timings are client-go's
     defaults; `lease_duration` is whole seconds (the Lease stores an integer) and must exceed
-    `renew_deadline`, which must exceed `retry_period`. See docs/operations.md, high availability.
+    `renew_deadline`, which must exceed `retry_period`. See docs/operations.md, "Two replicas with
+    a Lease".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
