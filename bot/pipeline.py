@@ -111,16 +111,17 @@ class Pipeline:
     async def relist(
         self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
     ) -> None:
-        """A full list of one resource: each object is observed, and every app held for it
+        """A full list of one resource (raw objects, or what a watcher's `prepare` normalized
+        as the list arrived): each object is observed, and every app held for it
         (`covers`) that the list no longer has is observed as deleted. So a change made while
         the watch was down is announced once, and nothing twice."""
         listed: set[AppKey] = set()
         for obj in objects:
-            found = normalize_object(obj, cluster, now)
+            found = obj if isinstance(obj, _NORMALIZED) else normalize_object(obj, cluster, now)
             if isinstance(found, AppState):
                 listed.add(found.key)
             outcome = await self._observe_normalized(found, "MODIFIED", now)
-            if outcome.startswith("rejected"):
+            if outcome.startswith("rejected") and found is not obj:
                 logger.warning("listed object %s", outcome, extra=about_object(cluster, obj))
         gone = [
             state
@@ -291,6 +292,10 @@ def _about(note: Notification) -> dict[str, Any]:
         return about(note.group.cluster, note.group.namespace or "")
     event = note.event
     return about(event.cluster, event.namespace, event.name)
+
+
+_NORMALIZED = (AppState, Hint, Rejected)
+"""What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
 
 
 def route_id(index: int) -> str:

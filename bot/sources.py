@@ -31,8 +31,9 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from bot.logs import about_object
 from config.schema import ClusterConfig
-from core.model import AppKey, Tool
+from core.model import AppKey, AppState, Hint, Tool
 from watchers.kube_watch import ResourceSpec
+from watchers.normalize import Rejected, normalize_object
 
 __all__ = [
     "WATCHED",
@@ -156,7 +157,9 @@ class Source(Protocol):
 class Feed(Protocol):
     """The callbacks of a ResourceWatcher for one resource of one cluster."""
 
-    async def on_list(self, objects: list[dict[str, Any]], resource_version: str) -> None: ...
+    def prepare(self, obj: dict[str, Any]) -> Any: ...
+
+    async def on_list(self, objects: list[Any], resource_version: str) -> None: ...
 
     async def on_event(self, watch_type: str, obj: dict[str, Any]) -> None: ...
 
@@ -184,7 +187,18 @@ class ObjectFeed:
         self._watched = watched
         self._clock = clock
 
-    async def on_list(self, objects: list[dict[str, Any]], resource_version: str) -> None:
+    def prepare(self, obj: dict[str, Any]) -> AppState | Rejected:
+        """A listed object, normalized as its page arrives: the list holds app states, not
+        thousands of raw objects of 10 KB and more."""
+        found = normalize_object(obj, self._cluster, self._clock())
+        if isinstance(found, Rejected):
+            _rejected(f"rejected: {found.reason}", self._cluster, self._watched.name, obj)
+            return found
+        if isinstance(found, Hint):
+            return Rejected(f"a {self._watched.name} list holds an Event")
+        return found
+
+    async def on_list(self, objects: list[Any], resource_version: str) -> None:
         await self._observer.relist(self._cluster, objects, self._clock(), self._watched.covers)
 
     async def on_event(self, watch_type: str, obj: dict[str, Any]) -> None:
@@ -213,7 +227,14 @@ class EventFeed:
         self.ignored = 0
         """Events about other objects, dropped here."""
 
-    async def on_list(self, objects: list[dict[str, Any]], resource_version: str) -> None:
+    def prepare(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Only GitOps Events are kept of a listed page: a cluster has many others."""
+        if not is_gitops_event(obj):
+            self.ignored += 1
+            return None
+        return obj
+
+    async def on_list(self, objects: list[Any], resource_version: str) -> None:
         listed: dict[str, str] = {}
         fresh: list[dict[str, Any]] = []
         for obj in objects:

@@ -38,6 +38,7 @@ __all__ = [
     "KubeApiError",
     "OnEvent",
     "OnList",
+    "Prepare",
     "ResourceSpec",
     "ResourceWatcher",
     "WatchCounters",
@@ -47,8 +48,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RawObject = dict[str, Any]
-OnList = Callable[[list[RawObject], str], Awaitable[None]]
-"""Called with every object of the resource and the list's resourceVersion, after each (re)list."""
+OnList = Callable[[list[Any], str], Awaitable[None]]
+"""Called with every object of the resource (or what `prepare` made of it) and the list's
+resourceVersion, after each (re)list."""
+Prepare = Callable[[RawObject], Any]
+"""Turns each listed object, as its page arrives, into what on_list gets (None: left out)."""
 OnEvent = Callable[[str, RawObject], Awaitable[None]]
 """Called with "ADDED", "MODIFIED" or "DELETED" and the object, in the server's order."""
 Sleep = Callable[[float], Awaitable[None]]
@@ -185,8 +189,11 @@ class ResourceWatcher:
         absent_recheck: float = 60.0,
         min_watch_seconds: float = 1.0,
         max_line_bytes: int = 64 * 1024 * 1024,
+        prepare: Prepare | None = None,
     ) -> None:
         self._api = api_client
+        self._prepare = prepare
+        """With it, a list of thousands of large objects is never held whole in raw form."""
         self.resource = resource
         self.cluster = cluster
         self._on_list = on_list
@@ -307,7 +314,7 @@ class ResourceWatcher:
     # -- list -----------------------------------------------------------------------------------
 
     async def _list(self) -> None:
-        objects: list[RawObject] = []
+        objects: list[Any] = []
         resource_version = ""
         token: str | None = None
         async with asyncio.timeout(self._list_timeout):
@@ -326,7 +333,13 @@ class ResourceWatcher:
                     raise KubeApiError(200, "Malformed", "list response is not a JSON object")
                 metadata = body.get("metadata") or {}
                 resource_version = resource_version or str(metadata.get("resourceVersion") or "")
-                objects.extend(_with_kind(body))
+                page = _with_kind(body)
+                del body
+                if self._prepare is None:
+                    objects.extend(page)
+                else:
+                    prepared = (self._prepare(obj) for obj in page)
+                    objects.extend(item for item in prepared if item is not None)
                 token = metadata.get("continue") or None
                 if not token:
                     break

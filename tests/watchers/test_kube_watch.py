@@ -238,6 +238,25 @@ async def test_a_paged_list_is_handed_over_whole(h: Harness) -> None:
     assert "continue" in h.api.list_requests()[1].query
 
 
+async def test_prepare_turns_each_page_as_it_arrives_and_leaves_out_what_it_drops(
+    h: Harness,
+) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        h.api.put(app(name))
+    pages_seen: list[int] = []
+
+    def prepare(obj: dict[str, Any]) -> str | None:
+        pages_seen.append(len(h.api.list_requests()))
+        name = obj["metadata"]["name"]
+        return None if name == "c" else name.upper()
+
+    _, rec, _ = h.start(page_size=2, prepare=prepare)
+    await h.watching()
+
+    assert rec.lists[0][0] == ["A", "B", "D", "E"]
+    assert pages_seen == [1, 1, 2, 2, 3]
+
+
 async def test_an_object_larger_than_a_stream_buffer_arrives_intact(h: Harness) -> None:
     _, rec, _ = h.start()
     await h.watching()
