@@ -90,6 +90,8 @@ class SoakOptions:
     """Mean seconds between SIGKILLs (0: never)."""
     kill_until: float = 0.5
     """Kills happen in this first fraction of the run."""
+    kill_while_starting: float = 0.2
+    """The chance that a restarted process is killed again while it starts (and lists)."""
     fault_every: float = 5.0
     """Mean seconds between injected faults (0: none)."""
     kube_faults: tuple[str, ...] = tuple(KUBE_FAULTS)
@@ -683,7 +685,7 @@ class Soak:
                 await service.start()
                 self.report.starts += 1
                 self.blind.open[down].done = self._all_relisted(marks)
-                if rng.random() < 0.2:  # now and then, kill the new process while it starts
+                if rng.random() < o.kill_while_starting:  # kill the new one while it starts
                     early_kill = now + rng.uniform(0.3, 2.5)
             if now >= next_bookmark:
                 next_bookmark = now + 10

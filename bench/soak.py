@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         help="kills happen in this first fraction of the run",
     )
     parser.add_argument(
+        "--kill-while-starting",
+        type=float,
+        default=0.2,
+        help="chance that a restarted service is killed again while it starts and lists",
+    )
+    parser.add_argument(
         "--fault-every",
         type=float,
         default=5.0,
@@ -71,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         "--slack-faults", default=",".join(SLACK_FAULTS), help=f"of {', '.join(SLACK_FAULTS)}"
     )
     parser.add_argument("--report-every", type=float, default=30.0)
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="fork each service process from a server that has imported driftbot once "
+        "(restarts in a fraction of a second; the code is read once, at the start)",
+    )
     parser.add_argument("--workdir", type=Path, help="where the state, logs and changes go")
     args = parser.parse_args(argv)
     seconds = args.minutes * 60
@@ -81,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         apps=args.apps,
         kill_every=args.kill_every,
         kill_until=args.kill_until,
+        kill_while_starting=args.kill_while_starting,
         fault_every=args.fault_every,
         kube_faults=tuple(f for f in args.kube_faults.split(",") if f),
         slack_faults=tuple(f for f in args.slack_faults.split(",") if f),
         report_every=min(args.report_every, max(5.0, seconds / 4)),
         workdir=args.workdir,
+        fork=args.fork,
     )
     report = asyncio.run(run_soak(options, _say))
     for line in [*rss_table(report), *report.summary()]:
