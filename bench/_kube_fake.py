@@ -37,7 +37,7 @@ def fast_copies() -> None:
     round trip through orjson is the same deep copy, about ten times cheaper. Only the fake's
     module sees the change.
     """
-    kube_api.copy = types.SimpleNamespace(deepcopy=_json_copy)  # type: ignore[assignment]
+    kube_api.copy = types.SimpleNamespace(deepcopy=_json_copy)  # type: ignore[attr-defined, assignment]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

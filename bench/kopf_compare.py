@@ -79,7 +79,7 @@ def run_kopf(objects: int) -> None:
 
     _say(phase="imported", **_memory())
     seen: set[str] = set()
-    drifted: list[tuple[str, str]] = []
+    drifted: list[tuple[str | None, str]] = []
     stop = asyncio.Event()
 
     @kopf.on.startup()
@@ -88,7 +88,7 @@ def run_kopf(objects: int) -> None:
         settings.posting.enabled = False
 
     @kopf.on.field(GROUP, VERSION, PLURAL, field="status.sync.status")
-    def drift(new: Any, name: str, namespace: str, **_: Any) -> None:
+    def drift(new: Any, name: str, namespace: str | None, **_: Any) -> None:
         if new == "OutOfSync":
             drifted.append((namespace, name))
             if len(drifted) == objects:
