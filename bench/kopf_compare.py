@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import importlib.util
 import json
 import os
 import sys
@@ -271,5 +272,7 @@ if __name__ == "__main__":
         run_kopf(options.objects)
     elif options.child == "driftbot":
         run_driftbot(options.objects, options.kubeconfig)
+    elif importlib.util.find_spec("kopf") is None:
+        sys.exit("kopf is not installed (a bench-only dependency): .venv/bin/pip install kopf")
     else:
         asyncio.run(main(options.objects))
