@@ -1,11 +1,13 @@
 """Memory at 10,000 apps: resident set size after the initial list, and its growth per 1,000.
 
-Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000] [--step 1000]
+Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000] [--page 500]
 
-The apps of the stream (bench/common.py) are handed to `Pipeline.relist` in lists of `--step`
-objects of one kind (as a paged list would arrive), with the write-behind store flushed after
-each; RSS (VmRSS of /proc/self/status) is read after each step once the parsed list is dropped.
-The peak (ru_maxrss) includes the parsed lists themselves. The goal: at most 150 MB.
+The list of the stream's apps (bench/common.py) arrives as the API server pages it (`--page`
+objects, 500 as the watchers ask), and each page is normalized as it arrives, as the service's
+watchers do (`ResourceWatcher(prepare=...)`); once listed, the app states go to
+`Pipeline.relist`, one kind at a time, and the write-behind store is flushed. RSS (VmRSS of
+/proc/self/status) is read after each page and after the relist. The peak (ru_maxrss) includes
+a parsed page. The goal: at most 150 MB.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from common import (  # type: ignore[import-not-found]
     write_stream,
 )
 
-from bot.service import PipelineGate, WriteBehindStore
+from bot.service import PipelineGate
+from bot.write_behind import WriteBehindStore
+from watchers.normalize import normalize_object
 
 
-async def run(path: Path, apps: int, step: int, state: Path) -> list[tuple[int, float]]:
+async def run(path: Path, apps: int, page: int, state: Path) -> list[tuple[int, float]]:
     pipeline, _ = await open_pipeline(state)
     gate = PipelineGate(pipeline)
     store = pipeline.store
@@ -39,26 +43,25 @@ async def run(path: Path, apps: int, step: int, state: Path) -> list[tuple[int, 
     gc.collect()
     points = [(0, rss_mb())]
     lines = read_lines(path)
+    now = event_time(0)
+    listed: dict[str, list[object]] = {}
     done = 0
     while done < apps:
-        batch: dict[str, list[object]] = {}
-        for _, line in zip(range(min(step, apps - done)), lines, strict=False):
-            obj = orjson.loads(line)["object"]
-            batch.setdefault(obj["kind"], []).append(obj)
-            done += 1
-        for kind, objects in batch.items():
-            # Only this page's apps are covered: earlier pages are not taken for deleted.
-            names = {o["metadata"]["name"] for o in objects}  # type: ignore[index]
-            await gate.relist(
-                CLUSTER,
-                objects,
-                event_time(done),
-                lambda k, kd=kind, n=names: k.kind == kd and k.name in n,
-            )
-        del batch
-        await store.flush()
+        # One page of the list as the API server sends it, normalized as it arrives (what the
+        # service's watchers do with `prepare`); the raw page is dropped before the next.
+        body = [orjson.loads(line)["object"] for _, line in zip(range(page), lines, strict=False)]
+        for obj in body:
+            listed.setdefault(obj["kind"], []).append(normalize_object(obj, CLUSTER, now))
+        done += len(body)
+        del body
         gc.collect()
         points.append((done, rss_mb()))
+    for kind, states in listed.items():
+        await gate.relist(CLUSTER, states, now, lambda k, kd=kind: k.kind == kd)
+    del listed
+    await store.flush()
+    gc.collect()
+    points.append((done, rss_mb()))
     await pipeline.close()
     await store.close()
     return points
@@ -67,16 +70,17 @@ async def run(path: Path, apps: int, step: int, state: Path) -> list[tuple[int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--apps", type=int, default=10_000)
-    parser.add_argument("--step", type=int, default=1_000)
+    parser.add_argument("--page", type=int, default=500)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stream = write_stream(Path(tmp) / "stream.jsonl", options.apps, 0)
         gc.collect()
-        points = asyncio.run(run(stream.path, stream.apps, options.step, Path(tmp) / "s.sqlite"))
+        points = asyncio.run(run(stream.path, stream.apps, options.page, Path(tmp) / "s.sqlite"))
     print(machine())
     print(f"apps: {stream.apps}, stream: {stream.size / 2**20:.0f} MiB")
-    for apps, rss in points:
-        print(f"  after {apps:>6} apps: RSS {rss:7.1f} MiB")
+    for apps, rss in points[:-1]:
+        print(f"  after {apps:>6} apps listed: RSS {rss:7.1f} MiB")
+    print(f"  after the relist and the store flush: RSS {points[-1][1]:7.1f} MiB")
     (_, start), (_, end) = points[0], points[-1]
     per = (end - start) / max(1, options.apps) * 1000
     print(f"RSS after the initial list: {end:.1f} MiB (pipeline empty: {start:.1f} MiB)")

@@ -189,6 +189,7 @@ class Service:
                     watched.spec,
                     on_list=feed.on_list,
                     on_event=feed.on_event,
+                    prepare=feed.prepare,
                     cluster=cluster.name,
                     **dict(watcher_options or {}),
                 )
