@@ -65,7 +65,7 @@ class _LazyPackage(importlib.abc.Loader):
             setattr(module, name, value)
             return value
 
-        setattr(module, "__getattr__", __getattr__)
+        setattr(module, "__getattr__", __getattr__)  # noqa: B010 (mypy refuses the assignment)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
