@@ -122,13 +122,14 @@ class WriteBehindStore(Store):
 
     # -- flush ----------------------------------------------------------------------------------
 
-    async def flush(self) -> bool:
-        """Write what is pending (queued messages, the policy state, then the app states);
-        True when all of it is written. A store failure keeps the rest for the next flush (see
-        the module docstring); any other error is raised, the rest kept too."""
+    async def flush(self, *, states: bool = True) -> bool:
+        """Write what is pending (queued messages, the policy state, then the app states, unless
+        `states` is False: what a sent notification makes urgent is the policy state, which
+        says it was sent); True when all of it is written. A store failure keeps the rest for
+        the next flush (see the module docstring); any other error is raised, the rest kept."""
         async with self._flushing:
             try:
-                await self._write_pending()
+                await self._write_pending(states)
             except StoreError as exc:
                 self._failed(exc)
                 return False
@@ -141,7 +142,7 @@ class WriteBehindStore(Store):
         self.flushes += 1
         return True
 
-    async def _write_pending(self) -> None:
+    async def _write_pending(self, with_states: bool = True) -> None:
         while self._pending_outbox:
             receiver, payloads, when = self._pending_outbox[0]
             await super().outbox_add_many(receiver, payloads, when)
@@ -149,7 +150,9 @@ class WriteBehindStore(Store):
             for listener in self.outbox_listeners:
                 listener(receiver)
         policy_state, self._pending_policy = self._pending_policy, None
-        states, self._pending_states = self._pending_states, {}
+        states: dict[AppKey, AppState] = {}
+        if with_states:
+            states, self._pending_states = self._pending_states, {}
         try:
             if policy_state is not None:
                 await super().save_policy(policy_state)
