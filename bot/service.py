@@ -67,6 +67,7 @@ __all__ = [
     "WriteBehindStore",
     "lead",
     "open_service",
+    "outbox_waker",
 ]
 
 logger = logging.getLogger(__name__)
@@ -372,6 +373,22 @@ def _clockwork(
     return scheduler, reloader
 
 
+def outbox_waker(pipeline: Pipeline) -> Callable[[str], None]:
+    """A `WriteBehindStore.outbox_listeners` entry: wakes the outbox worker of the named
+    receiver once messages kept in memory through a store outage are queued in the store, so
+    they go out at once rather than with that receiver's next notification.
+
+    The receiver is looked up in the pipeline when the listener is called, so receivers a hot
+    reload rebuilt are the ones woken; a receiver without a worker (the console) is skipped."""
+
+    def wake(receiver: str) -> None:
+        worker = getattr(pipeline.receivers.get(receiver), "worker", None)
+        if isinstance(worker, OutboxWorker):
+            worker.wake()
+
+    return wake
+
+
 @contextlib.asynccontextmanager
 async def open_service(
     config: Config,
@@ -401,6 +418,7 @@ async def open_service(
         except CliError as exc:
             raise ServiceError(str(exc)) from None
         pipeline = Pipeline(store, config, receivers)
+        store.outbox_listeners.append(outbox_waker(pipeline))
         await pipeline.load()
         try:
             clients = await _clients(config, client_factory)

@@ -1,10 +1,12 @@
 """A store that fails under the running service: the SQLite file locked by another process, or
 the disk full. The service keeps running, warns once, keeps what it could not write and saves
-it once the store works again; the failures are counted; queued notifications are not lost."""
+it once the store works again; the failures are counted; queued notifications are not lost,
+and go out as soon as the store takes them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sqlite3
@@ -22,7 +24,10 @@ from bot.write_behind import WriteBehindStore
 from config.schema import Config
 from core.model import AppState, EventKind, make_event
 from core.policy import PolicySettings, PolicyState, offer
+from tests.bot.test_service import VirtualClock, until
 from tests.bot.test_store import app
+from tests.builders_argocd import argocd_app
+from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 FAULTS = ["locked", "full"]
@@ -54,6 +59,15 @@ async def fault(kind: str, store: Store) -> AsyncIterator[None]:
         yield
     finally:
         await backend._conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def fill(store: Store) -> None:
+    """Take the last free bytes of a full file: rows smaller and smaller until not even a tiny
+    one fits, so the next message queued (any Slack message is larger) cannot be written."""
+    for size in (4000, 1000, 250, 60, 10):
+        with contextlib.suppress(StoreError):
+            while True:
+                await Store.outbox_add_many(store, "filler", [{"pad": "x" * size}], T0)
 
 
 def states(prefix: str, count: int) -> list[AppState]:
@@ -200,3 +214,57 @@ async def test_the_running_service_rides_out_a_locked_store(
     ]
     assert [r.name for r in warnings] == ["bot.write_behind", "bot.write_behind"]
     assert "is locked" in warnings[0].getMessage() and "works again" in warnings[1].getMessage()
+
+
+async def test_a_notification_kept_through_an_outage_is_sent_once_the_store_takes_it(
+    tmp_path: Path,
+) -> None:
+    """Through `open_service`: a drift announced while the disk is full waits in memory; the
+    first flush after the disk has room queues it in the store and wakes the Slack receiver's
+    outbox worker, so it reaches Slack with no other notification to carry it."""
+    channel = "C0OUTAGE"
+    clock = VirtualClock(T0)
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(_: float) -> None:
+        await ticks.get()
+
+    async with FakeSlackApi() as slack:
+        config = Config.model_validate(
+            {
+                "receivers": [{"name": "oncall", "slack": {"channel": channel}}],
+                "routes": [{"receivers": ["oncall"]}],
+                "policy": {"grace": "0s", "group_wait": "0s", "flap": {"flips": 0}},
+                "slack": {"api_url": slack.url},
+            }
+        )
+        async with open_service(
+            config,
+            tmp_path / "s.sqlite",
+            stream=io.StringIO(),
+            sleep=sleep,
+            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+            clock=clock,
+        ) as service:
+            store = service.pipeline.store
+            assert isinstance(store, WriteBehindStore)
+            gate = service.gate
+            await gate.observe(argocd_app("checkout"), "prod", "ADDED", clock())
+            async with fault("full", store):
+                await fill(store)
+                drifted = argocd_app(
+                    "checkout", sync="OutOfSync", out_of_sync=[("Deployment", "shop", "checkout")]
+                )
+                await gate.observe(drifted, "prod", "MODIFIED", clock.advance())
+                assert service.pipeline.stats["sent"] == 1
+                assert store.failing is not None and store.pending[2] >= 1
+            # The disk has room again: the flush loop's next interval writes the message.
+            async with asyncio.timeout(10):
+                while store.pending[2]:
+                    if ticks.empty():
+                        ticks.put_nowait(None)
+                    await asyncio.sleep(0.002)
+            await until(lambda: bool(slack.messages(channel)), 10)
+            [message] = slack.messages(channel)
+            assert "checkout" in message["text"]
+            assert service.pipeline.stats["sent"] == 1
