@@ -160,7 +160,11 @@ class SlackTransport:
             )
             return Delivered()
         result = await self._sender.update(
-            target.channel, target.ts, planned.message, receiver=self.receiver
+            target.channel,
+            target.ts,
+            planned.message,
+            receiver=self.receiver,
+            notification=planned.notification,
         )
         return _outcome(result)
 

@@ -77,7 +77,13 @@ class TeamsTransport:
         card = item.payload.get("card")
         if item.payload.get("op") != OP_POST or not isinstance(card, dict):
             return Refused(error="unreadable_outbox_item", fatal=True)
-        result = await self._sender.post(self.webhook, card, receiver=self.receiver)
+        notification = item.payload.get("notification")
+        result = await self._sender.post(
+            self.webhook,
+            card,
+            receiver=self.receiver,
+            notification=notification if isinstance(notification, str) else None,
+        )
         if result.ok:
             return Delivered()
         return Refused(error=result.error or "unknown_error", fatal=result.fatal)

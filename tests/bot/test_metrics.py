@@ -20,7 +20,10 @@ from bot.metrics import METRICS, DeliveryMetrics
 from bot.rate_limit import Rate, RateLimiter
 from bot.retry import Backoff
 from bot.server import serve
+from bot.slack_receiver import SlackReceiver
 from bot.slack_sender import SlackSender, make_client
+from bot.store import Store
+from bot.teams_receiver import TeamsReceiver
 from bot.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
 from tests.bot.test_service import (
     WATCHER_OPTIONS,
@@ -181,6 +184,54 @@ async def test_teams_429_500_and_fatal_answers_are_counted(
     assert value("driftbot_delivery_latency_seconds_sum", receiver="pm") == 3
 
 
+async def test_slack_updates_and_teams_cards_sent_by_their_receivers_are_timed(
+    tmp_path: Path,
+    slack: FakeSlackApi,
+    clock: MonotonicClock,
+    metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
+) -> None:
+    """Through the receivers' outbox workers: a Slack post, then an in-place update of it (a
+    recovery redraws its problem's message), and a Teams card; each is timed from its change."""
+    delivery, registry, wall = metrics
+    delivery.changes_seen(["oncall"], ["n1", "n2"], SEEN)
+    delivery.changes_seen(["pm"], ["t1"], SEEN)
+    wall.now = SEEN + timedelta(seconds=7)
+    teams_sender = TeamsSender(
+        RateLimiter(clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None),
+        sleep=clock.sleep,
+        metrics=delivery,
+    )
+    async with (
+        await Store.open(tmp_path / "s.sqlite") as store,
+        FakeTeamsWebhook(clock=clock) as teams,
+    ):
+        oncall = SlackReceiver(
+            "oncall", CHANNEL, _slack_sender(slack, clock, delivery), store, sleep=clock.sleep
+        )
+        pm = TeamsReceiver("pm", WebhookUrl(teams.url), teams_sender, store, sleep=clock.sleep)
+        post = {"op": "post", "notification": "n1", "message": {"text": "drift"}}
+        await store.outbox_add("oncall", {**post, "thread_of": "n1"})
+        update = {"op": "update", "notification": "n2", "message": {"text": "resolved"}}
+        await store.outbox_add("oncall", {**update, "target": "n1"})
+        await store.outbox_add("pm", {"op": "post", "notification": "t1", "card": card("drift")})
+        try:
+            assert await oncall.drain(within=10) and await pm.drain(within=10)
+        finally:
+            await oncall.close()
+            await pm.close()
+    [message] = slack.messages(CHANNEL)
+    assert message["text"] == "resolved" and len(teams.accepted) == 1
+
+    def value(name: str, receiver: str) -> float | None:
+        return registry.get_sample_value(name, {"receiver": receiver})
+
+    assert value("driftbot_notifications_sent_total", "oncall") == 2
+    assert value("driftbot_delivery_latency_seconds_count", "oncall") == 2
+    assert value("driftbot_delivery_latency_seconds_sum", "oncall") == 14
+    assert value("driftbot_delivery_latency_seconds_count", "pm") == 1
+    assert value("driftbot_delivery_latency_seconds_sum", "pm") == 7
+
+
 def test_leader_gauge_and_no_unbounded_labels(
     metrics: tuple[DeliveryMetrics, CollectorRegistry, WallClock],
 ) -> None:
@@ -310,6 +361,8 @@ async def test_metrics_served_after_a_drift_reached_slack_and_teams(
     }
     for (family, name), labels in checks.items():
         assert _sample(families, family, name, **labels) == 1, (name, labels)
+    latency = ("driftbot_delivery_latency_seconds", "driftbot_delivery_latency_seconds_count")
+    assert _sample(families, *latency, receiver="metrics-teams") == 1
     assert _sample(families, "driftbot_leader", "driftbot_leader") == 1
     assert _sample(families, "driftbot_store_errors", "driftbot_store_errors_total") == 0
     for family in ("driftbot_suppressions", "driftbot_holds", "driftbot_watch_relists"):
