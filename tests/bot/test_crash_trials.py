@@ -21,23 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
 import sqlite3
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bench._soak_fork import Child, ForkServer
 from bench._soak_slack import SoakSlack, notification_of
 from bot.pipeline import Pipeline
 from bot.receivers import Notification
-from bot.replay_runner import replay_lines
+from bot.replay_runner import build_receivers, replay_lines
 from bot.slack_receiver import plan_slack
 from bot.store import Store
+from bot.write_behind import WriteBehindStore
 from config.schema import Config
 from tests.builders_flux import T0, kustomization
 from tests.fakes.slack_api import VALID_TOKEN, Call
@@ -56,8 +60,6 @@ def channel(cluster: int) -> str:
 
 def storm_lines() -> list[bytes]:
     """Every Kustomization listed healthy, then each fails its build, a second apart."""
-    from datetime import timedelta
-
     lines = []
     names = [(c, f"apps-{i:02d}") for i in range(PER_CLUSTER) for c in range(CLUSTERS)]
     for c, name in names:
@@ -216,3 +218,52 @@ async def test_ten_sigkills_mid_storm_each_restart_delivers_every_notification_e
     assert killed_in_window == TRIALS // 2
     # The posts in flight at the in-window kills were looked for, and found, not sent again.
     assert slack.calls_to("conversations.history")
+
+
+# --- the window outside the outbox ----------------------------------------------------------------
+
+
+def _outbox_notifications(state: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
+    return [json.loads(payload)["notification"] for (payload,) in rows]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the app and policy state of an input are flushed after its outbox write, not with "
+    "it: a kill in between announces the change again (docs/reliability.md, Outside the outbox)",
+)
+async def test_a_kill_between_the_outbox_write_and_the_state_flush_announces_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """`driftbot run`'s store as it is between an input's outbox write and the flush that
+    follows it (what a SIGKILL at that moment leaves), then a restart whose first list sees the
+    same object: the change should not be queued a second time."""
+    state = tmp_path / "state.sqlite"
+    healthy = kustomization("apps")
+    failed = kustomization("apps", ready="False", reason="BuildFailed", message="build failed")
+    async with SoakSlack() as slack:
+        config = Config.model_validate(storm_config(slack.url))
+        env = {"SLACK_BOT_TOKEN": VALID_TOKEN}
+
+        store = await WriteBehindStore.open(state)
+        pipeline = Pipeline(store, config, build_receivers(config, None, store=store, environ=env))
+        await pipeline.load()
+        await pipeline.observe(healthy, "c0", "ADDED", T0)
+        await store.flush()
+        outcome = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
+        assert outcome == "observed"
+        assert len(_outbox_notifications(state)) == 1  # queued, durably
+        for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
+            task.cancel()
+        await Store.close(store)  # killed: the pending app and policy state are not written
+
+        store = await WriteBehindStore.open(state)
+        pipeline = Pipeline(store, config, build_receivers(config, None, store=store, environ=env))
+        await pipeline.load()
+        await pipeline.relist("c0", [failed], T0 + timedelta(minutes=2), lambda key: True)
+        await pipeline.close()
+        await store.close()
+    queued = _outbox_notifications(state)
+    assert len(queued) == 1, f"the change was queued {len(queued)} times: {queued}"
