@@ -16,26 +16,31 @@ The processes and the fake run on real time (the fake's limits are raised: pacin
 is tested here). Each run is forked from a server that has imported driftbot once
 (bench/_soak_fork.py), so eleven processes cost seconds, not the imports eleven times over.
 
-Last, the window the outbox does not cover, held exactly and marked as an expected failure: a
+Then the window the outbox does not cover, held exactly and marked as an expected failure: a
 kill after an input's notification is queued and before its app and policy state are flushed.
+Last, not a crash but the longest outage the outbox is meant for: Slack down for an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import random
 import signal
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 
 from bench._soak_fork import Child, ForkServer
 from bench._soak_slack import SoakSlack, notification_of
@@ -46,8 +51,10 @@ from bot.slack_receiver import plan_slack
 from bot.store import Store
 from bot.write_behind import WriteBehindStore
 from config.schema import Config
+from tests.bot.test_slack_receiver import ENV, event, notification_ids, slack_config, slack_options
 from tests.builders_flux import T0, kustomization
 from tests.fakes.slack_api import VALID_TOKEN, Call
+from tests.fakes.slack_api import VirtualClock as SlackClock
 from watchers.replay import dump_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,3 +277,82 @@ async def test_a_kill_between_the_outbox_write_and_the_state_flush_announces_not
         await store.close()
     queued = _outbox_notifications(state)
     assert len(queued) == 1, f"the change was queued {len(queued)} times: {queued}"
+
+
+# --- Slack down for an hour -----------------------------------------------------------------------
+
+
+@dataclass
+class DownSlack(SoakSlack):
+    """Answers every call with an HTTP 500 until `down_until` (on its clock)."""
+
+    down_until: float = 0.0
+    tries_while_down: list[tuple[float, str]] = field(default_factory=list)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.clock() < self.down_until:
+            params = await request.json() if request.content_type == "application/json" else {}
+            if not params:
+                params = dict(await request.post())
+            self.tries_while_down.append((self.clock(), str(params.get("channel", ""))))
+            return web.Response(status=500, text="<html>500</html>", content_type="text/html")
+        return await super()._handle(request)
+
+
+async def _until(predicate: Callable[[], Awaitable[bool] | bool]) -> None:
+    """Let the workers run (their waits move the virtual clock) until `predicate` holds."""
+    for _ in range(500_000):
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def test_slack_down_for_an_hour_keeps_every_message_backs_off_and_keeps_the_order(
+    tmp_path: Path,
+) -> None:
+    """On virtual time: 40 notifications to two channels, half before and half during an hour in
+    which Slack answers only 500s. Nothing is lost or dropped for age, the tries thin out to one
+    every five minutes, and once Slack answers each channel gets its messages once, in order."""
+    clock = SlackClock(start=0.0)
+    channels = {"alpha": "C0A", "beta": "C0B"}
+    names = list(channels)
+    notes = [
+        Notification(event(f"app-{i}", cluster=names[i % 2], minutes=i), (names[i % 2],))
+        for i in range(40)
+    ]
+    slack = DownSlack(clock=clock, down_until=3600.0)
+    async with slack, await Store.open(tmp_path / "state.sqlite") as store:
+        receivers = build_receivers(
+            slack_config(slack.url, channels),
+            None,
+            store=store,
+            environ=ENV,
+            slack=slack_options(clock, close_timeout=None),
+        )
+        for note in notes[:20]:
+            await receivers[note.receivers[0]].deliver(note)
+        await _until(lambda: clock() >= 1800)
+        assert len(await store.outbox_pending()) == 20
+        for note in notes[20:]:
+            await receivers[note.receivers[0]].deliver(note)
+        await _until(lambda: clock() >= 3600)
+        assert slack.accepted_posts() == []
+        assert len(await store.outbox_pending()) == 40, "nothing dropped"
+        await _until(lambda: _empty(store))
+        await asyncio.gather(*(r.close() for r in receivers.values()))
+
+    tries = slack.tries_while_down
+    for channel in channels.values():
+        late = [t for t, c in tries if c == channel and t >= 1800]
+        # At most one outbox attempt every 5 minutes (of at most 5 HTTP tries) by then.
+        assert 5 <= len(late) <= 7 * 5, late
+    for name, channel in channels.items():
+        expected = [n.event.id for n in notes if n.receivers[0] == name]
+        assert notification_ids(slack, channel) == expected
+    assert max(c.at for c in slack.accepted_posts()) <= 3600 + 300 + 60
+
+
+async def _empty(store: Store) -> bool:
+    return not await store.outbox_pending()
