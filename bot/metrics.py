@@ -45,9 +45,6 @@ group waits are part of it, so the buckets reach an hour."""
 MAX_PENDING_CHANGES = 20_000
 """Notifications whose observation time is kept until their delivery (the oldest go first)."""
 
-DEPTH_LIMIT = 100_000
-"""The outbox depth is counted up to this many items per receiver."""
-
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -175,19 +172,18 @@ class ServiceCollector(Collector):
         """Pending outbox items per receiver, as of the last `refresh`."""
 
     async def refresh(self) -> None:
-        """Read the outbox depth of every receiver that has an outbox (Slack, Teams)."""
+        """Read the outbox depth per receiver in one query (`Store.outbox_depths`, which counts
+        what a store outage keeps in memory too): every receiver that has an outbox (Slack,
+        Teams) is shown, 0 when nothing waits, and so is any other receiver with messages
+        waiting (one removed from the config, whose messages wait for its return)."""
         pipeline = self._service.pipeline
-        store = pipeline.store
-        depths: dict[str, int] = {}
-        counted = getattr(store, "outbox_depths", None)
+        depths = {
+            name: 0
+            for name, receiver in pipeline.receivers.items()
+            if getattr(receiver, "worker", None) is not None
+        }
         try:
-            if callable(counted):
-                depths = dict(await counted())
-            else:
-                for name, receiver in pipeline.receivers.items():
-                    if getattr(receiver, "worker", None) is not None:
-                        items = await store.outbox_queue(name, limit=DEPTH_LIMIT)
-                        depths[name] = len(items)
+            depths.update(await pipeline.store.outbox_depths())
         except Exception:
             logger.exception("reading the outbox depth for /metrics failed")
             return

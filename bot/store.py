@@ -147,6 +147,10 @@ async def open_store(location: str | os.PathLike[str]) -> Store:
     return await Store.open(location)
 
 
+_QUEUED = "sent_at IS NULL AND failed_at IS NULL"
+"""An outbox message still to send: neither sent nor refused for good."""
+
+
 def _dumps(value: object) -> str:
     return dumps(value)
 
@@ -535,9 +539,17 @@ class Store:
     async def outbox_queue(self, receiver: str, limit: int = 100) -> list[OutboxItem]:
         """Every message still to send to `receiver`, oldest first, due or not: a receiver that
         keeps its order waits for the first one's retry before sending the next."""
-        return await self._outbox_select(
-            "sent_at IS NULL AND failed_at IS NULL AND receiver = ?", [receiver], limit
-        )
+        return await self._outbox_select(f"{_QUEUED} AND receiver = ?", [receiver], limit)
+
+    async def outbox_depths(self) -> dict[str, int]:
+        """How many messages each receiver has still to send, counted as `outbox_queue` hands
+        them out (neither sent nor refused for good, due or waiting for a retry), in one query;
+        receivers with none are left out."""
+        async with self._failing_as("counting the outbox"):
+            rows = await self._fetchall(
+                f"SELECT receiver, COUNT(*) FROM outbox WHERE {_QUEUED} GROUP BY receiver"
+            )
+        return {str(receiver): int(count) for receiver, count in rows}
 
     async def outbox_failed(
         self, receiver: str | None = None, limit: int = 100

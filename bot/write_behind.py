@@ -115,6 +115,13 @@ class WriteBehindStore(Store):
         self._placeholder += len(kept)
         return ids
 
+    async def outbox_depths(self) -> dict[str, int]:
+        """The store's count per receiver plus the messages kept in memory for it."""
+        depths = await super().outbox_depths()
+        for receiver, payloads, _ in self._pending_outbox:
+            depths[receiver] = depths.get(receiver, 0) + len(payloads)
+        return depths
+
     async def outbox_queue(self, receiver: str, limit: int = 100) -> list[OutboxItem]:
         if self.fenced:
             return []

@@ -165,6 +165,28 @@ async def test_outbox(store_location: str | Path) -> None:
     assert pending[0].created_at == T0 and pending[0].sent_at is None
 
 
+async def test_outbox_depths_count_what_each_receiver_still_has_to_send(
+    store_location: str | Path,
+) -> None:
+    """One count per receiver of what `outbox_queue` would hand out: a message waiting for its
+    retry counts, one sent or refused for good does not; a receiver with none is left out."""
+    async with await Store.open(store_location) as store:
+        assert await store.outbox_depths() == {}
+        oncall = await store.outbox_add_many("oncall", [{"n": i} for i in range(3)], T0)
+        pm = await store.outbox_add_many("pm", [{"n": i} for i in range(3)], T0)
+        [archive] = await store.outbox_add_many("archive", [{"n": 0}], T0)
+        await store.outbox_mark_sent(oncall[0], at=T0)
+        await store.outbox_mark_fatal(pm[0], "channel_not_found", at=T0)
+        await store.outbox_mark_failed(pm[1], "HTTP 429", retry_at=T0 + timedelta(hours=1))
+        await store.outbox_mark_sent(archive, at=T0)
+        depths = await store.outbox_depths()
+        assert depths == {"oncall": 2, "pm": 2}
+        for receiver in ("oncall", "pm", "archive"):
+            queued = await store.outbox_queue(receiver, limit=1000)
+            assert depths.get(receiver, 0) == len(queued)
+        assert store.store_failures == 0
+
+
 async def test_parent_directories_are_created(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "state.sqlite"
     async with await Store.open(path) as store:

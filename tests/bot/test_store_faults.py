@@ -26,6 +26,7 @@ from core.model import AppState, EventKind, make_event
 from core.policy import PolicySettings, PolicyState, offer
 from tests.bot.test_service import VirtualClock, until
 from tests.bot.test_store import app
+from tests.bot.test_store_postgres import server_cut
 from tests.builders_argocd import argocd_app
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 
@@ -157,6 +158,39 @@ async def test_a_notification_queued_while_the_store_fails_is_kept_and_queued_in
         assert len(await store.outbox_queue("oncall")) == 3
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def outage(store: Store, location: str | Path) -> AsyncIterator[None]:
+    """The store down: a full SQLite file with not a byte left, or the PostgreSQL server cut."""
+    if isinstance(location, str):
+        async with server_cut(location):
+            yield
+        return
+    async with fault("full", store):
+        await fill(store)
+        yield
+
+
+async def test_the_outbox_depth_counts_what_an_outage_keeps_in_memory(
+    store_location: str | Path,
+) -> None:
+    store = await WriteBehindStore.open(store_location)
+    try:
+        await store.outbox_add_many("oncall", [{"text": "queued"}], T0)
+        async with outage(store, store_location):
+            kept = await store.outbox_add_many("oncall", [{"text": "a"}, {"text": "b"}], T0)
+            assert all(i < 0 for i in kept)
+        await store.outbox_add_many("pm", [{"text": "c"}], T0)
+        assert store.pending[2] == 3
+        in_memory = await store.outbox_depths()
+        assert store.pending[2] == 3, "counting writes nothing"
+        assert await store.flush()
+        saved = await store.outbox_depths()
+    finally:
+        await store.close()
+    assert in_memory == saved
+    assert (saved["oncall"], saved["pm"]) == (3, 1)
 
 
 async def test_closing_while_the_store_fails_says_what_is_lost(tmp_path: Path) -> None:
