@@ -24,7 +24,14 @@ from bot.logs import add_secrets, configure_logging, secrets_from
 from bot.replay_runner import CliError, replay_file
 from bot.server import serve
 from bot.service import ServiceError
-from bot.store import AuditEntry, Store, StoreError, default_state_path, redact_dsn
+from bot.store import (
+    AuditEntry,
+    StoreError,
+    default_state_path,
+    open_store,
+    redact_dsn,
+    store_location,
+)
 from bot.store_postgres import is_postgres_dsn
 from config.loader import ConfigError, check_config_file
 from config.routing import explain
@@ -120,13 +127,25 @@ def _load_config(arg: Path | None) -> Config:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    """Replay keeps its state in a SQLite file (--state, else DRIFTBOT_STATE, else the default
+    location) even when DRIFTBOT_STORE_DSN names the service's shared PostgreSQL store: what it
+    announces and sends would otherwise count as announced for the running service."""
     config = _load_config(args.config)
     state = args.state or default_state_path()
+    dsn = os.environ.get("DRIFTBOT_STORE_DSN", "").strip()
+    if dsn:
+        logger.warning(
+            "state store: %s (replay keeps a store of its own; DRIFTBOT_STORE_DSN %s, the "
+            "service's, is not used)",
+            state,
+            redact_dsn(dsn) if is_postgres_dsn(dsn) else "(not a PostgreSQL DSN)",
+        )
     summary = replay_file(args.file, config, state, args.output)
     logger.info(
-        "replayed %d lines of %s: %d notifications, %d lines skipped",
+        "replayed %d lines of %s with the store %s: %d notifications, %d lines skipped",
         summary.lines,
         args.file,
+        state,
         summary.sent,
         summary.skipped,
     )
@@ -223,14 +242,22 @@ def _cmd_routes(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    state = args.state or default_state_path()
+    """The audit log of the store `run` uses: DRIFTBOT_STORE_DSN's PostgreSQL database when it
+    is set, else the SQLite file of --state, DRIFTBOT_STATE or the default location."""
     if args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
-    if not state.is_file():
-        raise CliError(f"no state store at {state} (give one with --state or $DRIFTBOT_STATE)")
+    location = store_location(args.state, os.environ)
+    if isinstance(location, Path):
+        if not location.is_file():
+            raise CliError(
+                f"no state store at {location} (give one with --state, $DRIFTBOT_STATE or "
+                "$DRIFTBOT_STORE_DSN)"
+            )
+    else:
+        _note_store(args.state, SecretStr(location))
 
     async def read() -> list[AuditEntry]:
-        store = await Store.open(state)
+        store = await open_store(location)
         try:
             return await read_audit(store, args.app, args.cluster, args.limit)
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,61 @@ def test_a_missing_store_or_a_bad_limit_is_one_line_on_stderr(
     (tmp_path / "s.sqlite").touch()
     assert main(["audit", "--state", str(tmp_path / "s.sqlite"), "--limit", "0"]) == 1
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_audit_reads_the_postgresql_store_when_the_dsn_is_set(
+    postgres_dsn: str,
+    state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As `run` does: DRIFTBOT_STORE_DSN names the store, and wins over --state."""
+    key = AppKey(Tool.ARGOCD, "prod", "argocd", "Application", "checkout")
+
+    async def act() -> None:
+        async with await Store.open(postgres_dsn) as store:
+            at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+            await store.audit("U0ALICE", "ack", key, {"alerts": 1}, at)
+
+    asyncio.run(act())
+    monkeypatch.setenv("DRIFTBOT_STORE_DSN", postgres_dsn)
+    [entry] = _jsonl(capsys, "--state", str(state))
+    assert (entry["actor"], entry["action"], entry["app"]["name"]) == ("U0ALICE", "ack", "checkout")
+    assert main(["audit", "--app", "checkout"]) == 0
+    captured = capsys.readouterr()
+    assert "U0ALICE  ack" in captured.out
+    monkeypatch.delenv("DRIFTBOT_STORE_DSN")
+    assert _kinds(_jsonl(capsys, "--state", str(state))), "the file still has its own log"
+
+
+def test_audit_with_a_dsn_that_is_not_postgresql_is_one_line_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DRIFTBOT_STORE_DSN", "mysql://bot:s3cret@db.invalid/driftbot")
+    assert main(["audit"]) == 1
+    err = capsys.readouterr().err
+    assert "DRIFTBOT_STORE_DSN must be a PostgreSQL DSN" in err and "s3cret" not in err
+    assert err.count("\n") == 1
+
+
+def test_replay_keeps_its_own_file_and_says_so_when_a_dsn_is_set(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A replay never writes the service's shared store: it uses its SQLite file, and says
+    which store it used and that the DSN is not (never showing the DSN's password)."""
+    monkeypatch.setenv("DRIFTBOT_STORE_DSN", "postgresql://bot:s3cret@db.invalid:5432/driftbot")
+    path = tmp_path / "replay.sqlite"
+    assert main(["replay", str(DEMO), "--state", str(path), "--output", "jsonl"]) == 0
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.startswith(f"state store: {path} (")
+    assert "postgresql://db.invalid:5432/driftbot" in warning and "is not used" in warning
+    assert "s3cret" not in caplog.text
+    capsys.readouterr()
+    monkeypatch.delenv("DRIFTBOT_STORE_DSN")
+    assert _kinds(_jsonl(capsys, "--state", str(path)))
 
 
 class Broken(io.StringIO):
