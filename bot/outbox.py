@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.store import OutboxItem, SentMessage, Store, StoreError
 
@@ -196,8 +196,22 @@ class OutboxWorker:
             await asyncio.wait([task])
             if not task.cancelled() and task.exception() is not None:
                 logger.error(
-                    "outbox worker for %s had stopped: %r", self.receiver, task.exception()
+                    "outbox worker for %s had stopped: %r",
+                    self.receiver,
+                    task.exception(),
+                    extra=self._about(),
                 )
+
+    def _about(self, item: OutboxItem | None = None) -> dict[str, Any]:
+        """The context of a log line: the receiver and, about one message, its outbox id and
+        the notification it tells of (plain keys: none is a reserved `LogRecord` attribute)."""
+        context: dict[str, Any] = {"receiver": self.receiver}
+        if item is not None:
+            context["outbox_id"] = item.id
+            notification = item.payload.get("notification")
+            if isinstance(notification, str):
+                context["notification"] = notification
+        return context
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -207,7 +221,9 @@ class OutboxWorker:
             try:
                 waiting = await self._pass()
             except StoreError as exc:
-                logger.error("outbox of %s: %s; trying again in 5 s", self.receiver, exc)
+                logger.error(
+                    "outbox of %s: %s; trying again in 5 s", self.receiver, exc, extra=self._about()
+                )
                 await self._sleep(5.0)
                 continue
             if self._wakeup.is_set():
@@ -247,6 +263,7 @@ class OutboxWorker:
                     "outbox of %s: message %d had arrived before the restart; not sent again",
                     self.receiver,
                     item.id,
+                    extra=self._about(item),
                 )
                 return None
             self.stats.resent += 1
@@ -256,7 +273,12 @@ class OutboxWorker:
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
-            logger.exception("outbox of %s: sending message %d failed", self.receiver, item.id)
+            logger.exception(
+                "outbox of %s: sending message %d failed",
+                self.receiver,
+                item.id,
+                extra=self._about(item),
+            )
             outcome = Refused(error=f"exception:{type(exc).__name__}", fatal=False)
         now = self._clock()
         if isinstance(outcome, Delivered):
@@ -278,6 +300,7 @@ class OutboxWorker:
             item.id,
             outcome.error,
             delay,
+            extra=self._about(item),
         )
         return delay
 
@@ -296,5 +319,8 @@ class OutboxWorker:
             await self.store.audit("driftbot", AUDIT_REFUSED, None, detail, at=now)
         except StoreError:
             logger.exception(
-                "outbox of %s: could not audit the refusal of message %d", self.receiver, item.id
+                "outbox of %s: could not audit the refusal of message %d",
+                self.receiver,
+                item.id,
+                extra=self._about(item),
             )

@@ -13,18 +13,21 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.metrics import METRICS, DeliveryMetrics
 from bot.rate_limit import Rate, RateLimiter
 from bot.retry import Backoff
-from bot.server import serve
+from bot.server import LIVE, create_app, serve
 from bot.slack_receiver import SlackReceiver
 from bot.slack_sender import SlackSender, make_client
 from bot.store import Store
 from bot.teams_receiver import TeamsReceiver
 from bot.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
+from bot.write_behind import WriteBehindStore
+from config.schema import Config
 from tests.bot.test_service import (
     WATCHER_OPTIONS,
     Obj,
@@ -35,6 +38,7 @@ from tests.bot.test_service import (
     make_config,
     until,
 )
+from tests.bot.test_store_faults import fault, states
 from tests.bot.test_teams_sender import card
 from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
@@ -367,3 +371,40 @@ async def test_metrics_served_after_a_drift_reached_slack_and_teams(
     assert _sample(families, "driftbot_store_errors", "driftbot_store_errors_total") == 0
     for family in ("driftbot_suppressions", "driftbot_holds", "driftbot_watch_relists"):
         assert family in families
+
+
+async def test_store_errors_are_served_while_the_disk_is_full(tmp_path: Path) -> None:
+    """Through the real aiohttp app: every flush that meets a full disk is a store error, and
+    /metrics says how many while the outage lasts and after it."""
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(_: float) -> None:
+        await ticks.get()
+
+    app = create_app(
+        Config(),
+        tmp_path / "state.sqlite",
+        environ={},
+        stream=io.StringIO(),
+        sleep=sleep,
+        clock=VirtualClock(T0),
+    )
+    async with TestClient(TestServer(app)) as client:
+
+        async def store_errors() -> float | None:
+            async with client.get("/metrics") as response:
+                assert response.status == 200
+                families = _families(await response.text())
+            return _sample(families, "driftbot_store_errors", "driftbot_store_errors_total")
+
+        service = app[LIVE].service
+        assert service is not None
+        store = service.pipeline.store
+        assert isinstance(store, WriteBehindStore)
+        assert await store_errors() == 0
+        async with fault("full", store):
+            await store.put_states(states("during", 300))
+            assert [await store.flush() for _ in range(3)] == [False] * 3
+            assert await store_errors() == 3
+        assert await store.flush()
+        assert await store_errors() == 3

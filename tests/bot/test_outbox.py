@@ -7,6 +7,7 @@ protocol; the Slack transport is tested against the fake Slack in test_slack_rec
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import JsonFormatter
 from bot.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy
 from bot.store import MIGRATIONS, OutboxItem, SentMessage, Store
 
@@ -250,3 +252,27 @@ async def test_a_message_queued_as_a_pass_ends_is_sent_before_the_worker_is_idle
         assert chat.received == ["early", "late"]  # drained means nothing is left to send
         assert await store.outbox_queue("oncall") == []
         await w.stop()
+
+
+async def test_the_worker_logs_name_the_receiver_and_the_message(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed send and a retry are logged with the receiver, the outbox id and the
+    notification as context fields, so JSON logs can be filtered by receiver."""
+    chat, clock = Chat(script=[RuntimeError("boom"), Refused("ratelimited", fatal=False)]), Clock()
+    w = worker(store, chat, clock)
+    [item] = await store.outbox_add_many("oncall", [{"text": "one", "notification": "n1"}], T0)
+    w.start()
+    assert await w.drain(5)
+    clock.release.set()
+    w.wake()
+    assert await w.drain(5)
+    await w.stop()
+    records = [r for r in caplog.records if r.name == "bot.outbox"]
+    assert len(records) == 3, [r.getMessage() for r in records]
+    expected = {"receiver": "oncall", "outbox_id": item, "notification": "n1"}
+    for record in records:
+        assert {key: getattr(record, key, None) for key in expected} == expected
+    fields = json.loads(JsonFormatter().format(records[-1]))
+    assert {key: fields.get(key) for key in expected} == expected
+    assert fields["logger"] == "bot.outbox"
