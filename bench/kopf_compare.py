@@ -1,7 +1,7 @@
 """driftbot against what a user would otherwise write: a kopf operator with a drift handler.
 
 Run: python3 tasks.py bench bench/kopf_compare.py [--objects 1000]
-(kopf is a bench-only dependency: `.venv/bin/pip install kopf`.)
+(kopf is a bench-only dependency: the `bench` extra, which `python3 tasks.py` installs.)
 
 One fake Kubernetes API server (the tests' fake, with the discovery, PATCH and Event POST an
 operator framework needs: bench/_kube_fake.py) serves N Argo CD Applications built on the
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import importlib.abc
 import importlib.util
 import json
 import os
@@ -74,8 +75,22 @@ async def _until(done: Callable[[], bool], within: float = 900.0, step: float = 
 # -- the consumers, each in a process of its own ------------------------------------------------
 
 
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    """Kubernetes client libraries as absent: kopf installed alone has none of them (it would
+    borrow their login and import them, all of kubernetes_asyncio's generated client included);
+    it then logs in with its own kubeconfig reader."""
+
+    HIDDEN = ("kubernetes", "kubernetes_asyncio", "pykube")
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.split(".")[0] in self.HIDDEN:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
 def run_kopf(objects: int) -> None:
     """The operator a user would write; reports when synced, when every drift is recorded."""
+    sys.meta_path.insert(0, _NotInstalled())
     import kopf
 
     _say(phase="imported", **_memory())
@@ -273,6 +288,6 @@ if __name__ == "__main__":
     elif options.child == "driftbot":
         run_driftbot(options.objects, options.kubeconfig)
     elif importlib.util.find_spec("kopf") is None:
-        sys.exit("kopf is not installed (a bench-only dependency): .venv/bin/pip install kopf")
+        sys.exit("kopf is not installed: run this with python3 tasks.py bench (the bench extra)")
     else:
         asyncio.run(main(options.objects))

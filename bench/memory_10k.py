@@ -1,9 +1,9 @@
 """Memory at 10,000 apps: resident set size after the initial list, and its growth per 1,000.
 
-Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000] [--page 500]
+Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000] [--page 100]
 
 The list of the stream's apps (bench/common.py) arrives as the API server pages it (`--page`
-objects, 500 as the watchers ask), and each page is normalized as it arrives, as the service's
+objects, 100 as the watchers ask), and each page is normalized as it arrives, as the service's
 watchers do (`ResourceWatcher(prepare=...)`); once listed, the app states go to
 `Pipeline.relist`, one kind at a time, and the write-behind store is flushed. RSS (VmRSS of
 /proc/self/status) is read after each page and after the relist. The peak (ru_maxrss) includes
@@ -70,7 +70,7 @@ async def run(path: Path, apps: int, page: int, state: Path) -> list[tuple[int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--apps", type=int, default=10_000)
-    parser.add_argument("--page", type=int, default=500)
+    parser.add_argument("--page", type=int, default=100)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stream = write_stream(Path(tmp) / "stream.jsonl", options.apps, 0)
