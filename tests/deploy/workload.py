@@ -95,7 +95,7 @@ def check_pod(deployment: Manifest) -> None:
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert main["resources"] == {
-        "requests": {"cpu": "100m", "memory": "160Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
     }
 
