@@ -1,10 +1,13 @@
 """Killing delivery in the middle of a storm and starting again: every message exactly once.
 
 Deterministic crashes first, ten trials with seeded random points: the service is stopped dead
-(every outbox worker cancelled, the store connection dropped, nothing closed cleanly) either
-right after the fake Slack accepted a message and before the worker could mark it sent (the
-worst window), or between two notifications being queued. A new store and new receivers on
-the same file then finish the job. The fake counts what it accepted per notification.
+at that very moment (every outbox worker and the task queueing notifications cancelled where
+they stand, the store connection dropped, nothing closed cleanly) either right after the fake
+Slack accepted a message and before the worker could mark it sent (the worst window), or
+between two notifications being queued. A new store and new receivers on the same file then
+finish the job. The fake counts what it accepted per notification; the store, read after the
+crash, says which messages were in flight (accepted, not marked sent): one per worker at most,
+since other workers may have had a post on its way when the crash came.
 
 Then the honest version: `driftbot replay` to three Slack channels in a real process, killed
 with SIGKILL by the fake the moment it accepts a message mid-delivery, and run again.
@@ -13,6 +16,7 @@ with SIGKILL by the fake the moment it accepts a message mid-delivery, and run a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -21,8 +25,9 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -55,6 +60,10 @@ class CrashingSlack(HistoryFakeSlack):
     crash_after: int | None = None
     crash: Callable[[], None] = staticmethod(lambda: None)
     accepted: int = 0
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
     def _answer(
         self, method: str, params: dict[str, Any], token: str | None
@@ -93,6 +102,29 @@ def kill_workers() -> list[asyncio.Task[Any]]:
     return tasks
 
 
+@dataclass(frozen=True)
+class Killed:
+    """What the store and the fake say once the killed process is gone."""
+
+    queued: int
+    """How many of the notes (a prefix) had reached the outbox."""
+    accepted: list[str]
+    """The notifications Slack accepted, in order, before the restart."""
+    in_flight: set[str]
+    """Accepted by Slack but not marked sent: the restart cannot know they arrived."""
+    attempted: set[str]
+    """Marked attempted and not sent: the rows the restart will look for."""
+
+
+def _outbox_rows(path: Path) -> list[tuple[str, bool, bool]]:
+    """(notification, sent, attempted) of every outbox row, read as the next process would."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT payload, sent_at, attempted_at FROM outbox ORDER BY id")
+        found = [(json.loads(p)["notification"], s is not None, a is not None) for p, s, a in rows]
+    conn.close()
+    return found
+
+
 async def run_until_killed(
     slack: CrashingSlack,
     clock: VirtualClock,
@@ -101,8 +133,10 @@ async def run_until_killed(
     *,
     kill_after_accepted: int | None,
     kill_after_queued: int | None,
-) -> int:
-    """Deliver `notes` until the crash; returns how many were queued before it."""
+) -> Killed:
+    """Deliver `notes` until the crash, which stops every task of the "process" (the outbox
+    workers and the one queueing the notes) where it stands, at that very moment: nothing of
+    it runs after the crash, so nothing is accepted after it but what was already on its way."""
     store = await Store.open(path)
     receivers = build_receivers(
         slack_config(slack.url, CHANNELS),
@@ -112,21 +146,42 @@ async def run_until_killed(
         slack=slack_options(clock),
     )
     killed = asyncio.Event()
+    stopped: list[asyncio.Task[Any]] = []
+
+    def crash() -> None:
+        if not killed.is_set():
+            killed.set()
+            feeder.cancel()
+            stopped.extend(kill_workers())
+
+    async def feed() -> None:
+        for queued, note in enumerate(notes):
+            if queued == kill_after_queued:
+                crash()
+                return
+            await receivers[note.receivers[0]].deliver(note)
+            await asyncio.sleep(0)
+
+    feeder = asyncio.create_task(feed())
     slack.crash_after = kill_after_accepted
-    slack.crash = killed.set
-    queued = 0
-    for note in notes:
-        if killed.is_set() or queued == kill_after_queued:
-            break
-        await receivers[note.receivers[0]].deliver(note)
-        queued += 1
-        await asyncio.sleep(0)
-    if kill_after_accepted is not None:
-        await asyncio.wait_for(killed.wait(), 10)
-    tasks = kill_workers()
-    await asyncio.wait(tasks) if tasks else None
+    slack.crash = crash
+    await asyncio.wait_for(killed.wait(), 30)
+    await asyncio.wait([feeder, *stopped])
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]
     await store.close()  # the process is gone: nothing is drained or closed cleanly
-    return queued
+
+    rows = _outbox_rows(path)
+    in_store = {n for n, _, _ in rows}
+    queued = sum(1 for note in notes if note.event.id in in_store)
+    assert in_store == {note.event.id for note in notes[:queued]}  # queued in order
+    accepted = [
+        c.params["metadata"]["event_payload"]["notification"]
+        for c in slack.calls_to("chat.postMessage")
+        if c.ok
+    ]
+    sent = {n for n, was_sent, _ in rows if was_sent}
+    attempted = {n for n, was_sent, was_attempted in rows if was_attempted and not was_sent}
+    return Killed(queued, accepted, set(accepted) - sent, attempted)
 
 
 async def restart_and_finish(
@@ -160,17 +215,17 @@ async def test_a_crash_mid_storm_then_a_restart_delivers_every_message_exactly_o
     notes = storm()
     path = tmp_path / "state.sqlite"
     after_accept = trial % 2 == 0
+    crash_at = rand.randrange(1, NOTES)
     async with CrashingSlack(clock=clock) as slack:
-        queued = await run_until_killed(
+        killed = await run_until_killed(
             slack,
             clock,
             path,
             notes,
-            kill_after_accepted=rand.randrange(1, NOTES) if after_accept else None,
-            kill_after_queued=None if after_accept else rand.randrange(1, NOTES),
+            kill_after_accepted=crash_at if after_accept else None,
+            kill_after_queued=None if after_accept else crash_at,
         )
-        accepted_before = slack.accepted
-        receivers = await restart_and_finish(slack, clock, path, notes[queued:])
+        receivers = await restart_and_finish(slack, clock, path, notes[killed.queued :])
 
         ok_posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
         assert len(ok_posts) == NOTES
@@ -179,33 +234,40 @@ async def test_a_crash_mid_storm_then_a_restart_delivers_every_message_exactly_o
             assert notification_ids(slack, channel) == expected
         counted = Counter(c.params["metadata"]["event_payload"]["notification"] for c in ok_posts)
         assert set(counted.values()) == {1}
-        assert 0 < accepted_before < NOTES
-        recovered = sum(
-            r.worker.stats.recovered for r in receivers.values() if isinstance(r, SlackReceiver)
-        )
+        assert 0 < len(killed.accepted) < NOTES
+        workers = [r.worker for r in receivers.values() if isinstance(r, SlackReceiver)]
+        # Every message in flight at the crash was found in its channel, not sent again; the
+        # other rows marked attempted had not reached Slack and were sent.
+        assert killed.in_flight <= killed.attempted
+        assert sum(w.stats.recovered for w in workers) == len(killed.in_flight)
+        assert sum(w.stats.resent for w in workers) == len(killed.attempted - killed.in_flight)
         if after_accept:
-            # The message accepted at the crash (and any other worker's, accepted at the same
-            # moment) was never marked sent: found in the channel, not sent again.
-            assert recovered >= 1
+            assert killed.accepted[crash_at - 1] in killed.in_flight
 
 
 async def test_without_history_access_an_in_flight_message_is_sent_again_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """At least once: each message in flight at the crash (the one Slack had just accepted,
+    and any other worker's that was already on its way) appears twice, every other once."""
     clock = VirtualClock(start=1000.0)
     notes = storm()
     path = tmp_path / "state.sqlite"
     async with NoHistorySlack(clock=clock) as slack:
-        queued = await run_until_killed(
+        killed = await run_until_killed(
             slack, clock, path, notes, kill_after_accepted=7, kill_after_queued=None
         )
         with caplog.at_level(logging.WARNING):
-            await restart_and_finish(slack, clock, path, notes[queued:])
+            await restart_and_finish(slack, clock, path, notes[killed.queued :])
 
     ok_posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
     counted = Counter(c.params["metadata"]["event_payload"]["notification"] for c in ok_posts)
-    assert len(counted) == NOTES
-    assert sorted(counted.values()) == [1] * (NOTES - 1) + [2]  # at least once: one duplicate
+    assert set(counted) == {n.event.id for n in notes}
+    assert killed.accepted[6] in killed.in_flight  # the crash came before its answer
+    assert killed.in_flight <= killed.attempted
+    assert len(killed.in_flight) <= len(CHANNELS)  # one message on its way per worker at most
+    assert {n for n, times in counted.items() if times > 1} == killed.in_flight
+    assert max(counted.values()) == 2
     warnings = [r.getMessage() for r in caplog.records if "may appear twice" in r.getMessage()]
     assert warnings and all("missing_scope" in w for w in warnings)
     assert len({w.split(":")[0] for w in warnings}) == len(warnings)  # once per receiver
