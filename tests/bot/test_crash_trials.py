@@ -284,10 +284,12 @@ async def test_a_kill_between_the_outbox_write_and_the_state_flush_announces_not
 
 @dataclass
 class DownSlack(SoakSlack):
-    """Answers every call with an HTTP 500 until `down_until` (on its clock)."""
+    """Answers every call with an HTTP 500 until `down_until` (on its clock); `back` is set by
+    the first call after that (which waits for `held`, if set, before it is answered)."""
 
     down_until: float = 0.0
     tries_while_down: list[tuple[float, str]] = field(default_factory=list)
+    back: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.clock() < self.down_until:
@@ -296,6 +298,7 @@ class DownSlack(SoakSlack):
                 params = dict(await request.post())
             self.tries_while_down.append((self.clock(), str(params.get("channel", ""))))
             return web.Response(status=500, text="<html>500</html>", content_type="text/html")
+        self.back.set()
         return await super()._handle(request)
 
 
@@ -322,7 +325,10 @@ async def test_slack_down_for_an_hour_keeps_every_message_backs_off_and_keeps_th
         Notification(event(f"app-{i}", cluster=names[i % 2], minutes=i), (names[i % 2],))
         for i in range(40)
     ]
-    slack = DownSlack(clock=clock, down_until=3600.0)
+    # The first try after the hour is held until the outbox has been looked at: a try already
+    # on its way when the clock passes the hour would otherwise be answered meanwhile.
+    held = asyncio.Event()
+    slack = DownSlack(clock=clock, down_until=3600.0, held=held)
     async with slack, await Store.open(tmp_path / "state.sqlite") as store:
         receivers = build_receivers(
             slack_config(slack.url, channels),
@@ -337,9 +343,11 @@ async def test_slack_down_for_an_hour_keeps_every_message_backs_off_and_keeps_th
         assert len(await store.outbox_pending()) == 20
         for note in notes[20:]:
             await receivers[note.receivers[0]].deliver(note)
-        await _until(lambda: clock() >= 3600)
+        await _until(slack.back.is_set)
+        assert clock() >= 3600
         assert slack.accepted_posts() == []
         assert len(await store.outbox_pending()) == 40, "nothing dropped"
+        held.set()
         await _until(lambda: _empty(store))
         await asyncio.gather(*(r.close() for r in receivers.values()))
 
