@@ -257,24 +257,34 @@ async def test_a_kill_between_the_outbox_write_and_the_state_flush_announces_not
         config = Config.model_validate(storm_config(slack.url))
         env = {"SLACK_BOT_TOKEN": VALID_TOKEN}
 
+        # Each store is closed whatever happens: an aiosqlite connection left open keeps the
+        # test process from ever exiting.
         store = await WriteBehindStore.open(state)
-        pipeline = Pipeline(store, config, build_receivers(config, None, store=store, environ=env))
-        await pipeline.load()
-        await pipeline.observe(healthy, "c0", "ADDED", T0)
-        await store.flush()
-        outcome = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
-        assert outcome == "observed"
-        assert len(_outbox_notifications(state)) == 1  # queued, durably
-        for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
-            task.cancel()
-        await Store.close(store)  # killed: the pending app and policy state are not written
+        try:
+            pipeline = Pipeline(
+                store, config, build_receivers(config, None, store=store, environ=env)
+            )
+            await pipeline.load()
+            await pipeline.observe(healthy, "c0", "ADDED", T0)
+            await store.flush()
+            outcome = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
+            assert outcome == "observed"
+            assert len(_outbox_notifications(state)) == 1  # queued, durably
+        finally:
+            for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
+                task.cancel()
+            await Store.close(store)  # killed: the pending app and policy state are not written
 
         store = await WriteBehindStore.open(state)
-        pipeline = Pipeline(store, config, build_receivers(config, None, store=store, environ=env))
-        await pipeline.load()
-        await pipeline.relist("c0", [failed], T0 + timedelta(minutes=2), lambda key: True)
-        await pipeline.close()
-        await store.close()
+        try:
+            pipeline = Pipeline(
+                store, config, build_receivers(config, None, store=store, environ=env)
+            )
+            await pipeline.load()
+            await pipeline.relist("c0", [failed], T0 + timedelta(minutes=2), lambda key: True)
+            await pipeline.close()
+        finally:
+            await store.close()
     queued = _outbox_notifications(state)
     assert len(queued) == 1, f"the change was queued {len(queued)} times: {queued}"
 
