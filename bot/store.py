@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -212,6 +212,11 @@ class Store:
             raise
         return cls(backend)
 
+    async def flush(self, *, states: bool = True) -> bool:
+        """Write what is kept in memory: nothing here (every write is made at once); see
+        bot.write_behind for the store that batches."""
+        return True
+
     async def close(self) -> None:
         await self.backend.close()
 
@@ -398,6 +403,51 @@ class Store:
 
     async def save_policy(self, state: PolicyState) -> None:
         """Persist `state`, writing only what changed since the last load or save."""
+        await self.commit(policy=state)
+
+    async def commit(
+        self,
+        queued: Sequence[tuple[str, Sequence[Mapping[str, Any]], datetime]] = (),
+        policy: PolicyState | None = None,
+    ) -> list[list[int]]:
+        """Queue messages ((receiver, payloads, when) batches) and persist the policy state in
+        one transaction: all or none. So the policy state that says a notification was sent
+        and the notification's messages are never saved one without the other. The ids of
+        each batch's messages."""
+        writes = [] if policy is None else await self._policy_writes(policy)
+        batches = [
+            (receiver, [_dumps(dict(p)) for p in payloads], format_time(when))
+            for receiver, payloads, when in queued
+        ]
+        ids: list[list[int]] = []
+        if batches or writes:
+            doing = (
+                "saving the policy state"
+                if not batches
+                else "queueing a message" if policy is None
+                else "queueing messages with the policy state"
+            )
+            async with self._failing_as(doing), self._transaction() as conn:
+                for receiver, texts, created in batches:
+                    ids.append(
+                        [
+                            await conn.insert_id(
+                                "INSERT INTO outbox (receiver, payload, created_at) "
+                                "VALUES (?, ?, ?)",
+                                (receiver, text, created),
+                            )
+                            for text in texts
+                        ]
+                    )
+                for sql, rows in writes:
+                    if rows:
+                        await conn.executemany(sql, rows)
+        if policy is not None:
+            self._policy = policy
+        return ids
+
+    async def _policy_writes(self, state: PolicyState) -> list[_Write]:
+        """What to write to go from the last saved policy state to `state` ([]: nothing)."""
         if self._policy is None:
             await self.load_policy()
         old = self._policy or PolicyState()
@@ -408,9 +458,8 @@ class Store:
         if not (
             held_put or held_gone or open_put or open_gone or recent_put or recent_gone or extra
         ):
-            self._policy = state
-            return
-        writes: list[_Write] = [
+            return []
+        return [
             (
                 "DELETE FROM policy_held WHERE alert_key = ?",
                 [(_alert_key_text(k),) for k in held_gone],
@@ -443,11 +492,6 @@ class Store:
             ),
             *extra,
         ]
-        async with self._failing_as("saving the policy state"), self._transaction() as conn:
-            for sql, rows in writes:
-                if rows:
-                    await conn.executemany(sql, rows)
-        self._policy = state
 
     # Audit log
 
@@ -507,17 +551,7 @@ class Store:
         self, receiver: str, payloads: Iterable[Mapping[str, Any]], at: datetime | None = None
     ) -> list[int]:
         """Queue several messages for `receiver` in one transaction (all or none); their ids."""
-        created = format_time(at or _now())
-        texts = [_dumps(dict(payload)) for payload in payloads]
-        ids: list[int] = []
-        async with self._failing_as("queueing a message"), self._transaction() as conn:
-            for text in texts:
-                ids.append(
-                    await conn.insert_id(
-                        "INSERT INTO outbox (receiver, payload, created_at) VALUES (?, ?, ?)",
-                        (receiver, text, created),
-                    )
-                )
+        [ids] = await self.commit([(receiver, list(payloads), at or _now())])
         return ids
 
     async def outbox_pending(

@@ -7,10 +7,13 @@ state. `WriteBehindStore` keeps those writes in memory, coalesced per app, and w
 clean shutdown loses nothing. Reads see the pending writes. It works over either backend (it is
 a `Store`, and the backend is chosen when it is opened).
 
-Order of a flush: messages queued while the store failed (see below), then the policy state,
-then the app states. A crash loses at most the last interval; what it can cause is a change
-detected again and then kept quiet by the policy (already open, or a duplicate id), or a
-message sent twice, never an announcement forgotten with its app state saved.
+Messages a receiver queues ("written before sending", `outbox_add_many`) wait in memory too,
+and a flush writes them and the policy state that says they were sent in one transaction: a
+crash keeps both or neither, so a restart never queues a notification a second time (the
+service flushes right after every input that sent something, so they wait only for the rest
+of that input). Then the app states follow. A crash loses at most the last interval; what it
+can cause is a change detected again and then kept quiet by the policy (already open, or a
+duplicate id), never an announcement forgotten with its app state saved.
 
 When the store fails:
 
@@ -19,14 +22,12 @@ When the store fails:
   outage begins, with the store's own one-sentence reason and what is kept in memory; the next
   flush tries again, and the first that succeeds logs once that the store works again. Later
   writes of the same app replace the pending ones (the newest state wins).
-- A receiver queueing a notification (`outbox_add_many`, "written before sending") is not
-  refused: its messages are kept in memory, in order, and given placeholder ids (negative: not
-  yet in the store), and written by the next flush that succeeds, before the policy state that
-  says they were sent. While any are kept, newer messages wait behind them, so a channel never
-  reads out of order. `outbox_listeners` are then called with each receiver's name, so its
-  worker can send them at once (otherwise they go with the receiver's next notification, or at
-  the next start). What is kept in memory is lost only if the process dies before the store
-  works again; `close()` then raises a StoreError saying what could not be saved.
+- A receiver queueing a notification is not refused: its messages stay in memory, in order,
+  with their placeholder ids (negative: not yet in the store), and are written by the next
+  flush that succeeds, with the policy state that says they were sent. `outbox_listeners` are
+  called with each receiver's name once its messages are in the store, so its worker sends
+  them at once. What is kept in memory is lost only if the process dies before the store works
+  again; `close()` then raises a StoreError saying what could not be saved.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ logger = logging.getLogger(__name__)
 
 
 class WriteBehindStore(Store):
-    """The store with app states, the policy state and (while the store fails) queued messages
-    written in batches by `flush()`; see the module docstring."""
+    """The store with app states, the policy state and queued messages written in batches by
+    `flush()`; see the module docstring."""
 
     max_pending = 5000
 
@@ -101,16 +102,10 @@ class WriteBehindStore(Store):
     async def outbox_add_many(
         self, receiver: str, payloads: Iterable[Mapping[str, Any]], at: datetime | None = None
     ) -> list[int]:
-        """Queue messages in the store; while it fails (or messages wait in memory), in memory
-        until a flush succeeds, with negative placeholder ids."""
+        """Queue messages for the next flush (with the policy state), in order; their
+        placeholder ids are negative: not yet in the store."""
         kept = [dict(p) for p in payloads]
-        when = at or datetime.now(UTC)
-        if not self._pending_outbox and self.failing is None:
-            try:
-                return await super().outbox_add_many(receiver, kept, when)
-            except StoreError as exc:
-                self._failed(exc)
-        self._pending_outbox.append((receiver, kept, when))
+        self._pending_outbox.append((receiver, kept, at or datetime.now(UTC)))
         ids = list(range(-self._placeholder - 1, -self._placeholder - len(kept) - 1, -1))
         self._placeholder += len(kept)
         return ids
@@ -150,20 +145,19 @@ class WriteBehindStore(Store):
         return True
 
     async def _write_pending(self, with_states: bool = True) -> None:
-        while self._pending_outbox:
-            receiver, payloads, when = self._pending_outbox[0]
-            await super().outbox_add_many(receiver, payloads, when)
-            self._pending_outbox.pop(0)
-            for listener in self.outbox_listeners:
-                listener(receiver)
+        queued = list(self._pending_outbox)
         policy_state, self._pending_policy = self._pending_policy, None
         states: dict[AppKey, AppState] = {}
         if with_states:
             states, self._pending_states = self._pending_states, {}
         try:
-            if policy_state is not None:
-                await super().save_policy(policy_state)
+            if queued or policy_state is not None:
+                await super().commit(queued, policy_state)
+                del self._pending_outbox[: len(queued)]
                 policy_state = None
+                for receiver in dict.fromkeys(receiver for receiver, _, _ in queued):
+                    for listener in self.outbox_listeners:
+                        listener(receiver)
             if states:
                 await super().put_states(list(states.values()))
         except BaseException:

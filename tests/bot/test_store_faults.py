@@ -133,7 +133,10 @@ async def test_a_notification_queued_while_the_store_fails_is_kept_and_queued_in
     store = await WriteBehindStore.open(tmp_path / "s.sqlite")
     store.outbox_listeners.append(woken.append)
     try:
-        [first] = await store.outbox_add_many("oncall", [{"text": "before"}], T0)
+        await store.outbox_add_many("oncall", [{"text": "before"}], T0)
+        assert await store.flush() and woken == ["oncall"]
+        [first] = [i.id for i in await store.outbox_queue("oncall")]
+        woken.clear()
         async with fault(kind, store):
             ids = await store.outbox_add_many("oncall", [{"text": "a"}, {"text": "b", **PAD}], T0)
             assert all(i < 0 for i in ids) and len(set(ids)) == 2
@@ -178,9 +181,11 @@ async def test_the_outbox_depth_counts_what_an_outage_keeps_in_memory(
     store = await WriteBehindStore.open(store_location)
     try:
         await store.outbox_add_many("oncall", [{"text": "queued"}], T0)
+        assert await store.flush()
         async with outage(store, store_location):
             kept = await store.outbox_add_many("oncall", [{"text": "a"}, {"text": "b"}], T0)
             assert all(i < 0 for i in kept)
+            assert not await store.flush()
         await store.outbox_add_many("pm", [{"text": "c"}], T0)
         assert store.pending[2] == 3
         in_memory = await store.outbox_depths()
