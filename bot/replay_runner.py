@@ -25,7 +25,7 @@ from bot.receivers import ConsoleReceiver, Receiver
 from bot.slack_receiver import SlackReceiver
 from bot.slack_sender import SlackSender, make_client
 from bot.store import Store
-from bot.teams_receiver import TeamsOptions, build_teams_receivers
+from bot.teams_receiver import TeamsOptions, TeamsReceiver, build_teams_receivers
 from bot.teams_sender import TeamsConfigError
 from config.schema import Config
 from watchers.replay import ReplayError, read_replay
@@ -118,7 +118,10 @@ def build_receivers(
                     teams_receivers = build_teams_receivers(config, store, env, teams)
                 except TeamsConfigError as exc:
                     raise CliError(str(exc)) from None
-            receivers[rc.name] = teams_receivers[rc.name]
+            card_receiver = teams_receivers[rc.name]
+            if isinstance(card_receiver, TeamsReceiver):
+                card_receiver.start()  # what an earlier run left in the outbox goes out first
+            receivers[rc.name] = card_receiver
         else:
             logger.warning(
                 "receiver %r (%s) cannot be delivered to by this build; its notifications "

@@ -199,6 +199,38 @@ async def test_cards_queued_while_teams_is_unreachable_are_posted_at_the_next_st
     assert await store.outbox_queue("pm") == []
 
 
+async def test_the_service_s_receivers_send_what_an_earlier_run_left_without_a_new_card(
+    teams: FakeTeamsWebhook, store: Store, clock: VirtualClock, unused_tcp_port: int
+) -> None:
+    down = f"http://127.0.0.1:{unused_tcp_port}/unreachable"
+    earlier = build_teams_receivers(
+        config({"name": "pm", "teams": {"webhook_env": "HOOK"}}),
+        store,
+        {"HOOK": down},
+        options(clock),
+    )["pm"]
+    await earlier.deliver(Notification(event(EventKind.DEPLOY_FAILED), ("pm",)))
+    await earlier.close()
+
+    [receiver] = build_receivers(
+        config({"name": "pm", "teams": {"webhook_env": "HOOK"}}),
+        None,
+        store=store,
+        environ={"HOOK": teams.url},
+        teams=options(clock),
+    ).values()
+    try:
+        async with asyncio.timeout(10):
+            while True:  # no new card, no drain: the worker the service started sends it
+                if teams.accepted:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await receiver.close()
+    assert len(teams.accepted) == 1
+    assert await store.outbox_queue("pm") == []
+
+
 def test_plan_is_one_card_per_notification() -> None:
     problem = event(EventKind.DRIFT_DETECTED)
     fixed = recovery(EventKind.DRIFT_RESOLVED)
