@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,12 +26,12 @@ import pytest
 import yaml
 
 from bot.sources import WATCHED
+from tests.bot.run_process import ROOT, start_driftbot_run
 from tests.bot.test_slack_receiver import HistoryFakeSlack
 from tests.builders_flux import REV2, kustomization
 from tests.fakes.kube_api import FakeKubeAPI
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 
-ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE, LEASE = "driftbot", "driftbot"
 LEASE_SECONDS = 3
 CHANNEL = "C0ONCALL"
@@ -74,17 +73,10 @@ class Replica:
 
     async def start(self) -> None:
         with self.log.open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "run",
-                "--config",
-                str(self._tmp / "driftbot.yaml"),
-                "--state",
-                str(self._tmp / f"{self.identity}.sqlite"),
-                cwd=ROOT,
-                env=self._env,
+            self.proc = await start_driftbot_run(
+                self._tmp / "driftbot.yaml",
+                self._tmp / f"{self.identity}.sqlite",
+                self._env,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
             )

@@ -14,7 +14,6 @@ import hmac
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ import yaml
 
 from bot.flux_receiver import sign as flux_sign
 from bot.teams_inbound import sign as teams_sign
-from tests.bot.test_server import ROOT, _free_port
+from tests.bot.run_process import start_driftbot_run
+from tests.bot.test_server import _free_port
 from tests.bot.test_service import Obj, VirtualClock, World, _argocd_full, fakes
 from tests.builders_flux import T0, notification
 from tests.fakes.argocd_api import FakeArgoCDAPI
@@ -123,20 +123,7 @@ async def test_no_secret_in_anything_driftbot_run_prints_or_serves(
             "FLUX_TOKEN": FLUX_TOKEN,
             "ARGOCD_TOKEN": ARGOCD_TOKEN,
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            "--config",
-            str(config_file),
-            "--state",
-            str(tmp_path / "state.sqlite"),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_driftbot_run(config_file, tmp_path / "state.sqlite", env)
         assert proc.stdout is not None and proc.stderr is not None
         stdout_task = asyncio.ensure_future(proc.stdout.read())
         logged: list[str] = []

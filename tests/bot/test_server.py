@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from bot.flux_receiver import sign
 from bot.server import serve
 from bot.store import Store
 from config.schema import Config
+from tests.bot.run_process import start_driftbot_run
 from tests.bot.test_service import (
     WATCHER_OPTIONS,
     Obj,
@@ -33,8 +33,6 @@ from tests.bot.test_service import (
     until,
 )
 from tests.builders_flux import T0, notification
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_serve_answers_health_readiness_metrics_and_the_flux_webhook(tmp_path: Path) -> None:
@@ -150,20 +148,7 @@ async def test_driftbot_run_prints_a_live_change_and_exits_0_on_sigterm(tmp_path
         Config.model_validate(yaml.safe_load(config_file.read_text()))
         port = _free_port()
         env: dict[str, Any] = {**os.environ, "DRIFTBOT_SERVER__PORT": str(port)}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            "--config",
-            str(config_file),
-            "--state",
-            str(tmp_path / "state.sqlite"),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_driftbot_run(config_file, tmp_path / "state.sqlite", env)
         try:
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:

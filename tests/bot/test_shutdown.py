@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,11 +22,11 @@ from bot.slack_receiver import plan_slack
 from bot.store import Store
 from config.schema import Config
 from core.model import EventKind
+from tests.bot.run_process import start_driftbot_run
 from tests.bot.test_service import until
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.formatters.builders import NOW, argocd_state, event
 
-ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "C0ONCALL"
 
 
@@ -79,20 +78,7 @@ async def driftbot_run(
         "SLACK_BOT_TOKEN": VALID_TOKEN,
         "SLACK_SIGNING_SECRET": "shutdown-test-signing-secret",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "run",
-        "--config",
-        str(config),
-        "--state",
-        str(state),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_driftbot_run(config, state, env, stdout=asyncio.subprocess.DEVNULL)
 
     async def terminate() -> Stopped:
         proc.send_signal(signal.SIGTERM)
