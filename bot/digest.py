@@ -315,7 +315,7 @@ async def deliver_digest(
     now: datetime,
 ) -> list[DigestDelivery]:
     """Send `digest` to the receivers `names`: console as text, Slack and Teams through their
-    outbox (durable once this returns, sent in order by the receiver's worker)."""
+    outbox (durable once the store commits it, sent in order by the receiver's worker)."""
     out: list[DigestDelivery] = []
     ident = f"digest:{digest.name}:{digest.until.isoformat()}"
     for name in names:

@@ -302,7 +302,8 @@ class SlackReceiver:
         self.worker.start()
 
     async def deliver(self, note: Notification) -> None:
-        """Queue `note` in the outbox (durable once this returns), then let the worker send."""
+        """Queue `note` in the outbox (durable once the store commits it: at once, or with the
+        policy state at the next flush of a write-behind store), then let the worker send."""
         await self.store.outbox_add_many(self.name, plan_slack(note), self._clock())
         self.worker.start()
         self.worker.wake()

@@ -131,8 +131,8 @@ class TeamsReceiver:
         self.worker.start()
 
     async def deliver(self, note: Notification) -> None:
-        """Queue `note`'s card in the outbox (durable once this returns), then let the worker
-        post it."""
+        """Queue `note`'s card in the outbox (durable once the store commits it, see
+        SlackReceiver.deliver), then let the worker post it."""
         await self.store.outbox_add_many(self.name, plan_teams(note, self.payload), self._clock())
         self.worker.start()
         self.worker.wake()
