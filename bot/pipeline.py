@@ -78,7 +78,7 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.store.save_policy(self.policy_state)
-        await self.store.flush(states=False)  # the receivers then send what it queued
+        await self.store.flush()  # the receivers then send what it queued
         await self.commits.close()
         for receiver in self.receivers.values():
             await receiver.close()

@@ -132,7 +132,7 @@ class PipelineGate:
         store = self.pipeline.store
         if self._sent() != before and isinstance(store, WriteBehindStore):
             try:
-                await store.flush(states=False)
+                await store.flush()
             except Exception:
                 logger.exception("writing the state store failed; the next flush retries")
 

@@ -212,7 +212,7 @@ class Store:
             raise
         return cls(backend)
 
-    async def flush(self, *, states: bool = True) -> bool:
+    async def flush(self) -> bool:
         """Write what is kept in memory: nothing here (every write is made at once); see
         bot.write_behind for the store that batches."""
         return True
@@ -276,19 +276,7 @@ class Store:
 
     async def put_states(self, states: Iterable[AppState]) -> None:
         """Write many states in one transaction."""
-        rows = [
-            (_key_text(s.key), format_time(s.observed_at), _dumps(s))
-            for s in states
-        ]
-        if not rows:
-            return
-        async with self._failing_as("writing app states"), self._transaction() as conn:
-            await conn.executemany(
-                "INSERT INTO app_states (key, observed_at, state) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET observed_at = excluded.observed_at, "
-                "state = excluded.state",
-                rows,
-            )
+        await self.commit(states=states)
 
     async def delete_state(self, key: AppKey) -> None:
         async with self._failing_as("deleting an app state"), self._transaction() as conn:
@@ -409,12 +397,23 @@ class Store:
         self,
         queued: Sequence[tuple[str, Sequence[Mapping[str, Any]], datetime]] = (),
         policy: PolicyState | None = None,
+        states: Iterable[AppState] = (),
     ) -> list[list[int]]:
-        """Queue messages ((receiver, payloads, when) batches) and persist the policy state in
-        one transaction: all or none. So the policy state that says a notification was sent
-        and the notification's messages are never saved one without the other. The ids of
-        each batch's messages."""
+        """Queue messages ((receiver, payloads, when) batches), persist the policy state and
+        write app states in one transaction: all or none. So a notification's messages, the
+        policy state that says it was sent and the app state it was about are never saved one
+        without the others. The ids of each batch's messages."""
         writes = [] if policy is None else await self._policy_writes(policy)
+        rows = [(_key_text(s.key), format_time(s.observed_at), _dumps(s)) for s in states]
+        if rows:
+            writes.append(
+                (
+                    "INSERT INTO app_states (key, observed_at, state) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET observed_at = excluded.observed_at, "
+                    "state = excluded.state",
+                    rows,
+                )
+            )
         batches = [
             (receiver, [_dumps(dict(p)) for p in payloads], format_time(when))
             for receiver, payloads, when in queued
@@ -422,10 +421,10 @@ class Store:
         ids: list[list[int]] = []
         if batches or writes:
             doing = (
-                "saving the policy state"
+                ("writing app states" if policy is None else "saving the policy state")
                 if not batches
-                else "queueing a message" if policy is None
-                else "queueing messages with the policy state"
+                else "queueing a message" if policy is None and not rows
+                else "queueing messages with the policy and app states"
             )
             async with self._failing_as(doing), self._transaction() as conn:
                 for receiver, texts, created in batches:

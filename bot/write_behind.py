@@ -8,12 +8,11 @@ clean shutdown loses nothing. Reads see the pending writes. It works over either
 a `Store`, and the backend is chosen when it is opened).
 
 Messages a receiver queues ("written before sending", `outbox_add_many`) wait in memory too,
-and a flush writes them and the policy state that says they were sent in one transaction: a
-crash keeps both or neither, so a restart never queues a notification a second time (the
-service flushes right after every input that sent something, so they wait only for the rest
-of that input). Then the app states follow. A crash loses at most the last interval; what it
-can cause is a change detected again and then kept quiet by the policy (already open, or a
-duplicate id), never an announcement forgotten with its app state saved.
+and a flush writes them, the policy state that says they were sent and the app states in one
+transaction: a crash keeps all or none, so a restart never announces a change a second time
+(the service flushes right after every input that sent something, so they wait only for the
+rest of that input). A crash loses at most what came since the last flush, which the next
+start sees again in its lists and decides once.
 
 When the store fails:
 
@@ -124,14 +123,14 @@ class WriteBehindStore(Store):
 
     # -- flush ----------------------------------------------------------------------------------
 
-    async def flush(self, *, states: bool = True) -> bool:
-        """Write what is pending (queued messages, the policy state, then the app states, unless
-        `states` is False: what a sent notification makes urgent is the policy state, which
-        says it was sent); True when all of it is written. A store failure keeps the rest for
-        the next flush (see the module docstring); any other error is raised, the rest kept."""
+    async def flush(self) -> bool:
+        """Write what is pending (queued messages, the policy state and the app states) in one
+        transaction; True when all of it is written. A store
+        failure keeps it all for the next flush (see the module docstring); any other error is
+        raised, the rest kept."""
         async with self._flushing:
             try:
-                await self._write_pending(states)
+                await self._write_pending()
             except StoreError as exc:
                 self._failed(exc)
                 return False
@@ -144,22 +143,18 @@ class WriteBehindStore(Store):
         self.flushes += 1
         return True
 
-    async def _write_pending(self, with_states: bool = True) -> None:
+    async def _write_pending(self) -> None:
         queued = list(self._pending_outbox)
         policy_state, self._pending_policy = self._pending_policy, None
-        states: dict[AppKey, AppState] = {}
-        if with_states:
-            states, self._pending_states = self._pending_states, {}
+        states, self._pending_states = self._pending_states, {}
         try:
-            if queued or policy_state is not None:
-                await super().commit(queued, policy_state)
+            if queued or policy_state is not None or states:
+                await super().commit(queued, policy_state, list(states.values()))
                 del self._pending_outbox[: len(queued)]
-                policy_state = None
+                policy_state, states = None, {}
                 for receiver in dict.fromkeys(receiver for receiver, _, _ in queued):
                     for listener in self.outbox_listeners:
                         listener(receiver)
-            if states:
-                await super().put_states(list(states.values()))
         except BaseException:
             # Keep what was not written for the next flush; newer writes win.
             self._pending_states = {**states, **self._pending_states}

@@ -52,7 +52,7 @@ from bot.store import Store
 from bot.write_behind import WriteBehindStore
 from config.schema import Config
 from tests.bot.test_slack_receiver import ENV, event, notification_ids, slack_config, slack_options
-from tests.builders_flux import T0, kustomization
+from tests.builders_flux import REV2, T0, kustomization
 from tests.fakes.slack_api import VALID_TOKEN, Call
 from tests.fakes.slack_api import VirtualClock as SlackClock
 from watchers.replay import dump_line
@@ -240,8 +240,9 @@ def _outbox_notifications(state: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("flushed", [False, True], ids=["killed before", "killed after"])
+@pytest.mark.parametrize("change", ["a failure", "a deploy"])
 async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
-    tmp_path: Path, flushed: bool
+    tmp_path: Path, flushed: bool, change: str
 ) -> None:
     """`driftbot run`'s store as a SIGKILL leaves it just before or just after the flush that
     follows an input which sent a notification (the flush the service's gate makes), then a
@@ -249,7 +250,11 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
     says it was sent are saved together or not at all, so the change is queued exactly once."""
     state = tmp_path / "state.sqlite"
     healthy = kustomization("apps")
-    failed = kustomization("apps", ready="False", reason="BuildFailed", message="build failed")
+    failed = (
+        kustomization("apps", ready="False", reason="BuildFailed", message="build failed")
+        if change == "a failure"
+        else kustomization("apps", applied=REV2)  # news: no open alert would keep it quiet
+    )
     async with SoakSlack() as slack:
         config = Config.model_validate(storm_config(slack.url))
         env = {"SLACK_BOT_TOKEN": VALID_TOKEN}
@@ -267,7 +272,7 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
             outcome = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
             assert outcome == "observed"
             if flushed:
-                assert await store.flush(states=False)
+                assert await store.flush()
             assert len(_outbox_notifications(state)) == int(flushed)
         finally:
             for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
