@@ -1,7 +1,7 @@
 """The driftbot service in a process of its own, for benches that time it from outside.
 
 The bench (the parent) runs the fake Kubernetes API and the fake Slack; this module, run as a
-child, opens the service the way `driftbot run` does (`bot.service.open_service`, with its
+child, opens the service the way `driftbot run` does (`bot.app.service.open_service`, with its
 receivers, Slack ones included, built from the config) and notes when each watch event
 arrives at the pipeline: the service's `Pipeline.observe` is wrapped to record
 `time.monotonic()` per (object name, resourceVersion) before it does its work. CLOCK_MONOTONIC
@@ -37,7 +37,7 @@ def _say(**fields: Any) -> None:
 async def _child(
     config: Any,
 ) -> tuple[list[tuple[str, str, float]], list[tuple[str, float]], dict[str, int]]:
-    from bot.service import open_service
+    from bot.app.service import open_service
 
     arrivals: list[tuple[str, str, float]] = []
     delivered: list[tuple[str, float]] = []

@@ -2,7 +2,7 @@
 fake Slack, a steady rate of changes, random faults, SIGKILLs and restarts; then what should have
 been announced against what Slack accepted.
 
-The service is the real thing (`python -m bot.cli run --config ... --state ...`), so a kill is a
+The service is the real thing (`python -m bot.app.cli run --config ... --state ...`), so a kill is a
 real SIGKILL and a restart opens the same state file. The driver (this module) owns the fakes:
 
 - two clusters (each a `FakeKubeAPI`) of Argo CD Applications, Kustomizations, HelmReleases and
@@ -56,11 +56,11 @@ import yaml  # noqa: E402
 
 from bench._soak_fork import ForkServer  # noqa: E402
 from bench._soak_slack import SoakSlack, notification_of  # noqa: E402
-from bot.pipeline import Pipeline  # noqa: E402
-from bot.receivers import Notification  # noqa: E402
-from bot.slack_receiver import plan_slack  # noqa: E402
-from bot.sources import WATCHED  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.delivery.receivers import Notification  # noqa: E402
+from bot.delivery.slack_receiver import plan_slack  # noqa: E402
+from bot.pipeline.runner import Pipeline  # noqa: E402
+from bot.pipeline.sources import WATCHED  # noqa: E402
+from bot.store.store import Store  # noqa: E402
 from config.schema import Config  # noqa: E402
 from tests.builders_argocd import DIFF_CACHE, LIVE_CHILD, argocd_app  # noqa: E402
 from tests.builders_flux import REV2, helmrelease, kustomization, source  # noqa: E402
@@ -378,7 +378,7 @@ def free_port() -> int:
 
 class ServiceProcess:
     """`driftbot run` as a child process, its stderr appended to `log`: started from scratch
-    (`python -m bot.cli run`), or forked from a `ForkServer` that has the imports done (quick
+    (`python -m bot.app.cli run`), or forked from a `ForkServer` that has the imports done (quick
     restarts for short runs; each is still a process of its own, killed for real)."""
 
     def __init__(
@@ -421,7 +421,7 @@ class ServiceProcess:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "bot.cli",
+                    "bot.app.cli",
                     *args,
                     cwd=ROOT,
                     env=self.env,

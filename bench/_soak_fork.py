@@ -1,9 +1,9 @@
 """A fork server for `driftbot` commands: the imports are paid once, each command is a process.
 
-Starting `python -m bot.cli` costs seconds of imports on a busy machine; a test that kills and
+Starting `python -m bot.app.cli` costs seconds of imports on a busy machine; a test that kills and
 restarts the service ten times would spend most of its time importing. This server imports the
 CLI once, then forks a child per command it is sent: each child is a real process of its own
-(its own pid, memory and file descriptors; it can be sent SIGKILL), running `bot.cli.main`.
+(its own pid, memory and file descriptors; it can be sent SIGKILL), running `bot.app.cli.main`.
 
 Protocol, one JSON value per line. In: `["replay", "FILE", "--state", ...]` (the arguments of
 one command). Out: `{"ready": true}` once, then `{"started": PID}` for each command, and
@@ -36,7 +36,7 @@ def _child(argv: list[str]) -> None:
     os.dup2(devnull, 1)
     code = 1
     try:
-        from bot.cli import main
+        from bot.app.cli import main
 
         code = main(argv)
     finally:
@@ -50,7 +50,7 @@ def _say(message: dict[str, object]) -> None:
 
 
 def serve() -> None:
-    import bot.cli  # noqa: F401 - the point: imported once, before any fork
+    import bot.app.cli  # noqa: F401 - the point: imported once, before any fork
 
     selector = selectors.DefaultSelector()
     selector.register(sys.stdin, selectors.EVENT_READ)

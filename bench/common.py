@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
-from bot.pipeline import Pipeline  # noqa: E402
-from bot.receivers import Notification  # noqa: E402
-from bot.service import WriteBehindStore  # noqa: E402
+from bot.app.service import WriteBehindStore  # noqa: E402
+from bot.delivery.receivers import Notification  # noqa: E402
+from bot.pipeline.runner import Pipeline  # noqa: E402
 from config.schema import Config  # noqa: E402
 from tests.builders_argocd import argocd_app  # noqa: E402
 from tests.builders_flux import REV2, helmrelease, kustomization  # noqa: E402

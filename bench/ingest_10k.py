@@ -33,7 +33,7 @@ from common import (  # type: ignore[import-not-found]
     write_stream,
 )
 
-from bot.service import PipelineGate, WriteBehindStore
+from bot.app.service import PipelineGate, WriteBehindStore
 
 FLUSH_EVERY = 1.0
 

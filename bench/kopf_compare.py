@@ -13,7 +13,7 @@ runs in a subprocess of its own, so its memory is its own:
   Peering is off (standalone) and Events are not posted; kopf keeps its last-handled state
   in an annotation, as it does by default, so every handled change costs it a PATCH (and the
   MODIFIED event that PATCH causes).
-- driftbot: the service (`bot.service.open_service`: watches of every resource it knows, the
+- driftbot: the service (`bot.app.service.open_service`: watches of every resource it knows, the
   pipeline, the write-behind store, a console receiver writing to /dev/null), grace 0 and
   group_wait 0, so every drift is detected and sent.
 
@@ -124,7 +124,7 @@ def run_kopf(objects: int) -> None:
 
 def run_driftbot(objects: int, kubeconfig: str) -> None:
     """`driftbot run`'s service with a console receiver to /dev/null."""
-    from bot.service import open_service
+    from bot.app.service import open_service
     from config.schema import Config
 
     _say(phase="imported", **_memory())

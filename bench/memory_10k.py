@@ -30,8 +30,8 @@ from common import (  # type: ignore[import-not-found]
     write_stream,
 )
 
-from bot.service import PipelineGate
-from bot.write_behind import WriteBehindStore
+from bot.app.service import PipelineGate
+from bot.store.write_behind import WriteBehindStore
 from watchers.normalize import normalize_object
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.receivers import Notification
-from bot.replay_runner import SlackOptions, build_receivers
-from bot.store import Store
+from bot.app.replay import SlackOptions, build_receivers
+from bot.delivery.receivers import Notification
+from bot.store.store import Store
 from config.schema import Config
 from core.model import AppKey, EventKind, Tool, bare_state, make_event
 from formatters.slack import message_size

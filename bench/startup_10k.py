@@ -29,7 +29,7 @@ from common import (  # type: ignore[import-not-found]
     write_stream,
 )
 
-from bot.service import PipelineGate, WriteBehindStore
+from bot.app.service import PipelineGate, WriteBehindStore
 
 
 async def start(path: Path, apps: int, state: Path, minutes: int) -> tuple[float, int, int]:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
-from bot.service import open_service  # noqa: E402
-from bot.sources import WATCHED  # noqa: E402
+from bot.app.service import open_service  # noqa: E402
+from bot.pipeline.sources import WATCHED  # noqa: E402
 from config.schema import Config  # noqa: E402
 from tests.builders_argocd import argocd_app  # noqa: E402
 from tests.builders_flux import REV2, helmrelease, kustomization  # noqa: E402

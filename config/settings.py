@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     """The YAML config file; None: built-in defaults (everything to the console)."""
     state: Path | None = None
-    """The store (SQLite file); None: the default location (bot.store.default_state_path)."""
+    """The store (SQLite file); None: the default location (bot.store.store.default_state_path)."""
     store_dsn: SecretStr | None = None
     """A PostgreSQL store shared by replicas (postgresql://user:password@host:port/database);
     when set it wins over `state`. Secret: it can hold a password."""

@@ -1,6 +1,6 @@
 """Recorded streams built from the upstream shapes: the shipped demo scenario and test streams.
 
-`python -m tests.scenarios > bot/scenarios/demo.jsonl` rewrites the demo scenario; a test
+`python -m tests.scenarios > bot/app/scenarios/demo.jsonl` rewrites the demo scenario; a test
 checks that the shipped file is what this module builds.
 """
 

@@ -21,11 +21,11 @@ async def start_driftbot_run(
     stdout: Output = asyncio.subprocess.PIPE,
     stderr: Output = asyncio.subprocess.PIPE,
 ) -> asyncio.subprocess.Process:
-    """`python -m bot.cli run --config CONFIG --state STATE` from the checkout, with `env`."""
+    """`python -m bot.app.cli run --config CONFIG --state STATE` from the checkout, with `env`."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.app.cli",
         "run",
         "--config",
         str(config),

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
-from bot.pipeline import Pipeline
-from bot.receivers import ConsoleReceiver
-from bot.replay_runner import replay_lines
-from bot.store import Store
+from bot.app.cli import main
+from bot.app.replay import replay_lines
+from bot.delivery.receivers import ConsoleReceiver
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.loader import load_config
 from core.model import AppKey, Tool
 from tests import scenarios
 
-DEMO = Path(__file__).resolve().parents[2] / "bot" / "scenarios" / "demo.jsonl"
+DEMO = Path(__file__).resolve().parents[2] / "bot" / "app" / "scenarios" / "demo.jsonl"
 
 
 @pytest.fixture

@@ -33,12 +33,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook
-from bot.pipeline import Pipeline
-from bot.replay_runner import build_receivers
-from bot.service import open_service
-from bot.store import Store
-from bot.teams_receiver import TeamsOptions
+from bot.app.replay import build_receivers
+from bot.app.service import open_service
+from bot.delivery.teams_receiver import TeamsOptions
+from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxWebhook
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.schema import Config
 from tests.bot.test_service import (
     WATCHER_OPTIONS,

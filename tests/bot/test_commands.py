@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.chat.commands import (
     ALL,
     Ack,
     Asker,
@@ -37,7 +37,7 @@ from bot.commands import (
     problems_since,
     select,
 )
-from bot.store import Store
+from bot.store.store import Store
 from config.schema import Config
 from core.model import AppKey, AppState, EventKind
 from core.policy import Held, OpenAlert, PolicyState

@@ -44,12 +44,12 @@ from aiohttp import web
 
 from bench._soak_fork import Child, ForkServer
 from bench._soak_slack import SoakSlack, notification_of
-from bot.pipeline import Pipeline
-from bot.receivers import Notification
-from bot.replay_runner import build_receivers, replay_lines
-from bot.slack_receiver import plan_slack
-from bot.store import Store
-from bot.write_behind import WriteBehindStore
+from bot.app.replay import build_receivers, replay_lines
+from bot.delivery.receivers import Notification
+from bot.delivery.slack_receiver import plan_slack
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
+from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from tests.bot.test_slack_receiver import ENV, event, notification_ids, slack_config, slack_options
 from tests.builders_flux import REV2, T0, kustomization

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.digest import deliver_digest, gather_digest, run_digest
-from bot.pipeline import Pipeline
-from bot.receivers import ConsoleReceiver
-from bot.replay_runner import replay_stream
-from bot.store import Store
+from bot.app.replay import replay_stream
+from bot.delivery.receivers import ConsoleReceiver
+from bot.jobs.digest import deliver_digest, gather_digest, run_digest
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.schema import Config, DigestConfig, Match
 from formatters.digest import render_digest_text
 
-DEMO = Path(__file__).resolve().parents[2] / "bot" / "scenarios" / "demo.jsonl"
+DEMO = Path(__file__).resolve().parents[2] / "bot" / "app" / "scenarios" / "demo.jsonl"
 AFTER = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 DAY_BEFORE = AFTER - timedelta(days=1)
 DAILY = DigestConfig(name="Morning", receivers=("pm",), schedule="0 10 * * *")

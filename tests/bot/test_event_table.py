@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from bot.app.cli import main
 from tests import builders_flux as flux
 from tests.scenarios import REV_A, REV_B, REV_OLD, Stream, _argo, _history, _op
 

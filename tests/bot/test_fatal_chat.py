@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from bot.outbox import AUDIT_REFUSED
-from bot.receivers import Notification, Receiver
-from bot.replay_runner import build_receivers
-from bot.slack_receiver import SlackReceiver
-from bot.store import Store
-from bot.teams_receiver import TeamsReceiver
+from bot.app.replay import build_receivers
+from bot.delivery.outbox import AUDIT_REFUSED
+from bot.delivery.receivers import Notification, Receiver
+from bot.delivery.slack_receiver import SlackReceiver
+from bot.delivery.teams_receiver import TeamsReceiver
+from bot.store.store import Store
 from config.schema import Config
 from core.model import EventKind
 from tests.bot.test_slack_receiver import slack_options

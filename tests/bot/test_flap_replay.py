@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.replay_runner import replay_file
+from bot.app.replay import replay_file
 from config.schema import Config
 from tests import builders_argocd as argo
 from tests.bot.test_storm import app

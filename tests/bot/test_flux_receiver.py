@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.flux_receiver import FLUX_WEBHOOK_PATH, FluxWebhook, sign, token_from_env, verify_signature
-from bot.pipeline import Pipeline
-from bot.replay_runner import build_receivers
-from bot.store import Store
+from bot.app.replay import build_receivers
+from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxWebhook, sign, token_from_env, verify_signature
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.schema import Config
 from tests.builders_flux import T0, notification
 

@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 import yaml
 
-from bot.sources import WATCHED
+from bot.pipeline.sources import WATCHED
 from tests.bot.run_process import ROOT, start_driftbot_run
 from tests.bot.test_slack_receiver import HistoryFakeSlack
 from tests.builders_flux import REV2, kustomization

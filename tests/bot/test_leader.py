@@ -23,7 +23,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api
 from kubernetes_asyncio.client.rest import ApiException
 
-from bot.leader import (
+from bot.app.leader import (
     LeaderElector,
     LeaseRecord,
     LeaseTiming,
@@ -32,7 +32,7 @@ from bot.leader import (
     lease_client,
     lease_namespace,
 )
-from bot.service import lead
+from bot.app.service import lead
 from config.loader import ConfigError
 from config.schema import ClusterConfig, Config
 from config.settings import LeaderElectionSettings, load_settings

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.logs import (
+from bot.ops.logs import (
     MASK,
     SecretFilter,
     about,
@@ -44,12 +44,12 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def test_json_lines_carry_time_level_logger_message_and_the_object(out: io.StringIO) -> None:
     configure_logging("json", "DEBUG", stream=out)
-    log = logging.getLogger("bot.pipeline")
+    log = logging.getLogger("bot.pipeline.runner")
     log.warning("%s rejected", "checkout", extra=about("prod", "shop", "checkout"))
     log.debug("plain line")
     first, second = _lines(out)
     assert first["level"] == "WARNING"
-    assert first["logger"] == "bot.pipeline"
+    assert first["logger"] == "bot.pipeline.runner"
     assert first["message"] == "checkout rejected"
     assert (first["cluster"], first["namespace"], first["name"]) == ("prod", "shop", "checkout")
     assert str(first["time"]).endswith("Z") and "T" in str(first["time"])
@@ -61,7 +61,9 @@ def test_json_line_holds_the_traceback_as_one_field(out: io.StringIO) -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        logging.getLogger("bot.outbox").exception("sending failed", extra={"receiver": "oncall"})
+        logging.getLogger("bot.delivery.outbox").exception(
+            "sending failed", extra={"receiver": "oncall"}
+        )
     [line] = _lines(out)
     assert line["receiver"] == "oncall"
     assert "ValueError: boom" in str(line["exception"])
@@ -88,7 +90,7 @@ def test_configuring_again_replaces_the_handler(out: io.StringIO) -> None:
 
 def test_secrets_are_masked_in_message_args_context_and_traceback(out: io.StringIO) -> None:
     configure_logging("json", "DEBUG", secrets=[TOKEN, WEBHOOK, SIG], stream=out)
-    log = logging.getLogger("bot.slack_sender")
+    log = logging.getLogger("bot.delivery.slack_sender")
     log.info("token is " + TOKEN)
     log.info("posting to %s", WEBHOOK)
     log.info("url-encoded %s and base64 %s", quote(WEBHOOK, safe=""), _b64(TOKEN))

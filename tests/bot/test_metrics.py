@@ -17,16 +17,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.metrics import METRICS, DeliveryMetrics
-from bot.rate_limit import Rate, RateLimiter
-from bot.retry import Backoff
-from bot.server import LIVE, create_app, serve
-from bot.slack_receiver import SlackReceiver
-from bot.slack_sender import SlackSender, make_client
-from bot.store import Store
-from bot.teams_receiver import TeamsReceiver
-from bot.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
-from bot.write_behind import WriteBehindStore
+from bot.app.server import LIVE, create_app, serve
+from bot.delivery.rate_limit import Rate, RateLimiter
+from bot.delivery.retry import Backoff
+from bot.delivery.slack_receiver import SlackReceiver
+from bot.delivery.slack_sender import SlackSender, make_client
+from bot.delivery.teams_receiver import TeamsReceiver
+from bot.delivery.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
+from bot.ops.metrics import METRICS, DeliveryMetrics
+from bot.store.store import Store
+from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from tests.bot.test_service import (
     WATCHER_OPTIONS,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import JsonFormatter
-from bot.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy
-from bot.store import MIGRATIONS, OutboxItem, SentMessage, Store
+from bot.delivery.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy
+from bot.ops.logs import JsonFormatter
+from bot.store.store import MIGRATIONS, OutboxItem, SentMessage, Store
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -268,11 +268,11 @@ async def test_the_worker_logs_name_the_receiver_and_the_message(
     w.wake()
     assert await w.drain(5)
     await w.stop()
-    records = [r for r in caplog.records if r.name == "bot.outbox"]
+    records = [r for r in caplog.records if r.name == "bot.delivery.outbox"]
     assert len(records) == 3, [r.getMessage() for r in records]
     expected = {"receiver": "oncall", "outbox_id": item, "notification": "n1"}
     for record in records:
         assert {key: getattr(record, key, None) for key in expected} == expected
     fields = json.loads(JsonFormatter().format(records[-1]))
     assert {key: fields.get(key) for key in expected} == expected
-    assert fields["logger"] == "bot.outbox"
+    assert fields["logger"] == "bot.delivery.outbox"

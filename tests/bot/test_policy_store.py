@@ -7,7 +7,7 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
-from bot.store import Store
+from bot.store.store import Store
 from core.codec import policy_state_from_dict, policy_state_to_dict
 from core.commands import ack, mute
 from core.model import EventKind

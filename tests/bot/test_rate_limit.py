@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.rate_limit import Rate, RateLimiter, TokenBucket
+from bot.delivery.rate_limit import Rate, RateLimiter, TokenBucket
 from tests.fakes.slack_api import VirtualClock
 
 

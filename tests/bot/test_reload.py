@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import Pipeline
-from bot.reload import ConfigReloader, fingerprint
-from bot.replay_runner import build_receivers, replay_lines
-from bot.service import open_service
-from bot.store import Store
+from bot.app.replay import build_receivers, replay_lines
+from bot.app.service import open_service
+from bot.jobs.reload import ConfigReloader, fingerprint
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.loader import check_config_file
 from config.schema import Config
 from tests import scenarios
@@ -123,7 +123,7 @@ async def test_a_broken_file_is_refused_with_every_error_and_the_old_routes_stay
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     _rewrite(harness.path, BROKEN)
-    with caplog.at_level(logging.ERROR, logger="bot.reload"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs.reload"):
         result = await harness.reloader.reload()
     assert result is not None and not result.applied
     logged = [r.getMessage() for r in caplog.records]
@@ -182,7 +182,7 @@ async def test_receivers_that_cannot_be_built_refuse_the_config(
         RECEIVERS + "  - {name: chat, slack: {channel: C0123456}}\n"
         "routes:\n  - receivers: [chat]\n  - {receivers: [a, b], continue: true}\n",
     )
-    with caplog.at_level(logging.ERROR, logger="bot.reload"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs.reload"):
         result = await harness.reloader.reload()
     assert result is not None and not result.applied
     assert "SLACK_BOT_TOKEN" in result.errors[0]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.app.cli import main
 from tests import scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "bot" / "scenarios" / "demo.jsonl"
+DEMO = ROOT / "bot" / "app" / "scenarios" / "demo.jsonl"
 
 
 def _write(path: Path, lines: list[bytes]) -> Path:
@@ -50,7 +50,8 @@ EXPECTED_DEMO = [
 def test_shipped_demo_scenario_is_what_the_builders_make() -> None:
     shipped = DEMO.read_bytes().splitlines()
     assert shipped == scenarios.demo_lines(), (
-        "bot/scenarios/demo.jsonl is stale: python -m tests.scenarios > bot/scenarios/demo.jsonl"
+        "bot/app/scenarios/demo.jsonl is stale: "
+        "python -m tests.scenarios > bot/app/scenarios/demo.jsonl"
     )
 
 
@@ -132,7 +133,7 @@ def test_bad_lines_are_reported_with_their_number_and_the_run_goes_on(
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.app.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

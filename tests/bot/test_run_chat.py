@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bot.server import serve
-from bot.store import Store
-from bot.teams_inbound import sign as teams_sign
+from bot.app.server import serve
+from bot.chat.teams_inbound import sign as teams_sign
+from bot.store.store import Store
 from core.commands import active_mutes
 from tests.bot.test_service import (
     WATCHER_OPTIONS,

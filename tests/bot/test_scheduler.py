@@ -16,9 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.pipeline import Pipeline
-from bot.replay_runner import build_receivers
-from bot.scheduler import (
+from bot.app.replay import build_receivers
+from bot.jobs.scheduler import (
     MUTES,
     RESYNC,
     TICK,
@@ -30,7 +29,8 @@ from bot.scheduler import (
     period_start,
     pipeline_hooks,
 )
-from bot.store import Store
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.loader import load_config
 from config.schema import DigestConfig
 from core.commands import mute
@@ -183,7 +183,7 @@ async def test_a_failing_job_is_logged_counted_and_runs_again(
 ) -> None:
     calls = Calls([], [], [], fail=True)
     scheduler = Scheduler(_hooks(calls), clock=lambda: SATURDAY_NOON)
-    with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="bot.jobs.scheduler"):
         assert await scheduler.run_job(TICK) is False
     assert scheduler.errors[TICK] == 1
     assert "policy-tick failed" in caplog.text

@@ -24,8 +24,8 @@ import orjson
 import pytest
 import yaml
 
-from bot.flux_receiver import sign as flux_sign
-from bot.teams_inbound import sign as teams_sign
+from bot.chat.teams_inbound import sign as teams_sign
+from bot.inbound.flux import sign as flux_sign
 from tests.bot.run_process import start_driftbot_run
 from tests.bot.test_server import _free_port
 from tests.bot.test_service import Obj, VirtualClock, World, _argocd_full, fakes

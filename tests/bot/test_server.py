@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 import yaml
 
-from bot.flux_receiver import sign
-from bot.server import serve
-from bot.store import Store
+from bot.app.server import serve
+from bot.inbound.flux import sign
+from bot.store.store import Store
 from config.schema import Config
 from tests.bot.run_process import start_driftbot_run
 from tests.bot.test_service import (

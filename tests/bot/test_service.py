@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from bot.pipeline import Pipeline
-from bot.replay_runner import build_receivers, replay_lines
-from bot.service import Service, ServiceError, open_service
-from bot.sources import WATCHED, is_gitops_event
-from bot.store import Store
+from bot.app.replay import build_receivers, replay_lines
+from bot.app.service import Service, ServiceError, open_service
+from bot.pipeline.runner import Pipeline
+from bot.pipeline.sources import WATCHED, is_gitops_event
+from bot.store.store import Store
 from config.schema import ClusterConfig, Config
 from tests.builders_argocd import DIFF_CACHE, LIVE_CHILD, argocd_app
 from tests.builders_flux import REV2, T0, flux_event, helmrelease, kustomization, source

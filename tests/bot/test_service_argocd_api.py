@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.service import open_service
-from bot.sources import WATCHED
+from bot.app.service import open_service
+from bot.pipeline.sources import WATCHED
 from config.schema import Config
 from tests.builders_argocd import (
     REV_A,

@@ -17,9 +17,9 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from bot.receivers import Notification
-from bot.slack_receiver import plan_slack
-from bot.store import Store
+from bot.delivery.receivers import Notification
+from bot.delivery.slack_receiver import plan_slack
+from bot.store.store import Store
 from config.schema import Config
 from core.model import EventKind
 from tests.bot.run_process import start_driftbot_run

@@ -24,16 +24,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.pipeline import Pipeline
-from bot.slack_app import (
+from bot.chat.slack_app import (
     SLACK_EVENTS_PATH,
     SlackAppError,
     SlackBot,
     add_slack_routes,
     create_slack_bot,
 )
-from bot.slack_sender import make_client
-from bot.store import Store
+from bot.delivery.slack_sender import make_client
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.schema import Config
 from core.model import EventKind, Health, SyncStatus
 from core.policy import OpenAlert, PolicyState

@@ -31,10 +31,10 @@ from typing import Any, Self
 
 import pytest
 
-from bot.receivers import Notification, Receiver
-from bot.replay_runner import build_receivers
-from bot.slack_receiver import SlackReceiver
-from bot.store import Store
+from bot.app.replay import build_receivers
+from bot.delivery.receivers import Notification, Receiver
+from bot.delivery.slack_receiver import SlackReceiver
+from bot.store.store import Store
 from tests.bot.test_replay_cli import EXPECTED_DEMO
 from tests.bot.test_slack_receiver import (
     ENV,
@@ -295,7 +295,7 @@ async def _replay_process(tmp_path: Path, env: dict[str, str]) -> asyncio.subpro
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.app.cli",
         "replay",
         str(tmp_path / "demo.jsonl"),
         "--config",

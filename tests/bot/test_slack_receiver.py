@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.receivers import Notification
-from bot.replay_runner import CliError, SlackOptions, build_receivers, replay_stream
-from bot.slack_receiver import METADATA_EVENT_TYPE, SlackReceiver, plan_slack, read_payload
-from bot.store import Store
+from bot.app.replay import CliError, SlackOptions, build_receivers, replay_stream
+from bot.delivery.receivers import Notification
+from bot.delivery.slack_receiver import METADATA_EVENT_TYPE, SlackReceiver, plan_slack, read_payload
+from bot.store.store import Store
 from config.schema import Config
 from core.model import AppKey, EventKind, GitOpsEvent, Tool, bare_state, make_event
 from formatters.group import EventGroup

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.rate_limit import SLACK_CHANNEL_RATE, Rate, RateLimiter
-from bot.retry import Backoff
-from bot.slack_sender import SendResult, SlackSender, make_client
+from bot.delivery.rate_limit import SLACK_CHANNEL_RATE, Rate, RateLimiter
+from bot.delivery.retry import Backoff
+from bot.delivery.slack_sender import SendResult, SlackSender, make_client
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi, Fault, VirtualClock
 
 CHANNELS = ("C0ONE", "C0TWO", "C0THREE")
@@ -241,7 +241,7 @@ async def test_fatal_errors_are_not_retried_and_logged_once(
 ) -> None:
     sender = make_sender(slack, clock, token=token)
 
-    with caplog.at_level(logging.WARNING, logger="bot.slack_sender"):
+    with caplog.at_level(logging.WARNING, logger="bot.delivery.slack_sender"):
         results = [await sender.post(channel, message(f"try {i}")) for i in range(3)]
 
     assert all(r.fatal and not r.ok and r.error == expected_error for r in results)
@@ -258,7 +258,7 @@ async def test_each_receiver_gets_its_own_log_line(
     slack: FakeSlackApi, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     sender = make_sender(slack, clock)
-    with caplog.at_level(logging.ERROR, logger="bot.slack_sender"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.slack_sender"):
         await sender.post("C0GONE", message("a"), receiver="oncall")
         await sender.post("C0GONE", message("b"), receiver="oncall")
         await sender.post("C0GONE", message("c"), receiver="platform")

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.store import MIGRATIONS, Store, StoreError, default_state_path
-from bot.store_sqlite import SqliteBackend
+from bot.store.sqlite import SqliteBackend
+from bot.store.store import MIGRATIONS, Store, StoreError, default_state_path
 from core.model import (
     AppState,
     EventKind,

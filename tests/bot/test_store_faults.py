@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.service import open_service
-from bot.store import Store, StoreError
-from bot.store_sqlite import SqliteBackend
-from bot.write_behind import WriteBehindStore
+from bot.app.service import open_service
+from bot.store.sqlite import SqliteBackend
+from bot.store.store import Store, StoreError
+from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from core.model import AppState, EventKind, make_event
 from core.policy import PolicySettings, PolicyState, offer
@@ -251,7 +251,7 @@ async def test_the_running_service_rides_out_a_locked_store(
         for r in caplog.records
         if r.levelno >= logging.WARNING and "state store" in r.getMessage()
     ]
-    assert [r.name for r in warnings] == ["bot.write_behind", "bot.write_behind"]
+    assert [r.name for r in warnings] == ["bot.store.write_behind", "bot.store.write_behind"]
     assert "is locked" in warnings[0].getMessage() and "works again" in warnings[1].getMessage()
 
 

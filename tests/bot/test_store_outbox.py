@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.outbox import OutboxWorker, RetryPolicy
-from bot.store import Store
+from bot.delivery.outbox import OutboxWorker, RetryPolicy
+from bot.store.store import Store
 from tests.bot import test_outbox as on_sqlite
 from tests.bot.test_outbox import Chat, Clock, queue, worker
 

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.cli import main
-from bot.store import (
+from bot.app.cli import main
+from bot.store.postgres import postgres_ddl
+from bot.store.store import (
     MIGRATIONS,
     OutboxClaimLost,
     SentMessage,
@@ -25,8 +26,7 @@ from bot.store import (
     redact_dsn,
     store_location,
 )
-from bot.store_postgres import postgres_ddl
-from bot.write_behind import WriteBehindStore
+from bot.store.write_behind import WriteBehindStore
 from tests.bot.test_store import app
 from tests.pg_server import PostgresServer
 

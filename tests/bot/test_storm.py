@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.replay_runner import replay_file
+from bot.app.replay import replay_file
 from config.schema import Config
 from tests import builders_argocd as argo
 from watchers.replay import dump_line

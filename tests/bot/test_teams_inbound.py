@@ -23,9 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.pipeline import Pipeline
-from bot.store import Store
-from bot.teams_inbound import (
+from bot.chat.teams_inbound import (
     MAX_BODY,
     SLACK_ONLY,
     TEAMS_WEBHOOK_PATH,
@@ -41,6 +39,8 @@ from bot.teams_inbound import (
     teams_markdown,
     verify,
 )
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
 from config.schema import Config
 from core.model import SyncStatus
 from formatters import chat

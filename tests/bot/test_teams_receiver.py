@@ -15,12 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.rate_limit import Rate, RateLimiter
-from bot.receivers import Notification
-from bot.replay_runner import CliError, build_receivers, replay_stream
-from bot.store import Store
-from bot.teams_receiver import TeamsOptions, TeamsReceiver, build_teams_receivers, plan_teams
-from bot.teams_sender import TEAMS_WEBHOOK_RATE, WebhookUrl
+from bot.app.replay import CliError, build_receivers, replay_stream
+from bot.delivery.rate_limit import Rate, RateLimiter
+from bot.delivery.receivers import Notification
+from bot.delivery.teams_receiver import (
+    TeamsOptions,
+    TeamsReceiver,
+    build_teams_receivers,
+    plan_teams,
+)
+from bot.delivery.teams_sender import TEAMS_WEBHOOK_RATE, WebhookUrl
+from bot.store.store import Store
 from config.schema import Config
 from core.model import EventKind
 from formatters import phrases

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.rate_limit import RateLimiter
-from bot.retry import Backoff
-from bot.teams_sender import (
+from bot.delivery.rate_limit import RateLimiter
+from bot.delivery.retry import Backoff
+from bot.delivery.teams_sender import (
     TEAMS_WEBHOOK_RATE,
     TeamsConfigError,
     TeamsSender,
@@ -212,7 +212,7 @@ async def test_other_4xx_are_fatal_logged_once_and_counted(
     teams.fail_next(status, times=3)
     webhook = WebhookUrl(teams.url)
 
-    with caplog.at_level(logging.ERROR, logger="bot.teams_sender"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.teams_sender"):
         results = [await sender.post(webhook, card("x"), receiver="pm") for _ in range(3)]
 
     assert all(not r.ok and r.fatal and r.attempts == 1 for r in results)

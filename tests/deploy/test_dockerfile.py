@@ -202,6 +202,6 @@ def test_the_wheel_builds_and_ships_the_demo_scenario_and_examples(tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = tmp_path.glob("driftbot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "bot/scenarios/demo.jsonl" in names
+    assert "bot/app/scenarios/demo.jsonl" in names
     assert "config/examples/organisation.yaml" in names
     assert not any(name.startswith("tests/") for name in names)

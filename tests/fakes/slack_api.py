@@ -106,7 +106,8 @@ class Call:
 
 
 class _Bucket:
-    """The fake's own token bucket (deliberately not bot.rate_limit's: it checks that one)."""
+    """The fake's own token bucket (deliberately not bot.delivery.rate_limit's: it checks that
+    one)."""
 
     def __init__(self, per_second: float, burst: int, now: float) -> None:
         self.per_second = per_second

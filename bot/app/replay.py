@@ -1,0 +1,207 @@
+"""`driftbot replay` and `driftbot demo`: a recorded stream through the whole pipeline.
+
+The clock is each line's `at`. Bad lines are reported with their number on stderr and skipped;
+the run goes on. At the end of the stream, problems still within their grace are taken to
+persist and are announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.rate_limit import RateLimiter
+from bot.delivery.receivers import ConsoleReceiver, Receiver
+from bot.delivery.slack_receiver import SlackReceiver
+from bot.delivery.slack_sender import SlackSender, make_client
+from bot.delivery.teams_receiver import TeamsOptions, TeamsReceiver, build_teams_receivers
+from bot.delivery.teams_sender import TeamsConfigError
+from bot.pipeline.runner import Pipeline
+from bot.store.store import Store
+from config.schema import Config
+from watchers.replay import ReplayError, read_replay
+
+logger = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    """A failure the CLI reports as one line on stderr, with a non-zero exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    lines: int
+    skipped: int
+    sent: int
+
+
+@dataclass(frozen=True)
+class SlackOptions:
+    """How Slack receivers get their time and their network; the defaults are real ones.
+
+    `monotonic`/`sleep` pace and wait (rate limits, Retry-After, backoff); `clock` stamps the
+    outbox. Tests pass a virtual clock for all three.
+    """
+
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    timeout: float = 30.0
+    close_timeout: float | None = 20.0
+    """Seconds `close()` keeps sending before it leaves the rest queued for the next start;
+    None: until nothing more can be sent now (what replay uses)."""
+
+
+def build_receivers(
+    config: Config,
+    output: str | None,
+    stream: TextIO | None = None,
+    *,
+    store: Store | None = None,
+    environ: Mapping[str, str] | None = None,
+    slack: SlackOptions | None = None,
+    teams: TeamsOptions | None = None,
+) -> dict[str, Receiver]:
+    """Receivers named in the config. `output` (text|jsonl), when given, sets the format of
+    every console receiver.
+
+    Slack receivers need `store` (their outbox) and the bot token in `SLACK_BOT_TOKEN` (from
+    `environ`, default the process environment); they share one sender, so one rate limit, per
+    workspace, and post to `slack.api_url`. Without a store they are skipped with a warning.
+    Teams receivers too need `store`; their webhook URLs are read from `environ` or files.
+    """
+    env = os.environ if environ is None else environ
+    receivers: dict[str, Receiver] = {}
+    teams_receivers: dict[str, Receiver] | None = None
+    sender: SlackSender | None = None
+    client: AsyncWebClient | None = None
+    options = slack or SlackOptions()
+    for rc in config.receivers:
+        if rc.console is not None:
+            fmt = output or rc.console.format
+            receivers[rc.name] = ConsoleReceiver(rc.name, fmt, stream)
+        elif rc.slack is not None and store is not None:
+            if sender is None or client is None:
+                token = env.get("SLACK_BOT_TOKEN", "").strip()
+                if not token:
+                    raise CliError(
+                        f"receiver {rc.name!r} posts to Slack: set SLACK_BOT_TOKEN to the bot "
+                        "token (xoxb-...)"
+                    )
+                client = make_client(token, config.slack.api_url, timeout=options.timeout)
+                limiter = RateLimiter(clock=options.monotonic, sleep=options.sleep)
+                sender = SlackSender(client, limiter, sleep=options.sleep)
+            receiver = SlackReceiver(
+                rc.name,
+                rc.slack.channel,
+                sender,
+                store,
+                client=client,
+                clock=options.clock,
+                sleep=options.sleep,
+                close_timeout=options.close_timeout,
+            )
+            receiver.start()  # what an earlier run left in the outbox goes out first
+            receivers[rc.name] = receiver
+        elif rc.teams is not None and store is not None:
+            if teams_receivers is None:
+                try:
+                    teams_receivers = build_teams_receivers(config, store, env, teams)
+                except TeamsConfigError as exc:
+                    raise CliError(str(exc)) from None
+            card_receiver = teams_receivers[rc.name]
+            if isinstance(card_receiver, TeamsReceiver):
+                card_receiver.start()  # what an earlier run left in the outbox goes out first
+            receivers[rc.name] = card_receiver
+        else:
+            logger.warning(
+                "receiver %r (%s) cannot be delivered to by this build; its notifications "
+                "are skipped",
+                rc.name,
+                rc.type,
+            )
+    return receivers
+
+
+async def replay_lines(
+    lines: Iterable[str | bytes], source: str, pipeline: Pipeline
+) -> ReplaySummary:
+    """Feed recorded lines through `pipeline`; bad lines are logged with `source:line`."""
+    count = skipped = 0
+    before = pipeline.stats["sent"]
+    for item in read_replay(lines):
+        count += 1
+        if isinstance(item, ReplayError):
+            skipped += 1
+            logger.warning("%s:%d: %s; line skipped", source, item.lineno, item.reason)
+            continue
+        await pipeline.advance(item.at)
+        if item.type == "NOTIFICATION":
+            outcome = await pipeline.notify(item.payload, item.cluster, item.at)
+        else:
+            outcome = await pipeline.observe(item.payload, item.cluster, item.type, item.at)
+        if outcome.startswith("rejected"):
+            skipped += 1
+            logger.warning("%s:%d: %s; line skipped", source, item.lineno, outcome)
+    await pipeline.finish()
+    return ReplaySummary(count, skipped, pipeline.stats["sent"] - before)
+
+
+def replay_file(
+    path: Path,
+    config: Config,
+    state_path: Path,
+    output: str | None,
+    stream: TextIO | None = None,
+) -> ReplaySummary:
+    """Replay the recorded stream in `path` with the store at `state_path` (runs its own loop)."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        return asyncio.run(replay_stream(handle, str(path), config, state_path, output, stream))
+
+
+async def replay_stream(
+    lines: Iterable[str | bytes],
+    source: str,
+    config: Config,
+    state_path: Path,
+    output: str | None,
+    stream: TextIO | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    slack: SlackOptions | None = None,
+    teams: TeamsOptions | None = None,
+) -> ReplaySummary:
+    """Replay `lines` with the store at `state_path`, delivering to every receiver of `config`
+    (Slack and Teams included); returns once what could be sent is sent."""
+    store = await Store.open(state_path)
+    try:
+        receivers = build_receivers(
+            config,
+            output,
+            stream,
+            store=store,
+            environ=environ,
+            slack=slack or SlackOptions(close_timeout=None),
+            teams=teams or TeamsOptions(close_timeout=None),
+        )
+        pipeline = Pipeline(store, config, receivers)
+        await pipeline.load()
+        try:
+            return await replay_lines(lines, source, pipeline)
+        finally:
+            await pipeline.close()
+    finally:
+        await store.close()

@@ -1,0 +1,341 @@
+"""The HTTP side of `driftbot run`: one aiohttp application on `server.port`.
+
+- `/healthz`: 200 while the process runs;
+- `/readyz`: 200 once every source has listed at least once, else 503 naming the others;
+- `/metrics`: Prometheus text, from a registry of our own (bot/ops/metrics.py lists every family);
+- `/webhooks/flux`: Flux notification-controller (see bot/inbound/flux.py);
+- `/webhooks/teams`: Teams outgoing webhook questions, when `teams.outgoing_webhook_secret_env`
+  is set (bot/chat/teams_inbound.py);
+- `/slack/events`: Slack's HTTP mode, when `slack.mode` is `http` (bot/chat/slack_app.py).
+
+With SLACK_BOT_TOKEN set, the Slack app (slash command, buttons, App Home) runs beside the
+watches: over Socket Mode (SLACK_APP_TOKEN) by default, or at /slack/events in HTTP mode.
+
+The service (watches, pipeline, store) lives in the application's cleanup context: it starts
+with the server and is stopped, its state saved, when the server shuts down. `serve` runs it
+until SIGTERM or SIGINT and returns 0.
+
+With leader election (`leader_election` settings, bot/app/leader.py) the server starts at once and
+the service only while this replica holds the Lease (`bot.app.service.lead`). A standby answers
+`/healthz` and `/readyz` (200, status `standby`) and `/metrics` (`driftbot_leader` 0), and
+refuses Flux webhooks with 503 (Flux retries; the watches carry the state anyway); the Slack
+app runs on the leader only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from bot.app.leader import LeaderElector, LeaseTiming, lease_client, lease_namespace
+from bot.app.service import Service, ServiceError, lead, open_service
+from bot.chat.controls import PolicyControls
+from bot.chat.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
+from bot.chat.teams_inbound import TeamsInboundError, add_teams_route, secret_from_env
+from bot.delivery.outbox import Deadline
+from bot.delivery.slack_receiver import SlackReceiver
+from bot.delivery.teams_receiver import TeamsReceiver
+from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.ops.metrics import METRICS, ServiceCollector
+from config.schema import Config
+from config.settings import LeaderElectionSettings
+
+__all__ = ["LIVE", "Live", "ServiceCollector", "create_app", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Live:
+    """What the running service offers the routes; empty while this replica stands by."""
+
+    service: Service | None = None
+    webhook: FluxWebhook | None = None
+    collector: ServiceCollector | None = None
+    slack_bot: SlackBot | None = None
+    elector: LeaderElector | None = None
+    """With leader election: this replica's candidate for the Lease."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when leading ended for good (an error opening the service): the server stops."""
+    failure: BaseException | None = None
+
+
+class _LiveCollector(Collector):
+    """The running service's families, none while standing by."""
+
+    def __init__(self, live: Live) -> None:
+        self._live = live
+
+    def collect(self) -> Iterator[Metric]:
+        if self._live.collector is not None:
+            yield from self._live.collector.collect()
+
+
+LIVE = web.AppKey("live", Live)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    live = request.app[LIVE]
+    if live.service is None:
+        elector = live.elector
+        if elector is not None and not elector.is_leader:
+            # A standby is ready: otherwise a rollout would wait for it for ever.
+            return web.json_response({"status": "standby", "leader": elector.holder})
+        return web.json_response({"status": "starting"}, status=503)
+    waiting = live.service.not_ready()
+    if waiting:
+        return web.json_response({"status": "waiting", "not_ready": waiting}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    collector = request.app[LIVE].collector
+    if collector is not None:
+        await collector.refresh()
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS})
+
+
+async def _flux(request: web.Request) -> web.Response:
+    webhook = request.app[LIVE].webhook
+    if webhook is None:
+        return web.json_response(
+            {"error": "this replica stands by; the leader takes webhooks"}, status=503
+        )
+    return await webhook.handle(request)
+
+
+def create_app(
+    config: Config,
+    state_path: Path,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    leader_election: LeaderElectionSettings | None = None,
+    **service_options: Any,
+) -> web.Application:
+    """The application; the service starts and stops with it (`service_options` go to
+    `open_service`: clock, stream, watcher_options, ...), or with `leader_election` while
+    this replica holds the Lease. Raises ServiceError when the Flux webhook token is named
+    but not set."""
+    try:
+        token = token_from_env(config, environ)
+        teams_key = secret_from_env(config, environ)
+    except (WebhookConfigError, TeamsInboundError) as exc:
+        raise ServiceError(str(exc)) from None
+    slack_token = environ.get("SLACK_BOT_TOKEN", "").strip()
+
+    live = Live()
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[Service]:
+        async with open_service(config, state_path, environ=environ, **service_options) as service:
+            webhook = FluxWebhook(
+                service.gate.notify,
+                token=token,
+                clusters=[c.name for c in config.clusters],
+                clock=service.clock,
+            )
+            live.collector = ServiceCollector(service, webhook)
+            live.service, live.webhook = service, webhook
+            try:
+                if slack_token:
+                    live.slack_bot = await _start_slack(config, service, slack_token, environ)
+                logger.info(
+                    "watching %d clusters (%d watches); Flux webhook %s",
+                    len(config.clusters),
+                    len(service.resources) + len(service.extra_sources),
+                    "signed (generic-hmac)" if token else "unsigned (generic)",
+                )
+                yield service
+            finally:
+                slack_bot, live.slack_bot = live.slack_bot, None
+                live.service = live.webhook = live.collector = None
+                if slack_bot is not None:
+                    await slack_bot.close()
+
+    async def service_context(app: web.Application) -> AsyncIterator[None]:
+        if leader_election is None:
+            async with running():
+                yield
+            return
+        async with _leading(config, leader_election, environ, live, running):
+            yield
+
+    app = web.Application(client_max_size=2 << 20)
+    app[LIVE] = live
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_LiveCollector(live))
+    registry.register(METRICS)
+    app[REGISTRY] = registry
+    app.cleanup_ctx.append(service_context)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_post(FLUX_WEBHOOK_PATH, _flux)
+    if teams_key is not None:
+        add_teams_route(
+            app, teams_key, config, lambda: live.service.pipeline if live.service else None
+        )
+    if slack_token and config.slack.mode == "http":
+        add_slack_routes(app, lambda: live.slack_bot)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _leading(
+    config: Config,
+    settings: LeaderElectionSettings,
+    environ: Mapping[str, str],
+    live: Live,
+    running: Callable[[], contextlib.AbstractAsyncContextManager[Service]],
+) -> AsyncIterator[None]:
+    """Campaign for the Lease in the background and run the service while leading; on exit
+    the service closes first and the Lease is released after (see `bot.app.service.lead`)."""
+    try:
+        client = await lease_client(config, environ)
+    except Exception as exc:
+        raise ServiceError(f"leader election: cannot reach the Lease's cluster: {exc}") from None
+    live.elector = LeaderElector(
+        client,
+        name=settings.lease_name,
+        namespace=lease_namespace(settings, environ),
+        identity=settings.identity,
+        timing=LeaseTiming.from_settings(settings),
+    )
+    METRICS.set_leader(False)
+    stopping = asyncio.Event()
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            live.failure = task.exception()
+            logger.error("leading failed: %s", live.failure)
+        live.ended.set()
+
+    task = asyncio.create_task(
+        lead(live.elector, running, stopping, METRICS.set_leader), name="leader-election"
+    )
+    task.add_done_callback(ended)
+    logger.info(
+        "leader election: %s stands by for Lease %s/%s",
+        live.elector.identity,
+        live.elector.namespace,
+        live.elector.name,
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await asyncio.wait([task])
+        await client.close()
+
+
+async def _start_slack(
+    config: Config, service: Service, bot_token: str, environ: Mapping[str, str]
+) -> SlackBot:
+    """The Slack app on the running pipeline: commands read its states, mutes and acks change
+    its policy state under the same lock as every observation."""
+    pipeline = service.pipeline
+    try:
+        bot = create_slack_bot(
+            config,
+            bot_token=bot_token,
+            signing_secret=environ.get("SLACK_SIGNING_SECRET", "").strip() or None,
+            fleet=pipeline,
+            audit=pipeline.store,
+            controls=PolicyControls(pipeline, service.gate.lock),
+            clock=service.clock,
+        )
+        if config.slack.mode == "socket":
+            app_token = environ.get("SLACK_APP_TOKEN", "").strip()
+            if not app_token:
+                raise SlackAppError(
+                    "slack.mode is socket: set SLACK_APP_TOKEN (an app-level token, xapp-...)"
+                )
+            await bot.start_socket_mode(app_token)
+    except SlackAppError as exc:
+        raise ServiceError(str(exc)) from None
+    bot.start()
+    logger.info("Slack app running (%s mode, command %s)", config.slack.mode, config.slack.command)
+    return bot
+
+
+def _flush_within(service: Service | None) -> None:
+    """From now, the chat receivers have `server.shutdown_timeout` between them to send what
+    is in the outbox (their closes, after the watches stop, share the deadline); the rest
+    stays queued for the next start."""
+    if service is None:
+        return
+    timeout = service.pipeline.config.server.shutdown_timeout.total_seconds()
+    deadline = Deadline(timeout)
+    for receiver in service.pipeline.receivers.values():
+        if isinstance(receiver, SlackReceiver | TeamsReceiver):
+            receiver.close_deadline = deadline
+    logger.info("stopping: sending what is in the outbox for at most %.0f s", timeout)
+
+
+async def serve(
+    config: Config,
+    state_path: Path,
+    *,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
+    **service_options: Any,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set): watches stopped, state saved, 0 returned.
+
+    `port` overrides server.port (0 picks a free one); `on_started` gets the bound port once
+    the server listens."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    app = create_app(config, state_path, **service_options)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, config.server.port if port is None else port)
+        await site.start()
+        ports = [a[1] for a in runner.addresses if isinstance(a, tuple)]
+        logger.info("listening on port %s", ports[0] if ports else "?")
+        if on_started is not None:
+            on_started(ports[0] if ports else 0)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app[LIVE].ended.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        logger.info("stopping: closing the watches and saving state")
+        _flush_within(app[LIVE].service)
+    finally:
+        await runner.cleanup()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    failure = app[LIVE].failure
+    if isinstance(failure, ServiceError):
+        raise failure
+    if failure is not None:
+        raise ServiceError(f"the service stopped: {failure}") from failure
+    return 0

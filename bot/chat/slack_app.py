@@ -1,0 +1,406 @@
+"""The Slack app: the slash command, the buttons on alerts and the App Home tab, on Bolt.
+
+One `SlackBot` wraps a slack_bolt AsyncApp whose Web API client points at `slack.api_url`.
+It reaches Slack either over Socket Mode (`start_socket_mode`, an `xapp-` app token, no public
+URL) or over HTTP at /slack/events on the service's aiohttp server (`add_slack_routes`), where
+Bolt checks every request's signature (`v0=` HMAC-SHA256 of `v0:{ts}:{body}`) and refuses
+requests older than five minutes with a 401.
+
+Every handler acknowledges first (Slack wants an answer within 3 s) and does the work in a
+named background task: answering a command (chat.postEphemeral, or the command's
+response_url where the bot cannot post), acknowledging or muting from a button (then updating
+the alert with who did it, chat.update), publishing the Home tab. Who may do what comes from
+the config's `rbac`, with Slack user groups resolved through usergroups.users.list and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat.app_home import HomePublisher
+from bot.chat.commands import Asker, AuditLog, CommandRunner, Controls, Fleet, Selector
+from bot.delivery.slack_sender import make_client
+from config.schema import Config
+from core.model import AppKey
+from formatters import chat
+from formatters import chat_phrases as say
+from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, MUTE_ACTIONS, parse_action_value
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+ACTIONS = re.compile(r"^driftbot_(ack|open|mute_\d+h)$")
+GROUP_TTL = 300.0
+"""Seconds a user group's members are trusted before they are fetched again."""
+FALLBACK_ERRORS = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel"})
+"""chat.postEphemeral errors after which the answer goes through the response_url instead."""
+
+
+class SlackAppError(Exception):
+    """The Slack app cannot start (a token of the wrong kind, a missing secret); the message
+    is one sentence for the CLI to print."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class GroupResolver:
+    """Which of the config's user groups a user is in, from usergroups.users.list, cached for
+    `ttl` seconds per group. A group that cannot be read counts as having no members (the
+    safe side for RBAC) until it can; the last known members are kept when a refresh fails."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        groups: Iterable[str],
+        *,
+        ttl: float = GROUP_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.groups = tuple(dict.fromkeys(groups))
+        self.ttl = ttl
+        self.clock = clock
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def groups_of(self, user: str) -> tuple[str, ...]:
+        if not self.groups:
+            return ()
+        async with self._lock:
+            for group in self.groups:
+                cached = self._members.get(group)
+                if cached is None or self.clock() - cached[0] >= self.ttl:
+                    await self._fetch(group, cached)
+        return tuple(g for g in self.groups if user in self._members.get(g, (0.0, frozenset()))[1])
+
+    async def _fetch(self, group: str, cached: tuple[float, frozenset[str]] | None) -> None:
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group)
+            users = response.get("users") or []
+            members = frozenset(u for u in users if isinstance(u, str))
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("cannot read the members of user group %s: %s", group, _why(exc))
+            members = cached[1] if cached else frozenset()
+        self._members[group] = (self.clock(), members)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    return repr(exc)
+
+
+class SlackBot:
+    """The Bolt app and its handlers. `start()` the background work, `close()` at the end."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        client: AsyncWebClient,
+        fleet: Fleet,
+        audit: AuditLog,
+        controls: Controls,
+        signing_secret: str = "",
+        clock: Callable[[], datetime] = utc_now,
+        group_clock: Callable[[], float] = time.monotonic,
+        home_interval: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.fleet = fleet
+        self.audit = audit
+        self.controls = controls
+        self.clock = clock
+        self.runner = CommandRunner(config, fleet, audit, controls, clock)
+        rbac = config.rbac
+        self.groups = GroupResolver(
+            client, [*rbac.operators.groups, *rbac.viewers.groups], clock=group_clock
+        )
+        self.home = HomePublisher(
+            client,
+            fleet,
+            self._may_view,
+            clock,
+            command=config.slack.command,
+            min_interval=home_interval,
+        )
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            request_verification_enabled=True,
+            process_before_response=False,
+            raise_error_for_unhandled_request=False,
+        )
+        self.app.command(config.slack.command)(self._on_command)
+        self.app.action(ACTIONS)(self._on_action)
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: AsyncSocketModeHandler | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        home_every: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Start refreshing the Home tab every `home_every` seconds."""
+        self._spawn(self.home.run(home_every, sleep), "slack-home-refresh")
+
+    async def start_socket_mode(self, app_token: str) -> None:
+        """Connect to Slack over Socket Mode with an app-level token (xapp-)."""
+        if not app_token.startswith("xapp-"):
+            raise SlackAppError(
+                "SLACK_APP_TOKEN must be an app-level token (xapp-...) with the "
+                "connections:write scope, for Socket Mode"
+            )
+        self._socket = AsyncSocketModeHandler(self.app, app_token)
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def drain(self) -> None:
+        """Wait until the work handed off after acknowledgements is done (not the Home
+        refresher, which runs until `close`)."""
+        while True:
+            pending = [t for t in self._tasks if t.get_name() != "slack-home-refresh"]
+            if not pending:
+                return
+            await asyncio.wait(pending)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        tasks, self._tasks = list(self._tasks), set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(self._guarded(work, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s failed", name)
+
+    # -- HTTP mode ------------------------------------------------------------------------------
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """One request from Slack to /slack/events: verified and dispatched by Bolt."""
+        bolt_request = await to_bolt_request(request)
+        response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+    # -- access ---------------------------------------------------------------------------------
+
+    async def _may_view(self, user: str) -> bool:
+        return self.config.rbac.may_view(user, await self.groups.groups_of(user))
+
+    # -- the slash command ----------------------------------------------------------------------
+
+    async def _on_command(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any
+    ) -> None:
+        await ack()
+        self._spawn(self._answer(body, respond), "slack-command")
+
+    async def _answer(self, body: dict[str, Any], respond: Any) -> None:
+        user = _text(body.get("user_id"))
+        asker = Asker(
+            user=user,
+            groups=await self.groups.groups_of(user),
+            channel=_text(body.get("channel_id")),
+            channel_name=_text(body.get("channel_name")),
+        )
+        answer = await self.runner.run(_text(body.get("text")), asker)
+        await self._reply(
+            asker.channel, user, answer, respond if body.get("response_url") else None
+        )
+
+    async def _reply(
+        self, channel: str, user: str, answer: chat.Answer, respond: Any | None
+    ) -> None:
+        """Only `user` sees the answer: chat.postEphemeral, or the response_url where the bot
+        may not post (a DM, a private channel it is not in)."""
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=answer["text"], blocks=answer["blocks"]
+            )
+            return
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if respond is None or error not in FALLBACK_ERRORS:
+                logger.warning("answering %s in %s failed: %s", user, channel, error)
+                return
+        await respond(
+            text=answer["text"],
+            blocks=answer["blocks"],
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    # -- buttons on alerts ----------------------------------------------------------------------
+
+    async def _on_action(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        if action.get("action_id") == ACTION_OPEN:
+            return
+        self._spawn(self._act(body, action), "slack-action")
+
+    async def _act(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Act on a click; a failure is logged and the clicker gets an apology."""
+        try:
+            await self._act_on(body, action)
+        except Exception:
+            logger.exception("the button %s failed", action.get("action_id"))
+            user = _text((body.get("user") or {}).get("id"))
+            channel = _text((body.get("channel") or {}).get("id"))
+            if user and channel:
+                await self._reply(channel, user, chat.answer_text(say.FAILED), None)
+
+    async def _act_on(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        action_id = _text(action.get("action_id"))
+        user = _text((body.get("user") or {}).get("id"))
+        container = body.get("container") or {}
+        channel = _text((body.get("channel") or {}).get("id")) or _text(container.get("channel_id"))
+        message = body.get("message") or {}
+        ts = _text(container.get("message_ts")) or _text(message.get("ts"))
+        now = self.clock()
+        verb = "ack" if action_id == ACTION_ACK else "mute"
+        if not self.config.rbac.may_operate(user, await self.groups.groups_of(user)):
+            refused = {"command": action_id, "channel": channel, "message_ts": ts}
+            await self.audit.audit(user, "denied", None, refused, at=now)
+            await self._reply(channel, user, chat.answer_denied(verb), None)
+            return
+        try:
+            target = parse_action_value(_text(action.get("value")))
+        except ValueError as exc:
+            logger.info("button from %s refused: %s", user, exc)
+            await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
+            return
+        key = target.key or self._key_of_alert(target.event_id)
+        if key is None:
+            await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
+            return
+        detail: dict[str, Any]
+        if action_id == ACTION_ACK:
+            count = await self.controls.ack(key, user, now)
+            detail = {"event": target.event_id, "alerts": count}
+            await self.audit.audit(user, "ack", key, detail, at=now)
+            note, drop = chat.note_acked(user, now), [ACTION_ACK]
+        else:
+            hours = MUTE_ACTIONS.get(action_id)
+            if hours is None:
+                await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
+                return
+            mute_target = Selector("app", key.name, key.namespace, key.cluster).text
+            mute = await self.controls.mute(
+                mute_target, now + timedelta(hours=hours), "", user, now
+            )
+            detail = {
+                "target": mute_target,
+                "until": mute.until.isoformat(),
+                "event": target.event_id,
+            }
+            await self.audit.audit(user, "mute", key, detail, at=now)
+            note, drop = chat.note_muted(user, mute.until), []
+        if channel and ts:
+            blocks = chat.with_note(message.get("blocks") or [], note, drop_actions=drop)
+            try:
+                await self.client.chat_update(
+                    channel=channel, ts=ts, text=_text(message.get("text")) or note, blocks=blocks
+                )
+            except SlackApiError as exc:
+                logger.warning("updating the alert %s in %s failed: %s", ts, channel, _why(exc))
+
+    def _key_of_alert(self, event_id: str) -> AppKey | None:
+        for alert in self.fleet.policy_state.open.values():
+            if alert.event.id == event_id:
+                return alert.event.key
+        return None
+
+    # -- App Home -------------------------------------------------------------------------------
+
+    async def _on_home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home" and event.get("user"):
+            self._spawn(self.home.opened(_text(event.get("user"))), "slack-home-opened")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def add_slack_routes(
+    web_app: web.Application,
+    bot: SlackBot | Callable[[], SlackBot | None],
+    path: str = SLACK_EVENTS_PATH,
+) -> None:
+    """Serve Slack's HTTP mode (commands, interactivity, events) at `path` on `web_app`.
+
+    `bot` may be a function returning the bot, for a server whose routes are fixed before the
+    service (and so the bot) starts: until it returns one, Slack is answered 503 and retries.
+    """
+
+    async def slack_events(request: web.Request) -> web.Response:
+        current = bot if isinstance(bot, SlackBot) else bot()
+        if current is None:
+            return web.json_response({"error": "starting"}, status=503)
+        return await current.handle_http(request)
+
+    web_app.router.add_post(path, slack_events)
+
+
+def create_slack_bot(
+    config: Config,
+    *,
+    bot_token: str,
+    signing_secret: str | None,
+    fleet: Fleet,
+    audit: AuditLog,
+    controls: Controls,
+    clock: Callable[[], datetime] = utc_now,
+) -> SlackBot:
+    """A SlackBot for `config.slack` (mode, command, api_url); SlackAppError when a secret
+    the mode needs is missing or of the wrong kind."""
+    if not bot_token.startswith("xoxb-"):
+        raise SlackAppError("SLACK_BOT_TOKEN must be a bot token (xoxb-...)")
+    if config.slack.mode == "http" and not signing_secret:
+        raise SlackAppError(
+            "slack.mode is http: set SLACK_SIGNING_SECRET (Basic Information -> Signing Secret)"
+        )
+    return SlackBot(
+        config,
+        client=make_client(bot_token, config.slack.api_url),
+        fleet=fleet,
+        audit=audit,
+        controls=controls,
+        signing_secret=signing_secret or "",
+        clock=clock,
+    )

@@ -1,0 +1,147 @@
+"""Where notifications go: the receiver interface, and the console receiver (text or jsonl).
+
+The console receiver writes to standard output only the notifications themselves, so
+`driftbot replay --output jsonl` can be piped; logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TextIO
+
+import orjson
+
+from core.codec import event_to_dict
+from core.grouping import EventGroup
+from core.model import GitOpsEvent
+from formatters.text import INDENT, render_group_text, render_text, render_text_resolved
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One event (or a group of events) to deliver, with every receiver that gets it.
+
+    `original`: for a recovery, the problem it resolves (so a receiver can update the original
+    message). `group`: a storm sent as one message; `event` is then its first member.
+    `updates`: the id of the notification this one updates in place (a group that grew or
+    whose problems resolved). `reminds`: for a reminder, the id of the notification it
+    reminds of (receivers thread it there).
+    """
+
+    event: GitOpsEvent
+    receivers: tuple[str, ...]
+    mention: tuple[str, ...] = ()
+    original: GitOpsEvent | None = None
+    group: EventGroup | None = None
+    updates: str = ""
+    reminds: str = ""
+
+    @property
+    def id(self) -> str:
+        """The notification's own id: the group's (and an update's own) or the event's."""
+        if self.group is not None:
+            if self.updates:
+                return f"{self.group.id}.{self.group.count}.{self.group.resolved_count}"
+            return self.group.id
+        if self.reminds:
+            return f"{self.reminds}.reminder.{self.event.id}"
+        return self.event.id
+
+    def timed_ids(self) -> tuple[tuple[str, ...], datetime] | None:
+        """The ids this notification's messages are planned with, and when the change it tells
+        of was seen (for a group, its newest member): what delivery latency is measured from.
+        A reminder tells of no new change and is not timed (None)."""
+        if self.reminds:
+            return None
+        if self.group is not None:
+            members = self.group.events + self.group.resolved
+            observed = max((e.occurred_at for e in members), default=self.event.occurred_at)
+            return (self.id, self.group.id), observed
+        return (self.id, self.event.id), self.event.occurred_at
+
+
+class Receiver(Protocol):
+    name: str
+
+    async def deliver(self, note: Notification) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def notification_to_json(note: Notification) -> dict[str, Any]:
+    """The JSON event output contract: the event's fields, `receivers`, and `updates` for an
+    update of a notification already sent (a resolution). A group is one object with
+    `"kind": "group"`, its count, the fields its members share, and the member events; a
+    reminder carries `reminds` with the id of the notification it reminds of."""
+    if note.group is not None:
+        data = group_to_json(note.group, note.id)
+    else:
+        data = dict(event_to_dict(note.event))
+    data["receivers"] = list(note.receivers)
+    if note.updates:
+        data["updates"] = note.updates
+    elif note.group is None and note.event.resolves and not note.reminds:
+        data["updates"] = note.event.resolves
+    if note.reminds:
+        data["reminds"] = note.reminds
+    return data
+
+
+def group_to_json(group: EventGroup, id: str) -> dict[str, Any]:
+    """A group's JSON object, without `receivers` and `updates`."""
+    return {
+        "kind": "group",
+        "id": id,
+        "count": group.count,
+        "tool": group.tool.value if group.tool is not None else "",
+        "cluster": group.cluster,
+        "namespace": group.namespace,
+        "revision": group.revision,
+        "member_kind": group.kind.value if group.kind is not None else "",
+        "severity": group.severity.value,
+        "resolved": group.resolved_count,
+        "events": [event_to_dict(e) for e in group.events],
+        "resolved_events": [event_to_dict(e) for e in group.resolved],
+    }
+
+
+def render_console_text(note: Notification) -> str:
+    """What the console receiver prints for one notification (plain text)."""
+    if note.group is not None:
+        text = render_group_text(note.group)
+        if note.group.resolved_count:
+            text += f"\n{INDENT}{note.group.resolved_count} of {note.group.count} resolved"
+    elif note.original is not None:
+        text = render_text_resolved(note.original, note.event)
+    else:
+        text = render_text(note.event)
+    return f"Reminder: {text}" if note.reminds else text
+
+
+class ConsoleReceiver:
+    """Prints notifications as plain text or as one JSON object per line."""
+
+    def __init__(self, name: str, fmt: str = "text", stream: TextIO | None = None) -> None:
+        self.name = name
+        self.format = fmt
+        self._stream = stream
+        self._count = 0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    async def deliver(self, note: Notification) -> None:
+        if self.format == "jsonl":
+            self.stream.write(orjson.dumps(notification_to_json(note)).decode() + "\n")
+        else:
+            if self._count:
+                self.stream.write("\n")
+            self.stream.write(render_console_text(note) + "\n")
+        self._count += 1
+        self.stream.flush()
+
+    async def close(self) -> None:
+        self.stream.flush()

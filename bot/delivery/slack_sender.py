@@ -1,0 +1,316 @@
+"""Delivers rendered Slack messages without losing them: paced, retried, and classified.
+
+The Block Kit renderer produces message dicts (`text`, `blocks`, ...); this module posts or
+updates them through slack_sdk's AsyncWebClient. It paces every call through a `RateLimiter`,
+waits out HTTP 429s for exactly their `Retry-After` and sends the same message again, retries
+5xx answers, time-outs and broken connections with exponential backoff and jitter, and stops at
+once on errors that no retry can fix (a missing channel, a revoked token, blocks Slack refuses).
+Whatever does not get through comes back as a `SendResult` the outbox can act on: `fatal`
+messages are set aside, the others are kept and tried again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.rate_limit import RateLimiter
+from bot.delivery.retry import Backoff, DeliveryStats, retry_after
+from bot.ops.metrics import METRICS, DeliveryMetrics
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+UPDATE_KEY = "chat.update"
+"""Limiter key for chat.update, which Slack limits per workspace (Tier 3), not per channel."""
+
+RETRYABLE_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
+"""Slack error codes worth another try. Any other error code is fatal: Slack gives the same
+answer to the same request (channel_not_found, not_in_channel, is_archived, invalid_auth,
+not_authed, account_inactive, token_revoked, missing_scope, invalid_blocks, msg_too_long,
+no_text, message_not_found, cant_update_message, ...)."""
+
+WORKSPACE_RATE_LIMIT_ERROR = "rate_limited"
+"""The 429 error code for the app posting too much to the workspace; "ratelimited" is the
+per-channel (or per-method) one."""
+
+"""Seconds to wait after a 429 that carries no usable Retry-After header."""
+
+
+def make_client(
+    token: str,
+    api_url: str = DEFAULT_API_URL,
+    *,
+    timeout: float = 30.0,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncWebClient:
+    """An AsyncWebClient for `api_url` (the `slack.api_url` setting) that does not retry.
+
+    slack_sdk's default retry handler would retry connection errors on its own, sleeping for
+    real; SlackSender does all retrying, so the client gets no handlers.
+    """
+    return AsyncWebClient(
+        token=token,
+        base_url=api_url,
+        timeout=timeout,  # type: ignore[arg-type]  # slack_sdk hands it to aiohttp as a float
+        session=session,
+        retry_handlers=[],
+    )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    channel: str
+    ts: str | None = None
+    error: str | None = None
+    fatal: bool = False
+    attempts: int = 0
+
+
+SenderStats = DeliveryStats
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: str
+    retryable: bool
+    retry_after: float | None = None
+    workspace: bool = False
+
+
+class SlackSender:
+    """Posts and updates messages; one instance per Slack workspace (token)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        limiter: RateLimiter,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+        max_rate_limited_waits: int = 20,
+        max_retry_after: float = 300.0,
+        rand: Callable[[], float] = random.random,
+        metrics: DeliveryMetrics | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self._client = client
+        self._limiter = limiter
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self._max_rate_limited_waits = max_rate_limited_waits
+        self._max_retry_after = max_retry_after
+        self._rand = rand
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reported: set[tuple[str, str]] = set()
+        self.stats = SenderStats()
+        self.metrics = metrics or METRICS
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    async def post(
+        self,
+        channel: str,
+        message: Mapping[str, Any],
+        thread_ts: str | None = None,
+        *,
+        receiver: str | None = None,
+    ) -> SendResult:
+        """chat.postMessage; `message` holds the renderer's fields (text, blocks, ...).
+
+        Calls for one channel go out one at a time in the order they were made, so a channel
+        reads in the order events happened even while a 429 is being waited out.
+        """
+        args = {**message, "channel": channel}
+        if thread_ts is not None:
+            args["thread_ts"] = thread_ts
+
+        async def call() -> Any:
+            return await self._client.chat_postMessage(**args)
+
+        notification = _notification_of(message)
+        return await self._send(channel, channel, call, receiver or channel, notification)
+
+    async def update(
+        self,
+        channel: str,
+        ts: str,
+        message: Mapping[str, Any],
+        *,
+        receiver: str | None = None,
+        notification: str | None = None,
+    ) -> SendResult:
+        """chat.update of the message `ts` in `channel` with the renderer's new fields;
+        `notification` (the id of the notification it tells of) times its delivery."""
+        args = {**message, "channel": channel, "ts": ts}
+
+        async def call() -> Any:
+            return await self._client.chat_update(**args)
+
+        return await self._send(channel, UPDATE_KEY, call, receiver or channel, notification)
+
+    async def _send(
+        self,
+        channel: str,
+        limit_key: str,
+        call: Callable[[], Awaitable[Any]],
+        receiver: str,
+        notification: str | None = None,
+    ) -> SendResult:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            result = await self._attempts(channel, limit_key, call, receiver)
+        if result.ok:
+            self.metrics.accepted("slack", receiver, notification)
+        else:
+            self.metrics.refused(receiver, fatal=result.fatal)
+        return result
+
+    async def _attempts(
+        self,
+        channel: str,
+        limit_key: str,
+        call: Callable[[], Awaitable[Any]],
+        receiver: str,
+    ) -> SendResult:
+        attempts = 0
+        waits = 0
+        while True:
+            await self._limiter.acquire(limit_key)
+            attempts += 1
+            try:
+                response = await call()
+            except SlackApiError as exc:
+                failure = _classify_api_error(exc)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = _Failure(error=_describe(exc), retryable=True)
+            else:
+                self.stats.sent += 1
+                ts = response.get("ts")
+                return SendResult(ok=True, channel=channel, ts=ts, attempts=attempts)
+
+            if failure.retry_after is not None:
+                self.stats.rate_limited += 1
+                self.metrics.throttled("slack", receiver)
+                waits += 1
+                if failure.workspace:
+                    self._limiter.pause_all(failure.retry_after)
+                else:
+                    self._limiter.pause(limit_key, failure.retry_after)
+                if (
+                    waits > self._max_rate_limited_waits
+                    or failure.retry_after > self._max_retry_after
+                ):
+                    return self._give_up(channel, receiver, failure, attempts)
+                logger.debug(
+                    "slack rate limited on %s (%s), retrying after %.1fs",
+                    channel,
+                    failure.error,
+                    failure.retry_after,
+                    extra={"receiver": receiver},
+                )
+                continue
+            if not failure.retryable:
+                return self._fatal(channel, receiver, failure, attempts)
+            # Retries of 429s do not use up attempts: only these do.
+            if attempts - waits >= self._max_attempts:
+                return self._give_up(channel, receiver, failure, attempts)
+            self.stats.retried += 1
+            delay = self._backoff.delay(attempts - waits, self._rand())
+            logger.debug(
+                "slack call to %s failed (%s), retry in %.2fs",
+                channel,
+                failure.error,
+                delay,
+                extra={"receiver": receiver},
+            )
+            await self._sleep(delay)
+
+    def _fatal(self, channel: str, receiver: str, failure: _Failure, attempts: int) -> SendResult:
+        self.stats.failed_by_error[failure.error] += 1
+        if (receiver, failure.error) not in self._reported:
+            self._reported.add((receiver, failure.error))
+            logger.error(
+                "Slack refused a message for %s (channel %s): %s; not retrying, and not "
+                "logging this error for this receiver again",
+                receiver,
+                channel,
+                failure.error,
+                extra={"receiver": receiver},
+            )
+        return SendResult(
+            ok=False, channel=channel, error=failure.error, fatal=True, attempts=attempts
+        )
+
+    def _give_up(self, channel: str, receiver: str, failure: _Failure, attempts: int) -> SendResult:
+        self.stats.failed_by_error[failure.error] += 1
+        logger.warning(
+            "Slack message for %s (channel %s) not delivered after %d attempts: %s; kept for "
+            "a later try",
+            receiver,
+            channel,
+            attempts,
+            failure.error,
+            extra={"receiver": receiver},
+        )
+        return SendResult(
+            ok=False, channel=channel, error=failure.error, fatal=False, attempts=attempts
+        )
+
+
+def _notification_of(message: Mapping[str, Any]) -> str | None:
+    """The notification id a post names in its message metadata, if it does."""
+    metadata = message.get("metadata")
+    payload = metadata.get("event_payload") if isinstance(metadata, Mapping) else None
+    notification = payload.get("notification") if isinstance(payload, Mapping) else None
+    return notification if isinstance(notification, str) else None
+
+
+def _classify_api_error(exc: SlackApiError) -> _Failure:
+    response = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    if status == 429:
+        code = error if isinstance(error, str) else "ratelimited"
+        headers = getattr(response, "headers", None) or {}
+        return _Failure(
+            error=code,
+            retryable=True,
+            retry_after=retry_after(headers),
+            workspace=code == WORKSPACE_RATE_LIMIT_ERROR,
+        )
+    if status >= 500:
+        return _Failure(error=error if isinstance(error, str) else f"http_{status}", retryable=True)
+    if not isinstance(error, str):
+        return _Failure(error=f"http_{status}", retryable=status == 408)
+    return _Failure(error=error, retryable=error in RETRYABLE_ERRORS)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"connection_error:{type(exc).__name__}"

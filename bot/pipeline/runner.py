@@ -1,0 +1,339 @@
+"""The pipeline runner: normalize -> detect -> route -> policy -> deliver -> record.
+
+One instance serves every source (replay, watches, webhooks). Each call takes `now`, the time
+at which the input was observed, so replay runs on recorded time and tests on virtual time.
+The pure stages decide; this class only moves values between them and the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.delivery.receivers import Notification, Receiver
+from bot.ops.logs import about, about_object
+from bot.ops.metrics import METRICS
+from bot.store.store import Store, StoreError
+from config.routing import RouteMatch, effective_policy, match_routes
+from config.schema import Config, FlapPolicy
+from core import policy
+from core.detect import detect, detect_hint
+from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
+from core.policy import Action, Decision, PolicySettings, PolicyState
+from watchers.commit_info import CommitDescriber
+from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
+
+logger = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Feeds observations through the stages; call `load` first and `close` last."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        receivers: Mapping[str, Receiver],
+        commits: CommitDescriber | None = None,
+    ) -> None:
+        self.store = store
+        self.commits = commits or CommitDescriber()
+        """Commit author and subject for deploys and rollbacks: Argo CD's revision metadata
+        where its API is configured, Flux's from the sources' NewArtifact reports."""
+        self.policy_state = PolicyState()
+        self.states: dict[AppKey, AppState] = {}
+        """Every app as last seen: the store's app states, read once at load and written through."""
+        self.stats: Counter[str] = Counter()
+        self.detected: Counter[tuple[str, str]] = Counter()
+        """(event kind, tool) of every event detected, for metrics."""
+        self.metrics = METRICS
+        """Where delivery latency starts: each notification's change, as it is handed over."""
+        self.reconfigure(config, receivers)
+
+    def reconfigure(self, config: Config, receivers: Mapping[str, Receiver]) -> None:
+        """Take a new config and its receivers at once (a hot reload); held problems, open
+        alerts and app states are kept. Closing receivers no longer used is the caller's."""
+        self.config = config
+        self.receivers = dict(receivers)
+        self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
+        self._defaults = PolicySettings(grace=config.policy.grace)
+        self._routes: dict[str, PolicySettings] = {
+            route_id(match.route_index): policy_settings(match, config.policy.flap)
+            for match in (
+                RouteMatch(
+                    i, tuple(r.receivers), tuple(r.mention), effective_policy(config.policy, r)
+                )
+                for i, r in enumerate(config.routes)
+            )
+        }
+        """Each route's policy settings: the policy keeps its state per route."""
+
+    async def load(self) -> None:
+        self.policy_state = await self.store.load_policy()
+        self.states = await self.store.all_states()
+
+    async def close(self) -> None:
+        await self.store.save_policy(self.policy_state)
+        await self.store.flush()  # the receivers then send what it queued
+        await self.commits.close()
+        for receiver in self.receivers.values():
+            await receiver.close()
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
+        """A watch event (ADDED, MODIFIED, DELETED) for one object; returns what became of it."""
+        return await self._observe_normalized(normalize_object(obj, cluster, now), watch_type, now)
+
+    async def _observe_normalized(
+        self, found: AppState | Hint | Rejected, watch_type: str, now: datetime
+    ) -> str:
+        if isinstance(found, Rejected):
+            self.stats["rejected"] += 1
+            return f"rejected: {found.reason}"
+        if isinstance(found, Hint):
+            return await self._hint(found, now)
+        current = self._enrich(found)
+        if watch_type == "DELETED":
+            current = dataclasses.replace(current, deleted=True)
+        previous = self.states.get(current.key)
+        if previous is not None and _stale(previous, current):
+            self.stats["stale"] += 1
+            return "stale"
+        self.states[current.key] = current
+        await self.store.put_state(current)
+        await self._decide(detect(previous, current, now), now)
+        return "observed"
+
+    async def relist(
+        self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
+    ) -> None:
+        """A full list of one resource (raw objects, or what a watcher's `prepare` normalized
+        as the list arrived): each object is observed, and every app held for it
+        (`covers`) that the list no longer has is observed as deleted. So a change made while
+        the watch was down is announced once, and nothing twice."""
+        listed: set[AppKey] = set()
+        for obj in objects:
+            found = obj if isinstance(obj, _NORMALIZED) else normalize_object(obj, cluster, now)
+            if isinstance(found, AppState):
+                listed.add(found.key)
+            outcome = await self._observe_normalized(found, "MODIFIED", now)
+            if outcome.startswith("rejected") and found is not obj:
+                logger.warning("listed object %s", outcome, extra=about_object(cluster, obj))
+        gone = [
+            state
+            for key, state in self.states.items()
+            if key.cluster == cluster and covers(key) and key not in listed and not state.deleted
+        ]
+        for state in gone:
+            deleted = dataclasses.replace(state, observed_at=now, deleted=True)
+            self.states[state.key] = deleted
+            await self.store.put_state(deleted)
+            await self._decide(detect(state, deleted, now), now)
+
+    async def notify(self, body: Any, cluster: str, now: datetime) -> str:
+        """A Flux notification-controller webhook body."""
+        found = normalize_flux_notification(body, cluster, now)
+        if isinstance(found, Rejected):
+            self.stats["rejected"] += 1
+            return f"rejected: {found.reason}"
+        return await self._hint(found, now)
+
+    async def advance(self, now: datetime) -> None:
+        """Let time pass: release problems whose grace is over, send groups that are due."""
+        self.policy_state, decisions = policy.tick(
+            self.policy_state, now, self._defaults, self._routes
+        )
+        if decisions:
+            await self._deliver(decisions, now)
+            await self.store.save_policy(self.policy_state)
+
+    async def finish(self) -> None:
+        """End of a finite stream: what is still held is taken to persist and is announced."""
+        self.policy_state, decisions = policy.flush(self.policy_state, self._defaults, self._routes)
+        await self._deliver(decisions)
+
+    # --- stages ----------------------------------------------------------------------------
+
+    async def _hint(self, hint: Hint, now: datetime) -> str:
+        state = self.states.get(hint.key)
+        self.commits.observe_hint(hint)
+        await self._decide(detect_hint(hint, state, now), now)
+        return "hint"
+
+    def _enrich(self, state: AppState) -> AppState:
+        base = self._argocd_urls.get(state.cluster)
+        if base and state.tool is Tool.ARGOCD and not state.url:
+            url = f"{base.rstrip('/')}/applications/{state.namespace}/{state.name}"
+            return dataclasses.replace(state, url=url)
+        return state
+
+    def _routes_of(self, event: GitOpsEvent) -> list[str]:
+        """The routes that decide about `event`: those it matches, and for a recovery or a
+        deletion also those holding a problem of its app (a recovery goes where its problem
+        went)."""
+        routes = [route_id(m.route_index) for m in match_routes(event, self.config)]
+        if event.kind in policy.RESOLVES or event.kind is EventKind.DELETED:
+            routes += policy.routes_holding(self.policy_state, event.key, self._routes)
+        return list(dict.fromkeys(routes))
+
+    async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
+        for found in events:
+            event = await self.commits.enrich(found)
+            self.stats[f"detected.{event.kind}"] += 1
+            self.detected[(event.kind.value, event.tool.value)] += 1
+            routes = self._routes_of(event)
+            if not routes:
+                self.stats["unrouted"] += 1
+            for route in routes:
+                self.policy_state, decisions = policy.offer(
+                    self.policy_state, event, now, self._routes[route], self._routes
+                )
+                await self._deliver(decisions, now)
+        if events:
+            await self.store.save_policy(self.policy_state)
+
+    async def _deliver(self, decisions: list[Decision], now: datetime | None = None) -> None:
+        """Send what policy decided to send (or to remind of) to the receivers of the route
+        that decided it, and record each notification and its deliveries in the audit log
+        (`now`: when it was decided; a flush at the end of a stream uses the event's time)."""
+        for decision in decisions:
+            if decision.action not in (Action.SEND, Action.REMIND):
+                self.stats[f"{decision.action}.{decision.reason}"] += 1
+                continue
+            route = self._route_config(decision.route)
+            names = tuple(dict.fromkeys(route.receivers)) if route is not None else ()
+            if not names:
+                self.stats["unrouted"] += 1
+                continue
+            reminds = decision.updates if decision.action is Action.REMIND else ""
+            note = Notification(
+                decision.event,
+                names,
+                tuple(dict.fromkeys(route.mention)) if route is not None else (),
+                decision.original,
+                group=decision.group,
+                updates="" if reminds else decision.updates,
+                reminds=reminds,
+            )
+            outcomes: dict[str, str] = {}
+            timed = note.timed_ids()
+            if timed is not None:
+                self.metrics.changes_seen(note.receivers, *timed)
+            context = _about(note)
+            for name in names:
+                receiver = self.receivers.get(name)
+                if receiver is None:
+                    logger.error(
+                        "receiver %r is not configured; %s dropped",
+                        name,
+                        note.id,
+                        extra={**context, "receiver": name},
+                    )
+                    outcomes[name] = "failed: receiver not configured"
+                    continue
+                try:
+                    await receiver.deliver(note)
+                except Exception as exc:
+                    logger.exception(
+                        "receiver %r failed to take %s",
+                        name,
+                        note.id,
+                        extra={**context, "receiver": name},
+                    )
+                    self.stats["delivery_failed"] += 1
+                    outcomes[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+                    continue
+                outcomes[name] = "ok"
+            self.stats["reminded" if reminds else "sent"] += 1
+            await self._audit(note, decision, outcomes, now or decision.event.occurred_at)
+
+    async def _audit(
+        self, note: Notification, decision: Decision, outcomes: dict[str, str], at: datetime
+    ) -> None:
+        """One audit entry per notification: the events it tells of and each receiver's
+        outcome. A store that cannot write it is logged, never stops a delivery."""
+        events = note.group.events + note.group.resolved if note.group else (note.event,)
+        detail: dict[str, Any] = {
+            "notification": note.id,
+            "kind": "group" if note.group else note.event.kind.value,
+            "route": decision.route,
+            "reason": decision.reason.value,
+            "receivers": outcomes,
+            "events": events,
+        }
+        if note.original is not None:
+            detail["original"] = note.original
+        if note.updates:
+            detail["updates"] = note.updates
+        if note.reminds:
+            detail["reminds"] = note.reminds
+        app = None if note.group is not None else note.event.key
+        action = "remind" if note.reminds else "announce"
+        try:
+            await self.store.audit("driftbot", action, app, detail, at=at)
+        except StoreError:
+            logger.exception("could not write the audit entry of %s", note.id, extra=_about(note))
+
+    def _route_config(self, route: str) -> RouteMatch | None:
+        index = route_index(route)
+        if index is None or index >= len(self.config.routes):
+            return None
+        r = self.config.routes[index]
+        return RouteMatch(
+            index, tuple(r.receivers), tuple(r.mention), effective_policy(self.config.policy, r)
+        )
+
+
+def _about(note: Notification) -> dict[str, Any]:
+    """The log context of a notification: its app's, or for a group its cluster's."""
+    if note.group is not None:
+        return about(note.group.cluster, note.group.namespace or "")
+    event = note.event
+    return about(event.cluster, event.namespace, event.name)
+
+
+_NORMALIZED = (AppState, Hint, Rejected)
+"""What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
+
+
+def route_id(index: int) -> str:
+    """The policy's name for a route: its place in the file (state is kept per route)."""
+    return f"routes[{index}]"
+
+
+def route_index(route: str) -> int | None:
+    if route.startswith("routes[") and route.endswith("]") and route[7:-1].isdigit():
+        return int(route[7:-1])
+    return None
+
+
+def policy_settings(match: RouteMatch, flap: FlapPolicy) -> PolicySettings:
+    """The policy settings of one route: its effective policy, the flap damping, and text
+    dedup over the flap window (a message repeated within it says nothing new)."""
+    p = match.policy
+    return PolicySettings(
+        grace=p.grace,
+        route=route_id(match.route_index),
+        group_by=p.group_by,
+        group_wait=p.group_wait,
+        group_interval=p.group_interval,
+        repeat=p.repeat,
+        quiet=p.quiet_hours,
+        flap_flips=flap.flips,
+        flap_window=flap.window,
+        dedup_window=flap.window if flap.flips else timedelta(0),
+    )
+
+
+def _stale(previous: AppState, current: AppState) -> bool:
+    """A state older than the one held, or the very one held again (a replayed stream)."""
+    if previous.observed_at > current.observed_at:
+        return True
+    if previous.observed_at == current.observed_at:
+        return dataclasses.replace(previous, url=current.url) == current
+    return False
