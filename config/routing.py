@@ -75,6 +75,7 @@ class Subject:
     tool: str | None = None
     project: str | None = None
     labels: Mapping[str, str] | None = None
+    object_kind: str | None = None
 
 
 def subject_of(event: GitOpsEvent) -> Subject:
@@ -87,6 +88,7 @@ def subject_of(event: GitOpsEvent) -> Subject:
         tool=event.tool.value,
         project=event.project,
         labels=event.labels,
+        object_kind=event.object_kind,
     )
 
 
@@ -108,8 +110,9 @@ def _patterns(patterns: tuple[str, ...]) -> str:
 
 def check_match(match: Match | None, subject: Subject) -> Verdict:
     """Does `match` take `subject`? Conditions are checked in the order tool, cluster,
-    namespace, name, project, labels, kinds, min_severity; the first that fails is the reason.
-    Conditions on unknown fields make the answer `maybe`, unless a known one fails."""
+    namespace, object_kind, name, project, labels, kinds, min_severity; the first that fails
+    is the reason. Conditions on unknown fields make the answer `maybe`, unless a known one
+    fails."""
     if match is None:
         return Verdict("match")
     unknown: list[str] = []
@@ -117,6 +120,7 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
         ("tool", match.tool, subject.tool),
         ("cluster", match.cluster, subject.cluster),
         ("namespace", match.namespace, subject.namespace),
+        ("object_kind", match.object_kind, subject.object_kind),
         ("name", match.name, subject.name),
         ("project", match.project, subject.project),
     )
@@ -174,7 +178,7 @@ def describe_match(match: Match | None) -> str:
     if match is None:
         return "(no match: every event)"
     parts: list[str] = []
-    for field in ("tool", "cluster", "namespace", "name", "project"):
+    for field in ("tool", "cluster", "namespace", "object_kind", "name", "project"):
         patterns: tuple[str, ...] | None = getattr(match, field)
         if patterns is not None:
             parts.append(f"{field}={','.join(patterns)}")
@@ -221,6 +225,7 @@ def explain(
     labels: Mapping[str, str] | None = None,
     severity: Severity | str | None = None,
     project: str | None = None,
+    object_kind: str | None = None,
 ) -> list[str]:
     """Lines saying, for each route, whether an event like this one would match and why not,
     who would get it, and where matching stops. Fields left None are unknown: a route that
@@ -242,9 +247,12 @@ def explain(
         tool=tool,
         project=project,
         labels=labels,
+        object_kind=object_kind,
     )
     given = [f"namespace {namespace}" if namespace is not None else "namespace any"]
     given.append(f"tool {tool}" if tool is not None else "tool any")
+    if object_kind is not None:
+        given.append(f"object kind {object_kind}")
     if project is not None:
         given.append(f"project {project}")
     if labels is not None:

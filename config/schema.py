@@ -267,6 +267,8 @@ class Match(Strict):
     tool: Annotated[Globs, AfterValidator(_tools)] | None = None
     cluster: Globs | None = None
     namespace: Globs | None = None
+    object_kind: Globs | None = None
+    """The kind of the watched object: `Application`, `Kustomization`, `HelmRelease`, ..."""
     name: Globs | None = None
     labels: dict[str, Glob] | None = None
     project: Globs | None = None

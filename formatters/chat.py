@@ -655,6 +655,7 @@ def answer_routes(app: str | None, states: Sequence[AppState], config: Config) -
                 tool=state.tool.value,
                 labels=state.labels,
                 project=state.project,
+                object_kind=state.kind,
             )[-1]
             lines.append(
                 "• "

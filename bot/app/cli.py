@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     explain_p.add_argument("--tool", choices=[t.value for t in Tool])
     explain_p.add_argument("--severity", choices=[s.value for s in Severity])
     explain_p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    explain_p.add_argument("--project", help="the Argo CD project")
+    explain_p.add_argument(
+        "--object-kind", help="the kind of object: Application, Kustomization, HelmRelease, ..."
+    )
 
     audit = sub.add_parser(
         "audit", help="the audit log: notifications, deliveries, mutes, acks, config reloads"
@@ -236,6 +240,8 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         tool=Tool(args.tool) if args.tool else None,
         labels=labels or None,
         severity=Severity(args.severity) if args.severity else None,
+        project=args.project,
+        object_kind=args.object_kind,
     )
     print("\n".join(lines))
     return 0

@@ -112,6 +112,7 @@ def _event_subject(event: GitOpsEvent) -> Subject:
         tool=event.tool.value,
         project=event.project,
         labels=event.labels,
+        object_kind=event.object_kind,
     )
 
 
@@ -232,6 +233,7 @@ def still_open(
             tool=state.tool.value,
             project=state.project,
             labels=state.labels,
+            object_kind=state.kind,
         )
         if not _matches(match, subject):
             continue

@@ -170,3 +170,23 @@ def test_bad_names_are_value_errors(kwargs: dict[str, str], fragment: str) -> No
     with pytest.raises(ValueError) as caught:
         explain("checkout", "prod", config=CONFIG, **kwargs)  # type: ignore[arg-type]
     assert fragment in str(caught.value)
+
+
+def test_object_kind_is_a_condition_and_unknown_until_given() -> None:
+    config = load_config(
+        "receivers: [{name: a, console: {}}]\nroutes:\n  - match: {object_kind: HelmRelease}\n"
+        "    receivers: [a]\n",
+        "r.yaml",
+    )
+    unknown = explain("podinfo", "staging", "deploy_failed", config)
+    assert unknown[1].startswith(
+        "routes[0] object_kind=HelmRelease: matches only if object_kind matches 'HelmRelease' "
+        "(object_kind not given)"
+    )
+    other = explain("apps", "staging", "deploy_failed", config, object_kind="Kustomization")
+    assert other[1] == (
+        "routes[0] object_kind=HelmRelease: no match: object_kind 'Kustomization' does not "
+        "match 'HelmRelease'"
+    )
+    helm = explain("podinfo", "staging", "deploy_failed", config, object_kind="HelmRelease")
+    assert helm[-1] == "result: sent to a (by routes[0])"

@@ -239,3 +239,24 @@ def test_first_route_always_takes_and_order_is_kept(
     for t in taken[:-1]:
         assert ROUTES.routes[t.route_index].continue_
     assert not ROUTES.routes[indexes[-1]].continue_
+
+
+def test_object_kind_tells_a_helmrelease_from_a_kustomization() -> None:
+    config = load_config(
+        "receivers: [{name: helm, console: {}}, {name: rest, console: {}}]\nroutes:\n"
+        "  - match: {object_kind: [HelmRelease, Helm*]}\n    receivers: [helm]\n"
+        "  - receivers: [rest]\n",
+        "r.yaml",
+    )
+    state = AppState(
+        tool=Tool.FLUX,
+        cluster="prod",
+        namespace="apps",
+        kind="HelmRelease",
+        name="podinfo",
+        observed_at=NOW,
+    )
+    helm = make_event(EventKind.DEPLOY_FAILED, state, NOW)
+    kustomization = event(EventKind.DEPLOY_FAILED, tool=Tool.FLUX)
+    assert [t.receivers for t in match_routes(helm, config)] == [("helm",)]
+    assert [t.receivers for t in match_routes(kustomization, config)] == [("rest",)]
