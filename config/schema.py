@@ -413,10 +413,35 @@ class TeamsConfig(Strict):
     set it to answer @mention questions at /webhooks/teams."""
 
 
+class FluxWebhookCluster(Strict):
+    """A cluster whose notification-controller may post to /webhooks/flux besides those of
+    `clusters`; with `token_env`, its own generic-hmac token, the only one its events may be
+    signed with."""
+
+    name: Name
+    token_env: EnvName | None = None
+
+
 class ServerConfig(Strict):
+    host: Text = "0.0.0.0"
+    """The address to listen on; all interfaces by default, as a container must."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    read_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=10)
+    """How long a client may take to send a request's headers, and then its body."""
     flux_webhook_token_env: EnvName | None = None
     """Environment variable holding the generic-hmac token of the Flux Provider."""
+    flux_webhook_accept_unsigned: bool = False
+    """Take unsigned Flux events (the `generic` provider) for clusters without a token."""
+    flux_webhook_clusters: tuple[FluxWebhookCluster, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_entry_per_cluster(self) -> ServerConfig:
+        names = [c.name for c in self.flux_webhook_clusters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"flux_webhook_clusters names {', '.join(twice)} more than once")
+        return self
+
     shutdown_timeout: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=20)
     """On SIGTERM, how long the outbox may keep sending after the watches stop; what is still
     unsent then stays queued for the next start. Keep it below the pod's

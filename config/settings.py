@@ -35,6 +35,8 @@ class ServerSettings(BaseModel):
 
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Overrides the config file's server.port when set."""
+    host: Annotated[str, Field(min_length=1)] | None = None
+    """Overrides the config file's server.host when set."""
 
 
 Seconds = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -111,10 +113,11 @@ class Settings(BaseSettings):
 
 
 def apply_settings(config: Config, settings: Settings) -> Config:
-    """The config with the environment's overrides applied (today: the server port)."""
-    if settings.server.port is None:
+    """The config with the environment's overrides applied (the server's port and host)."""
+    overrides = settings.server.model_dump(exclude_none=True)
+    if not overrides:
         return config
-    server = config.server.model_copy(update={"port": settings.server.port})
+    server = config.server.model_copy(update=overrides)
     return config.model_copy(update={"server": server})
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 
 from core.immutable import PMap
+from core.model import AppKey
 from core.mutes import Mute, parse_target
 from core.policy import OpenAlert, PolicyState
 
@@ -70,3 +71,35 @@ def ack(
 def _without_expired(mutes: PMap[str, Mute], now: datetime) -> PMap[str, Mute]:
     expired = [target for target, m in mutes.items() if not m.active(now)]
     return mutes.remove(*expired) if expired else mutes
+
+
+def ack_app(
+    state: PolicyState, app: AppKey, who: str, now: datetime
+) -> tuple[PolicyState, list[OpenAlert]]:
+    """Acknowledge the open alerts of exactly `app` (no patterns: a name is a name) on every
+    route. Returns the alerts acknowledged now."""
+    acked: list[OpenAlert] = []
+    opened = state.open
+    for key, alert in state.open.items():
+        if alert.acked or alert.event.key != app:
+            continue
+        done = dataclasses.replace(alert, acked_by=who, acked_at=now)
+        opened = opened.set(key, done)
+        acked.append(done)
+    if not acked:
+        return state, []
+    return dataclasses.replace(state, open=opened), acked
+
+
+def alerts_of_notification(state: PolicyState, notification_id: str) -> list[OpenAlert]:
+    """The open alerts a notification is about, as the policy stored them: the alert with that
+    id, and when it is a group's notification (its id is the first member's) every open
+    alert of that group."""
+    groups = {
+        g.id for g in state.groups.values() if g.members and g.members[0].id == notification_id
+    }
+    return [
+        alert
+        for alert in state.open.values()
+        if alert.event.id == notification_id or (alert.group and alert.group in groups)
+    ]

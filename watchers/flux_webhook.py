@@ -1,7 +1,8 @@
 """Flux notification-controller `generic` / `generic-hmac` webhook bodies to Hints.
 
-The body is untrusted JSON from the network: anything that is not a usable event comes back as
-`Rejected` with the reason, never as an exception. Older controllers send metadata keys with
+The body is untrusted JSON from the network: anything that is not a usable event (an event
+about a kind driftbot does not read included) comes back as `Rejected` with the reason, never
+as an exception. Older controllers send metadata keys with
 the API group prefix (`kustomize.toolkit.fluxcd.io/revision`), current ones strip it
 (`revision`); both are accepted and both spellings end up in `Hint.metadata`.
 """
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from core.model import Hint, Tool
-from watchers.flux import parse_time, split_group_keys
+from watchers.flux import KINDS, parse_time, split_group_keys
 from watchers.rejected import Rejected
 
 __all__ = ["normalize_notification"]
@@ -70,6 +71,11 @@ def normalize_notification(body: Any, cluster: str, now: datetime) -> Hint | Rej
     name = _str(involved, "name")
     if not kind or not name:
         return Rejected("notification involvedObject without kind and name")
+    if kind not in KINDS:
+        return Rejected(
+            f"notification about a {kind[:60]!r}, a kind driftbot does not read "
+            f"(it reads {', '.join(sorted(KINDS))})"
+        )
     severity = body.get("severity", "info")
     if not isinstance(severity, str) or severity not in SEVERITIES:
         return Rejected(f"notification severity {severity!r} is not info or error")

@@ -47,7 +47,7 @@ from bot.chat.teams_inbound import TeamsInboundError, add_teams_route, secret_fr
 from bot.delivery.outbox import Deadline
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.teams_receiver import TeamsReceiver
-from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxWebhook, WebhookConfigError, token_from_env
+from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook, WebhookConfigError
 from bot.ops.metrics import METRICS, ServiceCollector
 from config.schema import Config
 from config.settings import LeaderElectionSettings
@@ -134,10 +134,10 @@ def create_app(
 ) -> web.Application:
     """The application; the service starts and stops with it (`service_options` go to
     `open_service`: clock, stream, watcher_options, ...), or with `leader_election` while
-    this replica holds the Lease. Raises ServiceError when the Flux webhook token is named
+    this replica holds the Lease. Raises ServiceError when a Flux webhook token is named
     but not set."""
     try:
-        token = token_from_env(config, environ)
+        flux_auth = FluxAuth.from_config(config, environ)
         teams_key = secret_from_env(config, environ)
     except (WebhookConfigError, TeamsInboundError) as exc:
         raise ServiceError(str(exc)) from None
@@ -150,9 +150,9 @@ def create_app(
         async with open_service(config, state_path, environ=environ, **service_options) as service:
             webhook = FluxWebhook(
                 service.gate.notify,
-                token=token,
-                clusters=[c.name for c in config.clusters],
+                auth=flux_auth,
                 clock=service.clock,
+                read_timeout=config.server.read_timeout.total_seconds(),
             )
             live.collector = ServiceCollector(service, webhook)
             live.service, live.webhook = service, webhook
@@ -163,8 +163,15 @@ def create_app(
                     "watching %d clusters (%d watches); Flux webhook %s",
                     len(config.clusters),
                     len(service.resources) + len(service.extra_sources),
-                    "signed (generic-hmac)" if token else "unsigned (generic)",
+                    flux_auth.describe(),
                 )
+                if flux_auth.unsigned:
+                    logger.warning(
+                        "the Flux webhook accepts UNSIGNED events for %s "
+                        "(server.flux_webhook_accept_unsigned): anyone who can reach "
+                        "/webhooks/flux can announce anything for them",
+                        ", ".join(flux_auth.unsigned),
+                    )
                 yield service
             finally:
                 slack_bot, live.slack_bot = live.slack_bot, None
@@ -296,7 +303,7 @@ async def serve(
     config: Config,
     state_path: Path,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
     port: int | None = None,
     stop: asyncio.Event | None = None,
     on_started: Callable[[int], None] | None = None,
@@ -304,8 +311,10 @@ async def serve(
 ) -> int:
     """Run until SIGTERM/SIGINT (or `stop` is set): watches stopped, state saved, 0 returned.
 
-    `port` overrides server.port (0 picks a free one); `on_started` gets the bound port once
-    the server listens."""
+    `host` and `port` override server.host and server.port (port 0 picks a free one);
+    `on_started` gets the bound port once the server listens. A connection that has not sent
+    a request's headers whole within server.read_timeout is closed (the keep-alive timer of
+    aiohttp runs from the connection's start, and counts a half-sent request as idle)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -314,13 +323,26 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
     app = create_app(config, state_path, **service_options)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=config.server.read_timeout.total_seconds(),
+    )
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, config.server.port if port is None else port)
+        site = web.TCPSite(
+            runner,
+            config.server.host if host is None else host,
+            config.server.port if port is None else port,
+        )
         await site.start()
         ports = [a[1] for a in runner.addresses if isinstance(a, tuple)]
-        logger.info("listening on port %s", ports[0] if ports else "?")
+        logger.info(
+            "listening on %s port %s",
+            config.server.host if host is None else host,
+            ports[0] if ports else "?",
+        )
         if on_started is not None:
             on_started(ports[0] if ports else 0)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app[LIVE].ended.wait())]

@@ -44,11 +44,9 @@ class PolicyControls:
         return found is not None
 
     async def ack(self, key: AppKey, who: str, now: datetime) -> int:
-        """Acknowledge the open alerts of the app's namespace/name, on every route and cluster."""
+        """Acknowledge the open alerts of exactly this app, on every route."""
         async with self.lock:
-            state, acked = commands.ack(
-                self.pipeline.policy_state, f"{key.namespace}/{key.name}", who, now
-            )
+            state, acked = commands.ack_app(self.pipeline.policy_state, key, who, now)
             await self._save(state)
         return len(acked)
 

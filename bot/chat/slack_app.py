@@ -3,14 +3,22 @@
 One `SlackBot` wraps a slack_bolt AsyncApp whose Web API client points at `slack.api_url`.
 It reaches Slack either over Socket Mode (`start_socket_mode`, an `xapp-` app token, no public
 URL) or over HTTP at /slack/events on the service's aiohttp server (`add_slack_routes`), where
-Bolt checks every request's signature (`v0=` HMAC-SHA256 of `v0:{ts}:{body}`) and refuses
-requests older than five minutes with a 401.
+every request is read whole (within `server.read_timeout`, at most 1 MiB) and passes the door
+(bot/chat/slack_door.py: signature and timestamp, replays refused, Slack's retries of work done
+answered without doing it again) before Bolt sees it.
 
 Every handler acknowledges first (Slack wants an answer within 3 s) and does the work in a
 named background task: answering a command (chat.postEphemeral, or the command's
 response_url where the bot cannot post), acknowledging or muting from a button (then updating
 the alert with who did it, chat.update), publishing the Home tab. Who may do what comes from
 the config's `rbac`, with Slack user groups resolved through usergroups.users.list and cached.
+
+A button's value is not trusted: the alerts a click acts on are those the policy stored under
+the notification id the value names (an alert, or every open member of a storm group); a value
+whose app is not that alert's is refused and audited (`button_refused`).
+
+`reconfigure` takes a reloaded config: RBAC, the command name, `slack.api_url` and
+`scope_channels` take effect at once (`slack.mode` needs a restart).
 """
 
 from __future__ import annotations
@@ -25,16 +33,20 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat.app_home import HomePublisher
-from bot.chat.commands import Asker, AuditLog, CommandRunner, Controls, Fleet, Selector
+from bot.chat.commands import Asker, AuditLog, CommandRunner, Controls, Fleet
+from bot.chat.slack_door import Door
 from bot.delivery.slack_sender import make_client
+from bot.ops.http import problem, read_capped
 from config.schema import Config
+from core.commands import alerts_of_notification
 from core.model import AppKey
 from formatters import chat
 from formatters import chat_phrases as say
@@ -48,6 +60,9 @@ GROUP_TTL = 300.0
 """Seconds a user group's members are trusted before they are fetched again."""
 FALLBACK_ERRORS = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel"})
 """chat.postEphemeral errors after which the answer goes through the response_url instead."""
+MAX_BODY = 1 << 20
+"""A click carries the whole message it was on (up to 50 blocks): well under this."""
+_GLOB = re.compile(r"([*?\[])")
 
 
 class SlackAppError(Exception):
@@ -148,11 +163,26 @@ class SlackBot:
             process_before_response=False,
             raise_error_for_unhandled_request=False,
         )
-        self.app.command(config.slack.command)(self._on_command)
+        self.app.command(re.compile(r"^/"), matchers=[self._is_our_command])(self._on_command)
         self.app.action(ACTIONS)(self._on_action)
         self.app.event("app_home_opened")(self._on_home_opened)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
+        self.door = Door(signing_secret) if signing_secret else None
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded config: who may do what, the command's name, the Web API's URL and
+        channel scoping from now on (user groups newly named are read at their first use)."""
+        self.config = config
+        self.runner.config = config
+        self.runner.command = config.slack.command
+        self.home.command = config.slack.command
+        rbac = config.rbac
+        self.groups.groups = tuple(dict.fromkeys([*rbac.operators.groups, *rbac.viewers.groups]))
+        self.client.base_url = config.slack.api_url
+
+    async def _is_our_command(self, body: dict[str, Any]) -> bool:
+        return body.get("command") == self.config.slack.command
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -211,8 +241,28 @@ class SlackBot:
     # -- HTTP mode ------------------------------------------------------------------------------
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """One request from Slack to /slack/events: verified and dispatched by Bolt."""
-        bolt_request = await to_bolt_request(request)
+        """One request from Slack to /slack/events: read whole, let in by the door, then
+        verified again and dispatched by Bolt."""
+        body = await read_capped(request, MAX_BODY, self.config.server.read_timeout.total_seconds())
+        if isinstance(body, web.Response):
+            return body
+        if self.door is not None:
+            verdict = self.door.check(body, request.headers)
+            if verdict.status == 200:
+                logger.info("a Slack retry of work already done: answered, not done again")
+                return web.Response(status=200, headers=dict(verdict.headers))
+            if verdict.status is not None:
+                logger.warning(
+                    "refused a Slack request from %s: %s", request.remote, verdict.reason
+                )
+                refusal = problem(verdict.status, verdict.reason)
+                refusal.headers.update(verdict.headers)
+                return refusal
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8", "replace"),
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
         response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
@@ -305,32 +355,47 @@ class SlackBot:
             logger.info("button from %s refused: %s", user, exc)
             await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
             return
-        key = target.key or self._key_of_alert(target.event_id)
-        if key is None:
+        keys = self._keys_of_notification(target.event_id)
+        hours = MUTE_ACTIONS.get(action_id)
+        if not keys or (action_id != ACTION_ACK and hours is None):
             await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
             return
-        detail: dict[str, Any]
-        if action_id == ACTION_ACK:
-            count = await self.controls.ack(key, user, now)
-            detail = {"event": target.event_id, "alerts": count}
-            await self.audit.audit(user, "ack", key, detail, at=now)
-            note, drop = chat.note_acked(user, now), [ACTION_ACK]
-        else:
-            hours = MUTE_ACTIONS.get(action_id)
-            if hours is None:
-                await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
-                return
-            mute_target = Selector("app", key.name, key.namespace, key.cluster).text
-            mute = await self.controls.mute(
-                mute_target, now + timedelta(hours=hours), "", user, now
+        if target.key is not None and target.key not in keys:
+            logger.warning(
+                "refused a button from %s: its value names an app that is not the alert's", user
             )
-            detail = {
-                "target": mute_target,
-                "until": mute.until.isoformat(),
-                "event": target.event_id,
+            named: dict[str, Any] = {
+                "command": action_id,
+                "event": target.event_id[:200],
+                "named": list(target.key)[:5],
+                "channel": channel,
+                "message_ts": ts,
             }
-            await self.audit.audit(user, "mute", key, detail, at=now)
-            note, drop = chat.note_muted(user, mute.until), []
+            await self.audit.audit(user, "button_refused", keys[0], named, at=now)
+            await self._reply(channel, user, chat.answer_text(say.BUTTON_STALE), None)
+            return
+        note: str
+        drop: list[str] = []
+        for key in keys:
+            detail: dict[str, Any]
+            if action_id == ACTION_ACK:
+                count = await self.controls.ack(key, user, now)
+                detail = {"event": target.event_id, "alerts": count}
+                await self.audit.audit(user, "ack", key, detail, at=now)
+                note, drop = chat.note_acked(user, now), [ACTION_ACK]
+            else:
+                assert hours is not None
+                mute_target = "/".join(_literal(p) for p in (key.cluster, key.namespace, key.name))
+                mute = await self.controls.mute(
+                    mute_target, now + timedelta(hours=hours), "", user, now
+                )
+                detail = {
+                    "target": mute_target,
+                    "until": mute.until.isoformat(),
+                    "event": target.event_id,
+                }
+                await self.audit.audit(user, "mute", key, detail, at=now)
+                note = chat.note_muted(user, mute.until)
         if channel and ts:
             blocks = chat.with_note(message.get("blocks") or [], note, drop_actions=drop)
             try:
@@ -340,11 +405,11 @@ class SlackBot:
             except SlackApiError as exc:
                 logger.warning("updating the alert %s in %s failed: %s", ts, channel, _why(exc))
 
-    def _key_of_alert(self, event_id: str) -> AppKey | None:
-        for alert in self.fleet.policy_state.open.values():
-            if alert.event.id == event_id:
-                return alert.event.key
-        return None
+    def _keys_of_notification(self, notification_id: str) -> list[AppKey]:
+        """The apps of the open alerts stored under this notification id (see the module
+        docstring), in the order they were announced."""
+        alerts = alerts_of_notification(self.fleet.policy_state, notification_id)
+        return list(dict.fromkeys(alert.event.key for alert in alerts))
 
     # -- App Home -------------------------------------------------------------------------------
 
@@ -355,6 +420,11 @@ class SlackBot:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _literal(part: str) -> str:
+    """A name as a mute pattern that matches only itself."""
+    return _GLOB.sub(r"[\1]", part)
 
 
 def add_slack_routes(

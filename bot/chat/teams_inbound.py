@@ -14,8 +14,9 @@ reply within 5 seconds, as a message: the Block Kit answer is turned into an Ada
 (1.4) and sent back in the message envelope, cut to Teams' 28 KB. Mute, unmute and ack stay
 in Slack, where people are known by their Slack ids and RBAC applies.
 
-Answers: 200 with the reply; 400 malformed JSON; 401 signature missing or wrong; 413 body
-over `max_body`; 503 while the pipeline is not running yet.
+Answers: 200 with the reply; 400 malformed JSON; 401 signature missing or wrong; 408 body not
+arrived whole within `server.read_timeout`; 413 body over `max_body`; 503 while the pipeline is
+not running yet. The body is read whole however many pieces it arrives in.
 """
 
 from __future__ import annotations
@@ -353,6 +354,7 @@ class TeamsQuestions:
         self._clock = clock
         self._max_body = max_body
         self._reply_within = reply_within
+        self._read_timeout = config.server.read_timeout.total_seconds()
         self.answered = 0
         self.refused = 0
 
@@ -365,7 +367,7 @@ class TeamsQuestions:
         return response
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await read_capped(request, self._max_body)
+        body = await read_capped(request, self._max_body, self._read_timeout)
         if isinstance(body, web.Response):
             return body
         header = request.headers.get(AUTH_HEADER)

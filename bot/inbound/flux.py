@@ -1,18 +1,20 @@
 """POST /webhooks/flux: Flux notification-controller's `generic` and `generic-hmac` providers.
 
-With a token configured (`server.flux_webhook_token_env` names the environment variable that
-holds it, the same `token` as in the Provider's Secret), every request must carry
-`X-Signature: <hash>=<hex HMAC of the raw body>`, as notification-controller's generic-hmac
-provider sends it (sha256 today; sha224, sha384 and sha512 are accepted too). Without a token,
-requests are taken unsigned (the `generic` provider): expose the endpoint only inside the
-cluster then.
+A request is checked in this order (who may post for which cluster: bot/inbound/flux_auth.py):
 
-Answers: 202 accepted (the body went through the pipeline); 400 malformed JSON, a body that
-is not a Flux event, or an unknown cluster; 401 signature missing or wrong (nothing is
-processed); 413 body over `max_body` (1 MiB).
-
-The cluster: `?cluster=NAME` on the Provider's address, else the `X-Driftbot-Cluster` header
-(a Provider can add headers from its Secret), else the first cluster of the config.
+1. the body is read whole, in however many pieces it arrives, up to `max_body` (1 MiB: else
+   413) and within `server.read_timeout` (else 408);
+2. the cluster: `?cluster=NAME` on the Provider's address, else the `X-Driftbot-Cluster` header
+   (a Provider can add headers from its Secret), else the config's first cluster. A name that
+   is not a cluster name (control characters, spaces, over 253 characters) or not one of the
+   config's `clusters` / `server.flux_webhook_clusters` is 400;
+3. the signature: `X-Signature: <hash>=<hex HMAC of the raw body>`, as generic-hmac sends it
+   (sha256 today; sha224, sha384 and sha512 too), with the cluster's token. A cluster without
+   a token takes unsigned requests only with `server.flux_webhook_accept_unsigned: true`.
+   Missing or wrong: 401, nothing is processed;
+4. the body: malformed JSON, a body that is not a Flux event, or an event about a kind driftbot
+   does not read (not Kustomization, HelmRelease or a source kind) is 400 with the reason;
+   otherwise 202, and the event went through the pipeline.
 """
 
 from __future__ import annotations
@@ -20,23 +22,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from bot.inbound.flux_auth import (
+    CLUSTER_NAME,
+    MAX_CLUSTER_NAME,
+    FluxAuth,
+    WebhookConfigError,
+    token_from_env,
+)
 from bot.ops.http import problem, read_capped
 from bot.pipeline.sources import Clock, utc_now
-from config.schema import Config
 
 __all__ = [
     "CLUSTER_HEADER",
     "FLUX_WEBHOOK_PATH",
     "MAX_BODY",
     "SIGNATURE_HEADER",
+    "FluxAuth",
     "FluxWebhook",
+    "WebhookConfigError",
     "sign",
     "token_from_env",
     "verify_signature",
@@ -48,7 +58,6 @@ FLUX_WEBHOOK_PATH = "/webhooks/flux"
 SIGNATURE_HEADER = "X-Signature"
 CLUSTER_HEADER = "X-Driftbot-Cluster"
 MAX_BODY = 1 << 20
-DEFAULT_CLUSTER = "default"
 
 _HASHES: Mapping[str, Callable[[], Any]] = {
     "sha224": hashlib.sha224,
@@ -77,43 +86,24 @@ def verify_signature(header: str | None, body: bytes, token: bytes) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 
-class WebhookConfigError(Exception):
-    """The config names a token variable that is not set."""
-
-
-def token_from_env(config: Config, environ: Mapping[str, str]) -> bytes | None:
-    """The generic-hmac token, or None when the config names no variable. A variable that is
-    named but unset or empty is an error: the endpoint must not silently accept unsigned
-    requests."""
-    name = config.server.flux_webhook_token_env
-    if name is None:
-        return None
-    value = environ.get(name, "")
-    if not value:
-        raise WebhookConfigError(
-            f"server.flux_webhook_token_env names {name}, but that environment variable is "
-            "not set (it must hold the token of the Flux generic-hmac Provider)"
-        )
-    return value.encode()
-
-
 class FluxWebhook:
-    """The request handler; `notify` is Pipeline.notify (or the service's gate in front of it)."""
+    """The request handler; `notify` is Pipeline.notify (or the service's gate in front of it).
+    `auth` may be replaced while serving (a config reload)."""
 
     def __init__(
         self,
         notify: Notify,
         *,
-        token: bytes | None,
-        clusters: Sequence[str] = (),
+        auth: FluxAuth,
         clock: Clock = utc_now,
         max_body: int = MAX_BODY,
+        read_timeout: float | None = None,
     ) -> None:
         self._notify = notify
-        self._token = token
-        self._clusters = tuple(clusters)
+        self.auth = auth
         self._clock = clock
         self._max_body = max_body
+        self.read_timeout = read_timeout
         self.accepted = 0
         self.refused = 0
 
@@ -126,27 +116,53 @@ class FluxWebhook:
         return response
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await read_capped(request, self._max_body)
+        body = await read_capped(request, self._max_body, self.read_timeout)
         if isinstance(body, web.Response):
             return body
-        if self._token is not None and not verify_signature(
-            request.headers.get(SIGNATURE_HEADER), body, self._token
+        auth = self.auth
+        named = request.query.get("cluster") or request.headers.get(CLUSTER_HEADER) or ""
+        if named and not CLUSTER_NAME.fullmatch(named):
+            logger.warning("refused a Flux webhook from %s: invalid cluster name", request.remote)
+            return problem(
+                400,
+                "invalid cluster name: letters, digits, '-', '.' and '_', starting with a "
+                f"letter or digit, at most {MAX_CLUSTER_NAME} characters",
+            )
+        cluster = named or auth.default
+        if cluster not in auth.clusters:
+            logger.warning(
+                "refused a Flux webhook from %s: unknown cluster %s", request.remote, cluster
+            )
+            return problem(
+                400,
+                f"unknown cluster {cluster!r}: it is in neither clusters nor "
+                "server.flux_webhook_clusters",
+            )
+        token = auth.token_for(cluster)
+        if token is None and not auth.accept_unsigned:
+            logger.warning(
+                "refused a Flux webhook from %s for cluster %s: no token is configured and "
+                "unsigned events are not accepted",
+                request.remote,
+                cluster,
+            )
+            return problem(
+                401,
+                "unsigned Flux events are refused: configure a generic-hmac token "
+                "(server.flux_webhook_token_env)",
+            )
+        if token is not None and not verify_signature(
+            request.headers.get(SIGNATURE_HEADER), body, token
         ):
             logger.warning(
-                "refused a Flux webhook from %s: %s",
+                "refused a Flux webhook from %s for cluster %s: %s",
                 request.remote,
+                cluster,
                 "no X-Signature header"
                 if SIGNATURE_HEADER not in request.headers
                 else "bad X-Signature",
             )
             return problem(401, "missing or invalid X-Signature")
-        cluster = request.query.get("cluster") or request.headers.get(CLUSTER_HEADER) or ""
-        if not cluster:
-            cluster = self._clusters[0] if self._clusters else DEFAULT_CLUSTER
-        elif self._clusters and cluster not in self._clusters:
-            return problem(
-                400, f"unknown cluster {cluster!r} (configured: {', '.join(self._clusters)})"
-            )
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -155,5 +171,5 @@ class FluxWebhook:
         if outcome.startswith("rejected"):
             reason = outcome.partition(": ")[2] or outcome
             logger.warning("refused a Flux webhook for cluster %s: %s", cluster, reason)
-            return problem(400, f"not a Flux event: {reason}")
+            return problem(400, f"not a Flux event driftbot reads: {reason}")
         return web.json_response({"accepted": True, "cluster": cluster}, status=202)

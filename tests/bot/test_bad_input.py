@@ -36,7 +36,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app.replay import build_receivers
 from bot.app.service import open_service
 from bot.delivery.teams_receiver import TeamsOptions
-from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxWebhook
+from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
@@ -360,7 +360,8 @@ async def flux_client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any
     async with await Store.open(tmp_path / "s.sqlite") as store:
         pipeline = Pipeline(store, config, build_receivers(config, None, io.StringIO()))
         await pipeline.load()
-        hook = FluxWebhook(pipeline.notify, token=None, clusters=["prod"], clock=lambda: T0)
+        auth = FluxAuth(clusters=("prod",), accept_unsigned=True)
+        hook = FluxWebhook(pipeline.notify, auth=auth, clock=lambda: T0)
         app = web.Application()
         app.router.add_post(FLUX_WEBHOOK_PATH, hook.handle)
         async with TestClient(TestServer(app)) as client:

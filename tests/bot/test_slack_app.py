@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -31,10 +32,12 @@ from bot.chat.slack_app import (
     add_slack_routes,
     create_slack_bot,
 )
+from bot.chat.slack_door import Door
 from bot.delivery.slack_sender import make_client
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
+from core.grouping import Group
 from core.model import EventKind, Health, SyncStatus
 from core.policy import OpenAlert, PolicyState
 from formatters.chat import BLOCK_NOTE
@@ -94,12 +97,15 @@ class Harness:
         timestamp: int | None = None,
         signature: str | None = None,
         content_type: str = "application/x-www-form-urlencoded",
+        timestamp_header: str | None = None,
+        more_headers: dict[str, str] | None = None,
     ) -> tuple[int, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         headers = {
-            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Request-Timestamp": timestamp_header or ts,
             "X-Slack-Signature": signature or sign(body, ts),
             "Content-Type": content_type,
+            **(more_headers or {}),
         }
         response = await self.http.post(SLACK_EVENTS_PATH, data=body.encode(), headers=headers)
         text = await response.text()
@@ -128,6 +134,15 @@ def sign(body: str, ts: str, secret: str = SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+_TRIGGERS = itertools.count(13345224609)
+
+
+def _trigger_id() -> str:
+    """Slack gives every command and click a trigger id of its own, so no two requests that
+    Slack signs have the same body."""
+    return f"{next(_TRIGGERS)}.738474920.8088930838d88f008e0"
+
+
 def command_body(text: str, user: str, channel: str, response_url: str) -> str:
     return urlencode(
         {
@@ -142,7 +157,7 @@ def command_body(text: str, user: str, channel: str, response_url: str) -> str:
             "text": text,
             "api_app_id": "A0DRIFTBOT",
             "response_url": response_url,
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "trigger_id": _trigger_id(),
         }
     )
 
@@ -160,7 +175,7 @@ def action_body(action_id: str, value: str, message: dict[str, Any], user: str) 
             "channel_id": CHANNEL,
             "is_ephemeral": False,
         },
-        "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+        "trigger_id": _trigger_id(),
         "channel": {"id": CHANNEL, "name": "alerts"},
         "message": message,
         "response_url": "https://hooks.slack.com/actions/T0DRIFT01/1/xyz",
@@ -656,3 +671,146 @@ async def test_slack_routes_registered_before_the_bot_exists_answer_503_until_it
         assert later.status == 200
     await harness.bot.drain()
     assert "history APP" in text_of(harness.answers(OPERATOR)[0])
+
+
+# --- the door: timestamps, replays, Slack's retries ----------------------------------------------
+
+
+@pytest.mark.parametrize("timestamp", ["soon", "1e9", "-1", "17000000000000", " ", "0x1"])
+async def test_a_timestamp_that_is_not_a_unix_time_is_401_not_500(
+    harness: Harness, timestamp: str
+) -> None:
+    body = command_body("status", OPERATOR, CHANNEL, harness.response_url)
+    status, text = await harness.post(body, timestamp_header=timestamp)
+    await harness.bot.drain()
+    assert status == 401
+    assert "Traceback" not in text
+    assert harness.slack.ephemeral == []
+
+
+async def test_a_signed_request_sent_again_is_refused_and_done_once(harness: Harness) -> None:
+    body = command_body("mute checkout 1h", OPERATOR, CHANNEL, harness.response_url)
+    ts = int(time.time())
+    statuses = [(await harness.post(body, timestamp=ts))[0] for _ in range(3)]
+    await harness.bot.drain()
+    assert statuses == [200, 401, 401]
+    assert list(harness.controls.muted) == ["checkout"]
+    assert len(harness.answers(OPERATOR)) == 1
+    assert {e.action for e in await harness.store.audit_log()} == {"mute"}
+    assert harness.bot.door is not None and harness.bot.door.replays == 2
+
+
+async def test_a_click_sent_again_acts_once(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    body = action_body("driftbot_mute_1h", value, message, OPERATOR)
+    ts = int(time.time())
+    first, _ = await harness.post(body, timestamp=ts)
+    again, _ = await harness.post(body, timestamp=ts)
+    await harness.bot.drain()
+    assert (first, again) == (200, 401)
+    assert len(harness.slack.calls_to("chat.update")) == 1
+    assert [e.action for e in await harness.store.audit_log()] == ["mute"]
+
+
+async def test_slack_retrying_an_event_already_taken_is_answered_and_not_done_again(
+    harness: Harness,
+) -> None:
+    body = home_opened(VIEWER)
+    ts = int(time.time())
+    first, _ = await harness.post(body, timestamp=ts, content_type="application/json")
+    await harness.bot.drain()
+    retried = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    response = await harness.http.post(
+        SLACK_EVENTS_PATH,
+        data=body.encode(),
+        headers={
+            "X-Slack-Request-Timestamp": str(ts + 1),
+            "X-Slack-Signature": sign(body, str(ts + 1)),
+            "Content-Type": "application/json",
+            **retried,
+        },
+    )
+    await harness.bot.drain()
+    assert (first, response.status) == (200, 200)
+    assert response.headers["X-Slack-No-Retry"] == "1"
+    assert len(harness.slack.calls_to("views.publish")) == 1
+    # The same retry once more, signature and all: still answered, still not done.
+    again, _ = await harness.post(
+        body, timestamp=ts + 1, content_type="application/json", more_headers=retried
+    )
+    assert again == 200
+    assert len(harness.slack.calls_to("views.publish")) == 1
+
+
+def test_the_door_forgets_a_request_once_its_window_is_over_and_is_bounded() -> None:
+    now = [1_700_000_000.0]
+    door = Door(SECRET, clock=lambda: now[0], limit=2)
+
+    def request(n: int) -> tuple[bytes, dict[str, str]]:
+        body = f"command=%2Fgitops&text=help&trigger_id={n}".encode()
+        ts = str(int(now[0]))
+        base = f"v0:{ts}:".encode() + body
+        signature = "v0=" + hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
+        return body, {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+    first, second, third = request(1), request(2), request(3)
+    assert door.check(*first).status is None
+    assert door.check(*second).status is None
+    assert door.check(*third).status == 503, "full of live entries: refused, not forgotten"
+    assert door.check(*first).status == 401
+    now[0] += 301
+    assert len(door.requests) <= 2
+    assert door.check(*first).status == 401, "and now too old to be taken anyway"
+    assert door.check(*request(4)).status is None
+    assert len(door.requests) == 1
+
+
+# --- buttons act on what the server stored -------------------------------------------------------
+
+
+async def test_a_button_value_naming_another_app_is_refused_and_audited(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    forged = json.loads(value)
+    forged["k"] = ["argocd", "*", "*", "*", "*"]
+    await harness.click("driftbot_mute_24h", json.dumps(forged), message, OPERATOR)
+    assert harness.controls.muted == {}
+    assert harness.slack.calls_to("chat.update") == []
+    [entry] = await harness.store.audit_log()
+    assert (entry.actor, entry.action) == (OPERATOR, "button_refused")
+    assert entry.app is not None and entry.app.name == "checkout"
+    assert entry.detail["named"] == ["argocd", "*", "*", "*", "*"]
+    assert "can no longer find" in text_of(harness.answers(OPERATOR)[0])
+
+
+async def test_a_button_naming_no_stored_alert_does_nothing(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    harness.pipeline.policy_state = PolicyState.of()
+    await harness.click(ACTION_ACK, value, message, OPERATOR)
+    assert harness.controls.acked == []
+    assert harness.slack.calls_to("chat.update") == []
+    assert "can no longer find" in text_of(harness.answers(OPERATOR)[0])
+
+
+async def test_a_button_without_an_app_acts_on_the_stored_alert(harness: Harness) -> None:
+    message, value = await _post_alert(harness)
+    bare = json.loads(value)
+    del bare["k"]
+    await harness.click("driftbot_mute_1h", json.dumps(bare), message, OPERATOR)
+    assert list(harness.controls.muted) == ["prod/shop/checkout"]
+
+
+async def test_a_button_on_a_group_acts_on_every_open_member(harness: Harness) -> None:
+    message, _ = await _post_alert(harness)
+    states = [s for s in harness.pipeline.states.values() if s.cluster == "prod"][:3]
+    members = [event(EventKind.DRIFT_DETECTED, s) for s in states]
+    group = Group(id="route-0\x00" + members[0].id, route="route-0", key=(), members=tuple(members))
+    harness.pipeline.policy_state = PolicyState.of(
+        open=[OpenAlert(m, NOW, route="route-0", group=group.id) for m in members],
+        groups=[group],
+    )
+    bare = json.dumps({"v": 1, "e": members[0].id})
+    await harness.click("driftbot_mute_4h", bare, message, OPERATOR)
+    assert sorted(harness.controls.muted) == sorted(
+        f"{s.cluster}/{s.namespace}/{s.name}" for s in states
+    )
+    assert len(await harness.store.audit_log()) == 3
