@@ -8,7 +8,10 @@
 #   docker build -t driftbot:0.1.0 .
 #   docker run --read-only --tmpfs /tmp -v driftbot-state:/var/lib/driftbot driftbot:0.1.0 demo
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image by digest (the multi-platform index of the tag named before the @): a rebuild
+# of the tag cannot change what this file builds. `deploy/pin-digests.sh base` looks the tag's
+# current digest up in the registry and writes it here (docs/operations.md, "The image").
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -19,6 +22,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/driftbot
 
+# The dependencies first, from the lock: exact versions, each file checked against its hash
+# (`python3 tasks.py lock` writes requirements/). Its own layer: a code change reuses it.
+COPY requirements/runtime.txt requirements/build.txt requirements/
+RUN /opt/driftbot/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt \
+    && python -m pip install --require-hashes --no-deps -r requirements/build.txt
+
 # Only what the wheel is built from (pyproject.toml lists the packages).
 COPY pyproject.toml README.md ./
 COPY core/ core/
@@ -27,8 +36,11 @@ COPY watchers/ watchers/
 COPY formatters/ formatters/
 COPY bot/ bot/
 
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/driftbot/bin/pip install /wheels/driftbot-*.whl \
+# The wheel is built with the locked build backend and installed without resolving anything
+# again; pip check fails the build when pyproject.toml asks for what the lock lacks.
+RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+    && /opt/driftbot/bin/pip install --no-deps /wheels/driftbot-*.whl \
+    && /opt/driftbot/bin/pip check \
     && /opt/driftbot/bin/driftbot --help > /dev/null
 
 

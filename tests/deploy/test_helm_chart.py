@@ -22,6 +22,7 @@ from tests.deploy.tools import (
     helm_lint,
     helm_render,
     helm_template,
+    kustomize,
     one,
     schema_errors,
 )
@@ -135,18 +136,18 @@ def test_chart_and_base_grant_the_same_rules() -> None:
     access = list(yaml.safe_load_all((KUSTOMIZE / "access" / "clusterrole.yaml").read_text()))
     assert chart_rules == one(access, "ClusterRole")["rules"]
 
-    role = (CHART / "templates" / "role.yaml").read_text()
-    lease_text = role.split("\nrules:\n", 1)[1].split("\n---", 1)[0]
-    base_role = list(yaml.safe_load_all((KUSTOMIZE / "base" / "role.yaml").read_text()))
-    assert yaml.safe_load("rules:\n" + lease_text)["rules"] == one(base_role, "Role")["rules"]
 
 
-def test_chart_sets_the_same_environment_as_the_base() -> None:
-    text = (CHART / "templates" / "deployment.yaml").read_text()
-    chart_env = set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)", text))
-    base_env = set(env_names(_base_deployment()))
-    assert chart_env - base_env == {"DRIFTBOT_STORE_DSN"}, "only the chart offers the DSN"
-    assert base_env - chart_env == set()
+def _env_in(path: Path) -> set[str]:
+    return set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)", path.read_text()))
+
+
+def test_chart_sets_the_same_environment_as_the_base_and_its_ha_overlay() -> None:
+    chart_env = _env_in(CHART / "templates" / "deployment.yaml")
+    kustomize_env = set(env_names(_base_deployment()))
+    kustomize_env |= _env_in(KUSTOMIZE / "components" / "leader-election" / "deployment.yaml")
+    kustomize_env |= _env_in(KUSTOMIZE / "overlays" / "ha" / "two-replicas.yaml")
+    assert chart_env == kustomize_env
 
 
 # --- with helm ---------------------------------------------------------------------------------
@@ -194,6 +195,69 @@ def test_two_replicas_elect_a_leader_and_share_the_postgres_store() -> None:
     }
 
 
+def test_the_lease_role_and_the_kustomize_ha_overlays_are_the_same() -> None:
+    chart = helm_render(HA)
+    kustomized = kustomize(KUSTOMIZE / "overlays" / "ha")
+    assert one(chart, "Role")["rules"] == one(kustomized, "Role")["rules"]
+    assert one(chart, "Lease")["spec"] == one(kustomized, "Lease")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("values", "elects"),
+    [
+        (None, False),
+        ({"persistence": {"enabled": False}}, True),
+        (HA, True),
+        ({"leaderElection": {"enabled": True}}, True),
+        ({**HA, "leaderElection": {"enabled": True}}, True),
+    ],
+    ids=["one-replica-on-sqlite", "one-replica-rolling", "two-replicas", "forced-on", "ha-on"],
+)
+def test_leader_election_and_its_lease_role_only_where_two_pods_can_run(
+    values: dict[str, Any] | None, elects: bool
+) -> None:
+    manifests = helm_render(values)
+    deployment = check_driftbot(manifests)
+    enabled = env_names(deployment)["DRIFTBOT_LEADER_ELECTION__ENABLED"]["value"]
+    assert enabled == ("true" if elects else "false")
+    assert bool(by_kind(manifests, "Role")) is elects
+    assert bool(by_kind(manifests, "Lease")) is elects
+
+
+def test_the_lease_role_reaches_only_the_release_lease() -> None:
+    manifests = helm_render({**HA, "leaderElection": {"enabled": "auto", "leaseName": "ops-bot"}})
+    (rule,) = one(manifests, "Role")["rules"]
+    assert rule["resourceNames"] == ["ops-bot"]
+    assert "create" not in rule["verbs"]
+    assert one(manifests, "Lease")["metadata"]["name"] == "ops-bot"
+
+
+def test_flux_token_comes_from_a_secret_and_the_config_names_it() -> None:
+    manifests = helm_render({"flux": {"webhookToken": {"existingSecret": "driftbot-flux"}}})
+    deployment = check_driftbot(manifests)
+    env = env_names(deployment)
+    assert env["FLUX_WEBHOOK_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "driftbot-flux",
+        "key": "token",
+    }
+    config = yaml.safe_load(one(manifests, "ConfigMap")["data"]["config.yaml"])
+    assert config["server"]["flux_webhook_token_env"] == "FLUX_WEBHOOK_TOKEN"
+    default = helm_render()
+    assert "FLUX_WEBHOOK_TOKEN" not in env_names(one(default, "Deployment"))
+    annotations = [
+        one(m, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        for m in (manifests, default)
+    ]
+    assert annotations[0] != annotations[1], "a config the chart changed must roll the pods"
+
+
+def test_image_digest_pins_the_pod_and_keeps_the_tag_as_a_label() -> None:
+    digest = "sha256:" + "ab" * 32
+    deployment = one(helm_render({"image": {"digest": digest}}), "Deployment")
+    image = container(deployment)["image"]
+    assert image == f"ghcr.io/driftbot/driftbot:{CHART_META['appVersion']}@{digest}"
+
+
 def test_hub_mounts_kubeconfigs_and_reads_secrets_by_reference() -> None:
     manifests = helm_render(HUB)
     deployment = one(manifests, "Deployment")
@@ -216,8 +280,16 @@ def test_hub_mounts_kubeconfigs_and_reads_secrets_by_reference() -> None:
             "needs leaderElection.enabled=true",
         ),
         ({"image": {"tag": "latest"}}, "latest is not reproducible"),
+        ({"leaderElection": {"enabled": "yes"}}, "use auto, true or false"),
+        (
+            {
+                "flux": {"webhookToken": {"existingSecret": "driftbot-flux"}},
+                "config": {"server": {"flux_webhook_token_env": "MY_TOKEN"}},
+            },
+            "remove it from config",
+        ),
     ],
-    ids=["ha-on-sqlite-volume", "ha-without-lease", "latest-tag"],
+    ids=["ha-on-sqlite-volume", "ha-without-lease", "latest-tag", "election-typo", "flux-env"],
 )
 def test_refuses_settings_that_would_double_notify_or_drift(
     values: dict[str, Any], reason: str

@@ -9,7 +9,7 @@ import yaml
 from tests.deploy.tools import KUSTOMIZE, by_kind, kustomize, one, schema_errors
 from tests.deploy.workload import check_cluster_role, check_driftbot, env_names, mounted_paths
 
-RUNNING = ("base", "overlays/single-cluster", "overlays/hub")
+RUNNING = ("base", "overlays/single-cluster", "overlays/hub", "overlays/ha")
 
 
 @pytest.mark.parametrize("path", [*RUNNING, "overlays/watched-cluster"])

@@ -1,9 +1,10 @@
 """What every rendering of driftbot must hold, whether Helm or Kustomize made it.
 
 One set of checks for both, so the chart and the Kustomize base cannot drift apart on what
-matters: a hardened pod, the probes, the state and tmp volumes, read-only RBAC plus the Lease
-Role, bindings to the pod's own ServiceAccount, a Service and PodDisruptionBudget that select
-the pod, and a config that driftbot itself accepts.
+matters: a hardened pod, the probes, the state and tmp volumes, read-only RBAC plus, with leader
+election only, the Lease and a Role limited to it, bindings to the pod's own ServiceAccount, a
+Service and PodDisruptionBudget that select the pod, the Flux token from a Secret and named by
+the config, and a config that driftbot itself accepts.
 """
 
 from __future__ import annotations
@@ -54,9 +55,40 @@ def check_cluster_role(role: Manifest) -> None:
     assert not any("resourceNames" in r or "nonResourceURLs" in r for r in role["rules"])
 
 
-def check_lease_role(role: Manifest) -> None:
+def check_lease_role(role: Manifest, lease_name: str) -> None:
+    """get and update on the one Lease, by name; no create (RBAC cannot limit it to a name, so
+    the Lease is rendered with the Role instead) and nothing else."""
     lease = ("coordination.k8s.io", "leases")
-    assert granted(role["rules"]) == {lease: {"get", "create", "update"}}
+    assert granted(role["rules"]) == {lease: {"get", "update"}}
+    for rule in role["rules"]:
+        assert rule.get("resourceNames") == [lease_name], f"{rule} is not limited to the Lease"
+
+
+def check_leader_election(manifests: list[Manifest], deployment: Manifest) -> None:
+    """With leader election on: the Lease the pod names, in its namespace, and a Role bound to
+    the pod's account that reaches that Lease only. Off: no Lease, Role or RoleBinding."""
+    env = env_names(deployment)
+    namespace = deployment["metadata"]["namespace"]
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    if env["DRIFTBOT_LEADER_ELECTION__ENABLED"]["value"] != "true":
+        assert deployment["spec"]["replicas"] == 1, "two replicas without leader election"
+        for kind in ("Lease", "Role", "RoleBinding"):
+            assert not by_kind(manifests, kind), f"a {kind} without leader election"
+        return
+    name = env["DRIFTBOT_LEADER_ELECTION__LEASE_NAME"]["value"]
+    assert env["DRIFTBOT_LEADER_ELECTION__NAMESPACE"]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"
+    }
+    lease = one(manifests, "Lease")
+    assert lease["apiVersion"] == "coordination.k8s.io/v1"
+    assert lease["metadata"]["name"] == name
+    assert lease["metadata"]["namespace"] == namespace
+    assert not lease.get("spec"), "the holder is driftbot's to write, not the manifest's"
+    role = one(manifests, "Role")
+    check_lease_role(role, name)
+    binding = one(manifests, "RoleBinding")
+    _bound(binding, account, namespace)
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
 
 
 def _bound(binding: Manifest, account: str, namespace: str) -> None:
@@ -108,6 +140,10 @@ def check_pod(deployment: Manifest) -> None:
             word in name for word in ("TOKEN", "SECRET", "PASSWORD", "DSN")
         ), f"{name} is set as a plain value: secrets come from Secrets"
 
+    token = env.get("FLUX_WEBHOOK_TOKEN")
+    if token is not None:
+        assert set(token["valueFrom"]) == {"secretKeyRef"}, "the Flux token comes from a Secret"
+
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     for path in ("/var/lib/driftbot", "/tmp", "/etc/driftbot/config"):
@@ -137,6 +173,10 @@ def check_config(manifests: list[Manifest], deployment: Manifest) -> None:
     assert name in maps, f"the pod mounts ConfigMap {name}, which is not rendered"
     config = load_config(maps[name]["data"]["config.yaml"], file=f"ConfigMap/{name}")
     assert config.server.port == 8080
+    token = "FLUX_WEBHOOK_TOKEN" if "FLUX_WEBHOOK_TOKEN" in env_names(deployment) else None
+    assert config.server.flux_webhook_token_env == token, (
+        "the config must name the Flux token variable exactly when the pod is given one"
+    )
     mounts = mounted_paths(deployment)
     for cluster in config.clusters:
         if cluster.kubeconfig:
@@ -162,12 +202,7 @@ def check_driftbot(manifests: list[Manifest]) -> Manifest:
     assert [a["metadata"]["name"] for a in by_kind(manifests, "ServiceAccount")] == [account]
     check_cluster_role(one(manifests, "ClusterRole"))
     _bound(one(manifests, "ClusterRoleBinding"), account, namespace)
-    check_lease_role(one(manifests, "Role"))
-    _bound(one(manifests, "RoleBinding"), account, namespace)
-    assert (
-        one(manifests, "RoleBinding")["roleRef"]["name"]
-        == one(manifests, "Role")["metadata"]["name"]
-    )
+    check_leader_election(manifests, deployment)
     assert (
         one(manifests, "ClusterRoleBinding")["roleRef"]["name"]
         == one(manifests, "ClusterRole")["metadata"]["name"]

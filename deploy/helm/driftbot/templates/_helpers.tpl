@@ -43,11 +43,41 @@ app.kubernetes.io/part-of: driftbot
 {{- end }}
 
 {{- define "driftbot.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $ref }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when this release elects a leader (leaderElection.enabled: true, or auto with two
+pods that can run at once), else "false". */}}
+{{- define "driftbot.leaderElection" -}}
+{{- $on := .Values.leaderElection.enabled }}
+{{- if eq (toString $on) "auto" }}
+{{- if or (gt (int .Values.replicaCount) 1) (not .Values.persistence.enabled) }}true{{ else }}false{{ end }}
+{{- else if kindIs "bool" $on }}
+{{- $on }}
+{{- else }}
+{{- fail (printf "leaderElection.enabled is %v: use auto, true or false" $on) }}
+{{- end }}
+{{- end }}
+
+{{/* The config file: .Values.config, with the Flux webhook token variable when the chart
+passes the token in. */}}
+{{- define "driftbot.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.flux.webhookToken.existingSecret }}
+{{- $server := default (dict) $config.server }}
+{{- $named := get $server "flux_webhook_token_env" }}
+{{- if and $named (ne $named "FLUX_WEBHOOK_TOKEN") }}
+{{- fail (printf "config.server.flux_webhook_token_env is %s, but flux.webhookToken passes the token as FLUX_WEBHOOK_TOKEN: remove it from config" $named) }}
+{{- end }}
+{{- $_ := set $server "flux_webhook_token_env" "FLUX_WEBHOOK_TOKEN" }}
+{{- $_ := set $config "server" $server }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
 
 {{- define "driftbot.leaseName" -}}
@@ -60,7 +90,7 @@ app.kubernetes.io/part-of: driftbot
 
 {{/* Refuse settings that would run two active notifiers or share a SQLite volume. */}}
 {{- define "driftbot.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- if and (gt (int .Values.replicaCount) 1) (eq (include "driftbot.leaderElection" .) "false") }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled=true: otherwise every replica notifies" }}
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled }}
