@@ -9,8 +9,8 @@
 #   docker run --read-only --tmpfs /tmp -v driftbot-state:/var/lib/driftbot driftbot:0.1.0 demo
 
 # The base image by digest (the multi-platform index of the tag named before the @): a rebuild
-# of the tag cannot change what this file builds. `deploy/pin-digests.sh base` looks the tag's
-# current digest up in the registry and writes it here (docs/operations.md, "The image").
+# of the tag cannot change what this file builds. `python3 deploy/pin-digests.py base` looks
+# the tag's current digest up in the registry and writes it here (docs/operations.md).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS builder

@@ -30,6 +30,7 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from bot.ops.logs import about_object
+from bot.pipeline.kube_credentials import refresh_credentials
 from config.schema import ClusterConfig
 from core.model import AppKey, AppState, Hint, Tool
 from watchers.kube_watch import ResourceSpec
@@ -115,19 +116,21 @@ def is_gitops_event(obj: Any) -> bool:
 async def api_client_for(cluster: ClusterConfig) -> ApiClient:
     """An ApiClient of its own for one cluster: the pod's service account (`in_cluster`), or
     the kubeconfig file and context named in the config (default: $KUBECONFIG/~/.kube/config
-    and its current context)."""
+    and its current context). A kubeconfig's token file or exec plugin is read again when it
+    changes or expires (bot/pipeline/kube_credentials.py)."""
     configuration = Configuration()
     if cluster.in_cluster:
         kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
     else:
-        await kube_config.load_kube_config(
+        loader = await kube_config.load_kube_config(
             config_file=cluster.kubeconfig,
             context=cluster.context,
             client_configuration=configuration,
             persist_config=False,
         )
+        refresh_credentials(loader, configuration, cluster.kubeconfig)
     return ApiClient(configuration)
 
 

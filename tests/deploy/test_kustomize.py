@@ -55,18 +55,20 @@ def test_hub_mounts_the_kubeconfigs_its_config_names() -> None:
     assert "SLACK_BOT_TOKEN" in env_names(deployment)
 
 
-def test_watched_cluster_gets_read_access_and_a_token_only() -> None:
+def test_watched_cluster_gets_read_access_and_no_long_lived_token() -> None:
     manifests = kustomize(KUSTOMIZE / "overlays" / "watched-cluster")
     assert sorted(m["kind"] for m in manifests) == [
         "ClusterRole",
         "ClusterRoleBinding",
         "Namespace",
-        "Secret",
         "ServiceAccount",
     ]
     check_cluster_role(one(manifests, "ClusterRole"))
-    token = one(manifests, "Secret")
-    assert token["type"] == "kubernetes.io/service-account-token"
-    account = one(manifests, "ServiceAccount")["metadata"]["name"]
-    assert token["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account
+    assert not by_kind(manifests, "Secret"), "tokens are short-lived and made outside"
     assert not by_kind(manifests, "Deployment")
+
+
+@pytest.mark.parametrize("path", [*RUNNING, "overlays/watched-cluster"])
+def test_no_service_account_token_secret_anywhere(path: str) -> None:
+    for manifest in kustomize(KUSTOMIZE / path):
+        assert manifest.get("type") != "kubernetes.io/service-account-token", path

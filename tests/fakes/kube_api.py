@@ -294,6 +294,10 @@ class FakeKubeAPI:
 
     # -- state driven by tests --------------------------------------------------------------------
 
+    def rotate_token(self, token: str) -> None:
+        """From now on only `token` is accepted (the old one expired or was revoked)."""
+        self._token = token
+
     @property
     def resource_version(self) -> str:
         """The latest resourceVersion the server has handed out."""
