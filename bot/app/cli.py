@@ -184,7 +184,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     leader = settings.leader_election if settings.leader_election.enabled else None
     try:
         return asyncio.run(
-            serve(config, state, config_path=_config_path(args.config), leader_election=leader)
+            serve(
+                config,
+                state,
+                config_path=_config_path(args.config),
+                leader_election=leader,
+                adjust=lambda new: apply_settings(new, settings),
+            )
         )
     except ServiceError as exc:
         raise CliError(str(exc)) from None

@@ -5,11 +5,14 @@
 - `/metrics`: Prometheus text, from a registry of our own (bot/ops/metrics.py lists every family);
 - `/webhooks/flux`: Flux notification-controller (see bot/inbound/flux.py);
 - `/webhooks/teams`: Teams outgoing webhook questions, when `teams.outgoing_webhook_secret_env`
-  is set (bot/chat/teams_inbound.py);
+  is set (bot/chat/teams_inbound.py; 404 while it is not);
 - `/slack/events`: Slack's HTTP mode, when `slack.mode` is `http` (bot/chat/slack_app.py).
 
 With SLACK_BOT_TOKEN set, the Slack app (slash command, buttons, App Home) runs beside the
 watches: over Socket Mode (SLACK_APP_TOKEN) by default, or at /slack/events in HTTP mode.
+
+A reloaded config file reaches this side too (`_follow_reloads`): webhook tokens and clusters,
+and the Slack app's RBAC, command and API URL; host, port and Slack mode need a restart.
 
 The service (watches, pipeline, store) lives in the application's cleanup context: it starts
 with the server and is stopped, its state saved, when the server shuts down. `serve` runs it
@@ -43,11 +46,18 @@ from bot.app.leader import LeaderElector, LeaseTiming, lease_client, lease_names
 from bot.app.service import Service, ServiceError, lead, open_service
 from bot.chat.controls import PolicyControls
 from bot.chat.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
-from bot.chat.teams_inbound import TeamsInboundError, add_teams_route, secret_from_env
+from bot.chat.teams_inbound import (
+    TeamsInboundError,
+    TeamsQuestions,
+    add_teams_route,
+    secret_from_env,
+)
 from bot.delivery.outbox import Deadline
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.teams_receiver import TeamsReceiver
 from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook, WebhookConfigError
+from bot.jobs.reload import ConfigReloader
+from bot.ops.logs import add_secrets, secrets_from
 from bot.ops.metrics import METRICS, ServiceCollector
 from config.schema import Config
 from config.settings import LeaderElectionSettings
@@ -159,6 +169,8 @@ def create_app(
             try:
                 if slack_token:
                     live.slack_bot = await _start_slack(config, service, slack_token, environ)
+                if service.reloader is not None:
+                    _follow_reloads(service.reloader, environ, live, teams)
                 logger.info(
                     "watching %d clusters (%d watches); Flux webhook %s",
                     len(config.clusters),
@@ -198,13 +210,48 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_post(FLUX_WEBHOOK_PATH, _flux)
-    if teams_key is not None:
-        add_teams_route(
-            app, teams_key, config, lambda: live.service.pipeline if live.service else None
-        )
+    teams = add_teams_route(
+        app, teams_key, config, lambda: live.service.pipeline if live.service else None
+    )
     if slack_token and config.slack.mode == "http":
         add_slack_routes(app, lambda: live.slack_bot)
     return app
+
+
+def _follow_reloads(
+    reloader: ConfigReloader, environ: Mapping[str, str], live: Live, teams: TeamsQuestions
+) -> None:
+    """A reloaded config reaches the HTTP side too: the Flux webhook's tokens and clusters,
+    the Teams webhook's token, and the Slack app (RBAC, command, API URL, channel scoping).
+    A config naming a token variable that is not set is refused as a whole."""
+
+    def check(config: Config) -> None:
+        try:
+            FluxAuth.from_config(config, environ)
+            secret_from_env(config, environ)
+        except (WebhookConfigError, TeamsInboundError) as exc:
+            raise ValueError(str(exc)) from None
+
+    def take(config: Config) -> None:
+        add_secrets(secrets_from(config, environ))
+        auth = FluxAuth.from_config(config, environ)
+        if live.webhook is not None:
+            if auth != live.webhook.auth:
+                logger.info("Flux webhook now %s", auth.describe())
+                if auth.unsigned:
+                    logger.warning(
+                        "the Flux webhook accepts UNSIGNED events for %s "
+                        "(server.flux_webhook_accept_unsigned)",
+                        ", ".join(auth.unsigned),
+                    )
+            live.webhook.auth = auth
+            live.webhook.read_timeout = config.server.read_timeout.total_seconds()
+        teams.reconfigure(config, secret_from_env(config, environ))
+        if live.slack_bot is not None:
+            live.slack_bot.reconfigure(config)
+
+    reloader.checks.append(check)
+    reloader.listeners.append(take)
 
 
 @contextlib.asynccontextmanager

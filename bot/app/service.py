@@ -199,6 +199,9 @@ class Service:
         """Sources beside the Kubernetes watches: the Argo CD API streams."""
         self.abandoned = False
         """Set by `abandon()`: this process lost the Lease and no longer delivers."""
+        self.reloader: ConfigReloader | None = None
+        """The config file's hot reload, when the service runs from a file: the HTTP side adds
+        its checks and listeners to it."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -342,6 +345,7 @@ def _clockwork(
     clock: Clock,
     stream: TextIO | None,
     environ: Mapping[str, str],
+    adjust: Callable[[Config], Config] | None = None,
 ) -> tuple[Scheduler, ConfigReloader | None]:
     """The scheduler (digests, mute expiry, re-lists; the service's own clock already ticks
     the policy) and, with a config file, its hot reload; both started."""
@@ -366,7 +370,9 @@ def _clockwork(
         service.config = new
         scheduler.set_digests(new.digests)
 
-    reloader = ConfigReloader(config_path, pipeline, build, lock=service.gate.lock, clock=clock)
+    reloader = ConfigReloader(
+        config_path, pipeline, build, lock=service.gate.lock, clock=clock, adjust=adjust
+    )
     reloader.listeners.append(take)
     reloader.start()
     reloader.install_sighup()
@@ -403,12 +409,15 @@ async def open_service(
     sleep: Sleep = asyncio.sleep,
     environ: Mapping[str, str] = os.environ,
     config_path: Path | None = None,
+    adjust: Callable[[Config], Config] | None = None,
 ) -> AsyncIterator[Service]:
     """The service, started; on exit stopped, its pipeline closed and its store saved.
 
     `stream` is where console receivers write (stdout by default); `watcher_options` go to
     every ResourceWatcher (backoff, timeouts, sleep). With `config_path`, a change of that file
-    (or SIGHUP) reloads routes, receivers, policy and digests without a restart. Digests, mute
+    (or SIGHUP) reloads routes, receivers, policy and digests without a restart (`adjust`, the
+    environment's overrides, applied to every version read; `Service.reloader` takes the HTTP
+    side's checks and listeners). Digests, mute
     expiry and the Argo CD API streams' periodic re-list run on the scheduler.
     """
     store = await WriteBehindStore.open(store_location(state_path, environ))
@@ -440,8 +449,9 @@ async def open_service(
                 )
                 service.start()
                 scheduler, reloader = _clockwork(
-                    service, config, config_path, clock, stream, environ
+                    service, config, config_path, clock, stream, environ, adjust
                 )
+                service.reloader = reloader
                 try:
                     yield service
                 finally:

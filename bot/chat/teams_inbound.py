@@ -340,7 +340,7 @@ class TeamsQuestions:
 
     def __init__(
         self,
-        key: bytes,
+        key: bytes | None,
         config: Config,
         pipeline: Callable[[], Pipeline | None],
         *,
@@ -358,7 +358,15 @@ class TeamsQuestions:
         self.answered = 0
         self.refused = 0
 
+    def reconfigure(self, config: Config, key: bytes | None) -> None:
+        """Take a reloaded config and the token it names (None: the endpoint answers 404)."""
+        self._config = config
+        self._key = key
+        self._read_timeout = config.server.read_timeout.total_seconds()
+
     async def handle(self, request: web.Request) -> web.Response:
+        if self._key is None:
+            return problem(404, "no Teams outgoing webhook is configured")
         response = await self._handle(request)
         if response.status == 200:
             self.answered += 1
@@ -371,7 +379,7 @@ class TeamsQuestions:
         if isinstance(body, web.Response):
             return body
         header = request.headers.get(AUTH_HEADER)
-        if not verify(header, body, self._key):
+        if self._key is None or not verify(header, body, self._key):
             logger.warning(
                 "refused a Teams outgoing webhook call from %s: %s",
                 request.remote,
@@ -434,14 +442,15 @@ def _asker(activity: Mapping[str, Any]) -> Asker:
 
 def add_teams_route(
     app: web.Application,
-    key: bytes,
+    key: bytes | None,
     config: Config,
     pipeline: Callable[[], Pipeline | None],
     *,
     clock: Clock = utc_now,
     max_body: int = MAX_BODY,
 ) -> TeamsQuestions:
-    """Serve POST /webhooks/teams on `app`; returns the handler (its counters are metrics).
+    """Serve POST /webhooks/teams on `app` (404 while `key` is None, until a reload names a
+    token); returns the handler (its counters are metrics).
     `pipeline` is called per request, so it may return a pipeline started after the route
     was added (the service in the app's cleanup context); until then it returns None and
     calls get 503."""

@@ -8,13 +8,14 @@ checked like `driftbot check-config` does:
 
 - valid: the pipeline takes the new config and its receivers at once (receivers whose settings
   did not change are kept as they are, with their queues; removed and changed ones are closed,
-  new ones built); listeners (the scheduler's digests, the chat app) are told; audited as
-  `config_reload`;
-- invalid, or its receivers cannot be built (a missing token): every error is logged as
-  `file:line: key: message`, the config in force stays, and it is audited as `config_rejected`.
+  new ones built); listeners (the scheduler's digests, the Slack app's RBAC, command and API
+  URL, the Teams and Flux webhooks' tokens and clusters) are told; audited as `config_reload`;
+- invalid, its receivers cannot be built, or a check refuses it (a token variable that is named
+  but not set): every error is logged as `file:line: key: message`, the config in force stays,
+  and it is audited as `config_rejected`.
 
-Clusters, Argo CD API streams, the server port and the Slack mode are read at start only: a
-change to them is logged as needing a restart.
+Clusters, Argo CD API streams, the server's host and port and the Slack mode are read at start
+only: a change to them is logged (and audited) as needing a restart.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ Listener = Callable[[Config], Awaitable[None] | None]
 ACTOR = "config"
 RELOADED = "config_reload"
 REJECTED = "config_rejected"
-RESTART_ONLY = ("clusters", "argocd_api", "server", "slack")
+RESTART_ONLY = ("clusters", "argocd_api", "server.host", "server.port", "slack.mode")
+"""What a running service read once (its watches, its socket, its Slack connection)."""
+Check = Callable[[Config], None]
+"""Refuses a new config by raising ValueError (or a subclass) with a sentence."""
 
 
 def _utc_now() -> datetime:
@@ -106,8 +110,13 @@ class ConfigReloader:
         clock: Clock = _utc_now,
         sleep: Sleep = asyncio.sleep,
         interval: float = 5.0,
+        adjust: Callable[[Config], Config] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.adjust = adjust
+        """Applied to every config read (the environment's overrides of the file)."""
+        self.checks: list[Check] = []
+        """Run before a config is applied; one that raises refuses it."""
         self.pipeline = pipeline
         self.build = build
         self.lock = lock or asyncio.Lock()
@@ -186,16 +195,20 @@ class ConfigReloader:
                 return await self._refuse([str(issue) for issue in exc.errors])
             for warning in loaded.warnings:
                 logger.warning("%s", warning)
+            config = loaded.config if self.adjust is None else self.adjust(loaded.config)
+            refusals = self._check(config)
+            if refusals:
+                return await self._refuse([f"{self.path}: {r}" for r in refusals])
             try:
-                result = await self._apply(loaded.config)
+                result = await self._apply(config)
             except ReceiverBuildError as exc:
                 return await self._refuse([f"{self.path}: receivers: {exc}"])
-            await self._audit(RELOADED, _applied_detail(self.path, loaded.config, result))
+            await self._audit(RELOADED, _applied_detail(self.path, config, result))
             self.reloads += 1
             logger.info(
                 "config %s reloaded: %d routes, receivers added %s, removed %s, changed %s",
                 self.path,
-                len(loaded.config.routes),
+                len(config.routes),
                 list(result.added) or "none",
                 list(result.removed) or "none",
                 list(result.changed) or "none",
@@ -206,8 +219,17 @@ class ConfigReloader:
                     self.path,
                     section,
                 )
-            await self._tell(loaded.config)
+            await self._tell(config)
             return result
+
+    def _check(self, config: Config) -> list[str]:
+        refusals = []
+        for check in self.checks:
+            try:
+                check(config)
+            except ValueError as exc:
+                refusals.append(str(exc))
+        return refusals
 
     async def _refuse(self, errors: list[str]) -> ReloadResult:
         self.rejections += 1
@@ -244,9 +266,7 @@ class ConfigReloader:
             receivers = {n: held[n] for n in kept}
             receivers.update(fresh)
             self.pipeline.reconfigure(new, receivers)
-        restart = tuple(
-            section for section in RESTART_ONLY if getattr(old, section) != getattr(new, section)
-        )
+        restart = tuple(s for s in RESTART_ONLY if _value(old, s) != _value(new, s))
         return ReloadResult(
             applied=True,
             added=tuple(added),
@@ -269,6 +289,13 @@ class ConfigReloader:
             await self.pipeline.store.audit(ACTOR, action, None, detail, at=self.clock())
         except Exception:
             logger.exception("could not record %s in the audit log", action)
+
+
+def _value(config: Config, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _with_receivers(config: Config, names: list[str]) -> Config:

@@ -4,7 +4,8 @@
 only notifications). `json` gives one object per line: `time` (RFC 3339, UTC), `level`,
 `logger`, `message`, the context fields a call passed (`cluster`, `namespace`, `name`,
 `receiver`, ...) and `exception` for a traceback. `text` gives `LEVEL logger: message` with the
-context fields appended in brackets.
+context fields appended in brackets, one line per record: control characters in any field are
+escaped (`\\n`), a traceback's lines are indented below it.
 
 Lines about one object pass its identity with `extra=about(cluster, namespace, name)`:
 `LogRecord` reserves the attribute `name` (the logger's), so the object's name travels as
@@ -42,6 +43,7 @@ __all__ = [
     "about_object",
     "add_secrets",
     "configure_logging",
+    "escape_control",
     "reset_logging",
     "secret_variants",
     "secrets_from",
@@ -122,23 +124,66 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(text: str) -> str:
+    """`text` on one line: newlines, carriage returns and every other control character
+    written as escapes (`\\n`, `\\x1b`, `\\u2028`), so no value can start a line of its own."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escaped, text)
+
+
+def _indented(block: str) -> str:
+    """A traceback below its line: every line indented and escaped, so an exception's text
+    cannot pass for a record of its own."""
+    return "\n".join("    " + escape_control(line) for line in block.splitlines())
+
+
 class TextFormatter(logging.Formatter):
-    """`LEVEL logger: message [key=value ...]`, and the traceback below, for a terminal.
-    A context value the message already names is not repeated."""
+    """`LEVEL logger: message [key=value ...]`, and the traceback below, indented, for a
+    terminal. A context value the message already names is not repeated. Every record is one
+    line (with its traceback's lines indented below it): control characters in the message and
+    in every field are escaped, so text from the network (a cluster name, a header) cannot
+    forge a line."""
 
     def __init__(self) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
         message = record.message
+        text = f"{record.levelname} {escape_control(record.name)}: {escape_control(message)}"
         fields = {
             k: v
             for k, v in _context(record).items()
             if v not in ("", None) and str(v) not in message
         }
         if fields:
-            text += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
+            text += (
+                " ["
+                + " ".join(
+                    f"{escape_control(k)}={escape_control(str(v))}" for k, v in fields.items()
+                )
+                + "]"
+            )
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + _indented(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
         return text
 
 

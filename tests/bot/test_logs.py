@@ -195,3 +195,38 @@ def test_any_variable_named_like_a_secret_is_one() -> None:
     found = secrets_from(None, environ)
     assert {"ghp_abcdef", "pw1234"} <= set(found)
     assert "/r" not in found
+
+
+FORGED = "ERROR bot.app.server: forged"
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_a_text_record_is_one_line_whatever_its_message_and_fields_hold(
+    message: str, field: str
+) -> None:
+    out = io.StringIO()
+    configure_logging("text", "INFO", stream=out)
+    try:
+        logging.getLogger("bot").warning("got %s", message, extra={"cluster": field})
+    finally:
+        reset_logging()
+    assert len(out.getvalue().splitlines()) == 1
+
+
+def test_no_value_can_forge_a_line_in_the_text_format(out: io.StringIO) -> None:
+    configure_logging("text", "INFO", stream=out)
+    log = logging.getLogger("bot.inbound.flux")
+    log.warning("refused cluster %s", f"prod\n{FORGED}\r\x1b[2K\u2028", extra={"r": f"x\n{FORGED}"})
+    try:
+        raise ValueError(f"bad\n{FORGED}")
+    except ValueError:
+        log.exception("failed")
+    lines = out.getvalue().splitlines()
+    assert not any(line.startswith(FORGED) for line in lines)
+    assert lines[0] == (
+        "WARNING bot.inbound.flux: refused cluster prod\\nERROR bot.app.server: forged\\r\\x1b[2K"
+        "\\u2028 [r=x\\nERROR bot.app.server: forged]"
+    )
+    assert lines[1] == "ERROR bot.inbound.flux: failed"
+    assert all(line.startswith("    ") for line in lines[2:])
+    assert "    ERROR bot.app.server: forged" in lines

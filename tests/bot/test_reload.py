@@ -261,3 +261,42 @@ async def test_the_running_service_reloads_its_config_file_on_sighup(tmp_path: P
         assert set(service.pipeline.receivers) == {"a", "b"}
         entries = await service.pipeline.store.audit_log()
         assert [e.action for e in entries] == ["config_reload"]
+
+
+async def test_what_needs_a_restart_is_named_field_by_field(harness: Harness) -> None:
+    _rewrite(
+        harness.path,
+        TO_A + "server: {port: 9090, read_timeout: 3s}\nslack: {mode: http, command: /ops}\n",
+    )
+    result = await harness.reloader.reload()
+    assert result is not None and result.applied
+    assert result.restart_needed == ("server.port", "slack.mode")
+    [entry] = [e for e in await harness.store.audit_log() if e.action == "config_reload"]
+    assert entry.detail["restart_needed"] == ["server.port", "slack.mode"]
+
+
+async def test_a_check_that_refuses_keeps_the_config_in_force(harness: Harness) -> None:
+    def no_token(config: Config) -> None:
+        if config.server.flux_webhook_token_env:
+            raise ValueError("server.flux_webhook_token_env names UNSET, which is not set")
+
+    harness.reloader.checks.append(no_token)
+    before = harness.pipeline.config
+    _rewrite(harness.path, TO_B + "server: {flux_webhook_token_env: UNSET}\n")
+    result = await harness.reloader.reload()
+    assert result is not None and not result.applied
+    assert result.errors == (
+        f"{harness.path}: server.flux_webhook_token_env names UNSET, which is not set",
+    )
+    assert harness.pipeline.config is before
+    assert [e.action for e in await harness.store.audit_log()] == ["config_rejected"]
+
+
+async def test_the_environment_overrides_apply_to_every_version_read(harness: Harness) -> None:
+    harness.reloader.adjust = lambda c: c.model_copy(
+        update={"server": c.server.model_copy(update={"port": 8181})}
+    )
+    _rewrite(harness.path, TO_B)
+    result = await harness.reloader.reload()
+    assert result is not None and result.applied
+    assert harness.pipeline.config.server.port == 8181

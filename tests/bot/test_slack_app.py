@@ -36,7 +36,7 @@ from bot.chat.slack_door import Door
 from bot.delivery.slack_sender import make_client
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
-from config.schema import Config
+from config.schema import Config, RbacConfig
 from core.grouping import Group
 from core.model import EventKind, Health, SyncStatus
 from core.policy import OpenAlert, PolicyState
@@ -814,3 +814,35 @@ async def test_a_button_on_a_group_acts_on_every_open_member(harness: Harness) -
         f"{s.cluster}/{s.namespace}/{s.name}" for s in states
     )
     assert len(await harness.store.audit_log()) == 3
+
+
+async def test_a_reloaded_config_reaches_rbac_the_command_and_the_buttons(
+    harness: Harness,
+) -> None:
+    message, value = await _post_alert(harness)
+    old = make_config(api_url=harness.slack.url)
+    new = old.model_copy(
+        update={
+            "rbac": RbacConfig.model_validate(
+                {"operators": {"users": [VIEWER]}, "viewers": {"users": [GROUP_MEMBER]}}
+            ),
+            "slack": old.slack.model_copy(update={"command": "/ops"}),
+        }
+    )
+    harness.bot.reconfigure(new)
+
+    async def ops(text: str, user: str) -> int:
+        body = command_body(text, user, CHANNEL, harness.response_url)
+        status, _ = await harness.post(body.replace("command=%2Fgitops", "command=%2Fops"))
+        await harness.bot.drain()
+        return status
+
+    assert await ops("mute checkout 1h", OPERATOR) == 200
+    await harness.click("driftbot_mute_1h", value, message, OPERATOR)
+    assert harness.controls.muted == {}, "the operator removed may no longer mute"
+    assert len(harness.answers(OPERATOR)) == 2
+    assert await ops("status", OUTSIDER) == 200
+    assert "not among the people who may ask" in text_of(harness.answers(OUTSIDER)[0])
+    assert await ops("mute checkout 1h", VIEWER) == 200
+    assert list(harness.controls.muted) == ["checkout"], "the new operator, by the new command"
+    assert await harness.command("status", user=GROUP_MEMBER) == 404, "the old name is gone"
