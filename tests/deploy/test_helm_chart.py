@@ -210,8 +210,18 @@ def test_the_lease_role_and_the_kustomize_ha_overlays_are_the_same() -> None:
         (HA, True),
         ({"leaderElection": {"enabled": True}}, True),
         ({**HA, "leaderElection": {"enabled": True}}, True),
+        ({"leaderElection": {"enabled": "true"}}, True),  # as --set-string gives it
+        ({"persistence": {"enabled": False}, "leaderElection": {"enabled": False}}, False),
     ],
-    ids=["one-replica-on-sqlite", "one-replica-rolling", "two-replicas", "forced-on", "ha-on"],
+    ids=[
+        "one-replica-on-sqlite",
+        "one-replica-rolling",
+        "two-replicas",
+        "forced-on",
+        "ha-on",
+        "string",
+        "forced-off",
+    ],
 )
 def test_leader_election_and_its_lease_role_only_where_two_pods_can_run(
     values: dict[str, Any] | None, elects: bool

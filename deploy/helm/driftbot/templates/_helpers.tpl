@@ -54,10 +54,10 @@ app.kubernetes.io/part-of: driftbot
 {{/* "true" when this release elects a leader (leaderElection.enabled: true, or auto with two
 pods that can run at once), else "false". */}}
 {{- define "driftbot.leaderElection" -}}
-{{- $on := .Values.leaderElection.enabled }}
-{{- if eq (toString $on) "auto" }}
+{{- $on := toString .Values.leaderElection.enabled }}
+{{- if eq $on "auto" }}
 {{- if or (gt (int .Values.replicaCount) 1) (not .Values.persistence.enabled) }}true{{ else }}false{{ end }}
-{{- else if kindIs "bool" $on }}
+{{- else if has $on (list "true" "false") }}
 {{- $on }}
 {{- else }}
 {{- fail (printf "leaderElection.enabled is %v: use auto, true or false" $on) }}
