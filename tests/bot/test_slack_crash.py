@@ -55,11 +55,17 @@ TRIALS = 10
 
 
 class CrashingSlack(HistoryFakeSlack):
-    """Calls `crash` right after accepting its `crash_after`-th message."""
+    """Calls `crash` right after accepting its `crash_after`-th message.
+
+    With `refuse_after_crash`, it accepts no other message until `crash_after` is cleared: a
+    post that reaches the fake while a killed process is still dying is refused, as the kill
+    would have kept it from leaving.
+    """
 
     crash_after: int | None = None
     crash: Callable[[], None] = staticmethod(lambda: None)
     accepted: int = 0
+    refuse_after_crash: bool = False
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -68,6 +74,9 @@ class CrashingSlack(HistoryFakeSlack):
     def _answer(
         self, method: str, params: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        crashed = self.crash_after is not None and self.accepted >= self.crash_after
+        if method == "chat.postMessage" and crashed and self.refuse_after_crash:
+            return 503, {"ok": False, "error": "service_unavailable"}, {}
         answer = super()._answer(method, params, token)
         if method == "chat.postMessage" and answer[1].get("ok"):
             self.accepted += 1
@@ -322,6 +331,7 @@ async def test_replay_killed_with_sigkill_mid_delivery_then_rerun_delivers_each_
         (tmp_path / "driftbot.yaml").write_text(KILL_CONFIG % slack.url)
         first = await _replay_process(tmp_path, env)
         slack.crash_after = kill_at
+        slack.refuse_after_crash = True
         slack.crash = lambda: first.kill()  # SIGKILL, before the answer leaves the fake
         await asyncio.wait_for(first.wait(), 40)
         assert first.returncode == -signal.SIGKILL
