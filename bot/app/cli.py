@@ -1,4 +1,4 @@
-"""The `driftbot` command line: run, demo, replay, check-config, routes explain, audit.
+"""The `driftbot` command line: run, demo, replay, check-config, routes explain, audit, import.
 
 Every failure a user can cause (a missing file, a broken config, an unreadable state file)
 is one clear line on stderr and a non-zero exit, never a traceback. stdout carries only
@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.app.audit_view import read_audit, render_jsonl, render_table
+from bot.app.importing import add_import_parser, cmd_import
 from bot.app.replay import CliError, replay_file
 from bot.app.server import serve
 from bot.app.service import ServiceError
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the store file (default: $DRIFTBOT_STATE or ~/.local/state/driftbot/state.sqlite)",
     )
     audit.add_argument("--output", choices=["text", "jsonl"], default="text")
+    add_import_parser(sub)
     return parser
 
 
@@ -292,6 +294,7 @@ COMMANDS = {
     "check-config": _cmd_check_config,
     "routes": _cmd_routes,
     "audit": _cmd_audit,
+    "import": cmd_import,
 }
 
 
