@@ -121,7 +121,7 @@ class Draft:
     notes: list[str] = field(default_factory=list)
     receivers: dict[str, Receiver] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
-    server: dict[str, tuple[str, str]] = field(default_factory=dict)
+    server: dict[str, tuple[Any, str]] = field(default_factory=dict)
     """`server` keys to set: value and where it came from."""
 
     def note(self, text: str) -> None:

@@ -11,9 +11,10 @@ anywhere else driftbot has no equivalent, and says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from config.importers.draft import Draft, Route, env_name, literal, receiver_name
 from config.importers.objects import KubeObject, describe, name_of, namespace_of, spec, text_map
@@ -95,7 +96,7 @@ def _import_alert(
                 f"{describe(obj)} is suspended: Flux sends nothing for {label}; not imported"
             )
             return
-    receiver = _receiver(provider, draft)
+    receiver = _receiver(provider, draft, cluster)
     if receiver is None:
         return
     name, receiver_origin = receiver
@@ -187,7 +188,7 @@ def _note_alert_extras(alert: KubeObject, draft: Draft) -> None:
         )
 
 
-def _receiver(provider: KubeObject, draft: Draft) -> tuple[str, str] | None:
+def _receiver(provider: KubeObject, draft: Draft, cluster: str | None) -> tuple[str, str] | None:
     label, provider_spec = describe(provider), spec(provider)
     type_ = str(provider_spec.get("type") or "")
     secret = provider_spec.get("secretRef")
@@ -215,7 +216,7 @@ def _receiver(provider: KubeObject, draft: Draft) -> tuple[str, str] | None:
         name = receiver_name("teams", name_of(provider))
         return draft.receiver(name, "teams", {"webhook_env": variable}, origin), origin
     if type_ in ("generic", "generic-hmac"):
-        _generic(provider, type_, secret_name, draft)
+        _generic(provider, type_, secret_name, draft, cluster)
         return None
     draft.note(
         f"{label} type {type_ or '(none)'}: driftbot sends only to Slack and Microsoft Teams; "
@@ -224,26 +225,57 @@ def _receiver(provider: KubeObject, draft: Draft) -> tuple[str, str] | None:
     return None
 
 
-def _generic(provider: KubeObject, type_: str, secret_name: str, draft: Draft) -> None:
+def _generic(
+    provider: KubeObject, type_: str, secret_name: str, draft: Draft, cluster: str | None
+) -> None:
     label = describe(provider)
     address = str(spec(provider).get("address") or "")
     parts = urlsplit(address) if address else None
     if parts is not None and parts.path.rstrip("/").endswith(WEBHOOK_PATH):
         draft.note(f"{label} type {type_}: posts to driftbot's {WEBHOOK_PATH}, its input; keep it")
-        if type_ == "generic-hmac":
-            draft.server["flux_webhook_token_env"] = (
-                TOKEN_ENV,
-                f"{label} type generic-hmac: ${TOKEN_ENV} holds the token key of Secret "
-                f"{secret_name or '?'}",
-            )
+        named = parse_qs(parts.query).get("cluster", [])
+        _feed(draft, label, type_, secret_name, named[0] if named else cluster)
         return
     where = (
         f"{parts.scheme}://{parts.netloc}"
         if parts is not None and parts.netloc
-        else (f"the address in Secret {secret_name or '?'}")
+        else f"the address in Secret {secret_name or '?'}"
     )
     draft.note(
         f"{label} type {type_}: posts Flux's event JSON to {where}; driftbot posts to Slack and "
         f"Teams only; point the Provider at driftbot's {WEBHOOK_PATH} to feed it instead; "
         "its Alerts are not imported"
     )
+
+
+def _feed(draft: Draft, label: str, type_: str, secret_name: str, cluster: str | None) -> None:
+    """The `server` keys that let this Provider's events in: its cluster (when known) among
+    `flux_webhook_clusters`, with a token of its own for generic-hmac; unsigned events allowed
+    for generic."""
+    token = f"the token key of Secret {secret_name or '?'}"
+    if type_ == "generic":
+        draft.server["flux_webhook_accept_unsigned"] = (
+            True,
+            f"{label} type generic sends unsigned events (generic-hmac with a token is safer)",
+        )
+    if cluster and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}", cluster):
+        draft.note(f"{label}: cluster {cluster!r} is not a driftbot cluster name; not imported")
+    elif cluster:
+        entry: dict[str, str] = {"name": cluster}
+        if type_ == "generic-hmac":
+            entry["token_env"] = env_name("flux", cluster, "token")
+            token = f"${entry['token_env']} holds {token}"
+        listed, origins = draft.server.get("flux_webhook_clusters", ([], ""))
+        if entry not in listed:
+            listed = [*listed, entry]
+        origin = f"{origins}; " if origins else ""
+        draft.server["flux_webhook_clusters"] = (
+            listed,
+            f"{origin}{label} type {type_}, cluster {cluster}"
+            + (f": {token}" if type_ == "generic-hmac" else ""),
+        )
+    elif type_ == "generic-hmac":
+        draft.server["flux_webhook_token_env"] = (
+            TOKEN_ENV,
+            f"{label} type generic-hmac: ${TOKEN_ENV} holds {token}",
+        )

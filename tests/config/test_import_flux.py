@@ -111,6 +111,7 @@ def _alert(name: str, provider: str, *sources: dict[str, Any], **spec: Any) -> d
 
 def test_generic_providers_feed_driftbot_or_are_said_to_have_no_equivalent() -> None:
     everything = {"kind": "Kustomization", "name": "*"}
+    labelled = {"kind": "HelmRelease", "name": "web", "matchLabels": {"team": "web"}}
     draft = import_flux(
         [
             _provider(
@@ -120,31 +121,52 @@ def test_generic_providers_feed_driftbot_or_are_said_to_have_no_equivalent() -> 
                 secretRef={"name": "driftbot-token"},
             ),
             _provider(
-                "jenkins", type="generic", address="https://jenkins.example.com/hook?token=s3cret"
+                "jenkins", type="generic", address="https://ci.example.com/hook?token=s3cret"
             ),
             _provider("slack", type="slack", channel="ops"),
             _alert("to-driftbot", "driftbot", everything),
             _alert("to-jenkins", "jenkins", everything),
-            _alert(
-                "to-slack",
-                "slack",
-                everything,
-                {"kind": "ImagePolicy", "name": "*"},
-                {"kind": "HelmRelease", "name": "web", "matchLabels": {"team": "web"}},
-            ),
+            _alert("to-slack", "slack", everything, {"kind": "ImagePolicy", "name": "*"}, labelled),
         ]
     )
     text, config = checked(draft)
     assert config.server.flux_webhook_token_env == "FLUX_WEBHOOK_TOKEN"
+    assert not config.server.flux_webhook_accept_unsigned
     assert "$FLUX_WEBHOOK_TOKEN holds the token key of Secret driftbot-token" in text
     assert "posts to driftbot's /webhooks/flux, its input; keep it" in text
-    assert "posts Flux's event JSON to https://jenkins.example.com; driftbot posts to Slack" in text
+    assert "posts Flux's event JSON to https://ci.example.com; driftbot posts to Slack" in text
     assert "s3cret" not in text
     assert "eventSources[1]: kind ImagePolicy: driftbot watches only Kustomization" in text
-    labelled = flux("flux-system", "HelmRelease", labels={"team": "web"})
-    assert receivers_for(config, "web", "deploy_started", **labelled) == {"slack-ops"}
-    assert receivers_for(config, "web", "deploy_started", **{**labelled, "labels": {}}) == set()
+    web = flux("flux-system", "HelmRelease", labels={"team": "web"})
+    assert receivers_for(config, "web", "deploy_started", **web) == {"slack-ops"}
+    assert receivers_for(config, "web", "deploy_started", **{**web, "labels": {}}) == set()
     assert "events that reach it only through /webhooks/flux carry no labels" in text
+
+
+def test_providers_feeding_driftbot_name_their_cluster_and_token() -> None:
+    everything = {"kind": "Kustomization", "name": "*"}
+    secret = {"name": "driftbot-token"}
+    hook = "http://driftbot.driftbot:8080/webhooks/flux"
+    draft = import_flux(
+        [
+            _provider(
+                "signed", type="generic-hmac", address=f"{hook}?cluster=edge-1", secretRef=secret
+            ),
+            _provider("plain", type="generic", address=hook),
+            _provider("slack", type="slack", channel="ops"),
+            _alert("signed", "signed", everything),
+            _alert("plain", "plain", everything),
+            _alert("to-slack", "slack", everything),
+        ],
+        cluster="staging",
+    )
+    text, config = checked(draft)
+    clusters = [(c.name, c.token_env) for c in config.server.flux_webhook_clusters]
+    assert clusters == [("edge-1", "FLUX_EDGE_1_TOKEN"), ("staging", None)]
+    assert config.server.flux_webhook_accept_unsigned
+    assert config.server.flux_webhook_token_env is None
+    assert "$FLUX_EDGE_1_TOKEN holds the token key of Secret driftbot-token" in text
+    assert "type generic sends unsigned events (generic-hmac with a token is safer)" in text
 
 
 def test_providers_driftbot_cannot_use_and_suspended_alerts_are_notes() -> None:
@@ -185,7 +207,9 @@ _spec = st.fixed_dictionaries(
         "type": st.sampled_from(["slack", "msteams", "generic", "generic-hmac", "discord"])
         | _scalar,
         "channel": _scalar,
-        "address": st.sampled_from(["http://d:8080/webhooks/flux", "https://x.example.com/h"])
+        "address": st.sampled_from(
+            ["http://d/webhooks/flux", "http://d/webhooks/flux?cluster=a%20b", "https://x.example.com/h"]
+        )
         | _scalar,
         "secretRef": st.fixed_dictionaries({"name": _scalar}) | _scalar,
         "providerRef": st.fixed_dictionaries({"name": st.sampled_from(["p", "q"])}) | _scalar,
