@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from bot.chat.commands import (
     ALL,
+    OPERATOR_VERBS,
+    VERBS,
     Ack,
     Asker,
     Audit,
@@ -32,6 +34,7 @@ from bot.chat.commands import (
     Usage,
     Versions,
     channel_scope,
+    needs_operator,
     parse_command,
     parse_selector,
     problems_since,
@@ -41,6 +44,7 @@ from bot.store.store import Store
 from config.schema import Config
 from core.model import AppKey, AppState, EventKind
 from core.policy import Held, OpenAlert, PolicyState
+from formatters import chat_phrases as say
 from formatters.chat import answer_usage
 from tests.bot.chat_support import MemoryControls, fleet
 from tests.fakes.slack_api import validate_blocks
@@ -145,6 +149,18 @@ def test_any_text_is_a_command_or_usage_never_an_exception(text: str) -> None:
 )
 def test_word_salad_of_real_verbs_never_raises(words: list[str]) -> None:
     parse_command(" ".join(words))
+
+
+def test_every_verb_has_a_help_line_and_an_example_that_parses_to_it() -> None:
+    helped = {usage.split()[0] for usage, _ in say.HELP_LINES} | {"help"}
+    assert set(VERBS) == helped
+    assert set(VERBS) == set(say.EXAMPLES)
+    assert set(VERBS) >= OPERATOR_VERBS
+    for verb, example in say.EXAMPLES.items():
+        parsed = parse_command(example)
+        assert not isinstance(parsed, Usage), example
+        assert parsed.verb == verb
+        assert needs_operator(parsed) == (verb in OPERATOR_VERBS)
 
 
 def test_a_selector_reads_back_as_typed() -> None:
