@@ -9,6 +9,7 @@ those locations back to lines of the YAML file.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
@@ -370,15 +371,54 @@ class Principals(Strict):
         return user in self.users or any(g in self.groups for g in groups)
 
 
+class Grant(Strict):
+    """What some people may see: the apps of `clusters` (and, when given, only in
+    `namespaces`); patterns may hold `*` and `?`. Left out: every cluster / namespace."""
+
+    users: tuple[Text, ...] = ()
+    groups: tuple[Text, ...] = ()
+    clusters: Globs | None = None
+    namespaces: Globs | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> Grant:
+        if not self.users and not self.groups:
+            raise ValueError("a grant needs users or groups (who it is for)")
+        return self
+
+    def covers(self, cluster: str, namespace: str) -> bool:
+        return (self.clusters is None or any(glob_match(p, cluster) for p in self.clusters)) and (
+            self.namespaces is None or any(glob_match(p, namespace) for p in self.namespaces)
+        )
+
+
 class RbacConfig(Strict):
-    """`operators` may mute, unmute and ack; `viewers` may ask questions.
+    """`operators` may mute, unmute and ack; `viewers` may ask questions; `grants`, when any
+    are listed, limit which clusters and namespaces each person sees (in chat and on the
+    status page).
 
     No operators listed: nobody may mute or ack (the safe default). No viewers listed: everyone
-    in the workspace may ask; operators may always ask.
+    in the workspace may ask; operators may always ask. No grants listed: everyone who may ask
+    sees every app; grants listed: a person sees only what a grant naming them (or one of their
+    groups) covers, and nothing when none does.
     """
 
     operators: Principals = Principals()
     viewers: Principals = Principals()
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.grants)
+
+    def sees(self, user: str, groups: tuple[str, ...], cluster: str, namespace: str) -> bool:
+        """May `user` (in `groups`) see the apps of `namespace` in `cluster`? Pure."""
+        if not self.grants:
+            return True
+        return any(
+            (user in g.users or any(x in g.groups for x in groups)) and g.covers(cluster, namespace)
+            for g in self.grants
+        )
 
     def may_operate(self, user: str, groups: tuple[str, ...] = ()) -> bool:
         return self.operators.includes(user, groups)
@@ -422,6 +462,79 @@ class FluxWebhookCluster(Strict):
     token_env: EnvName | None = None
 
 
+def _network(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an address or network like 10.0.0.0/8, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network (like 10.0.0.7 or 10.0.0.0/8)"
+        ) from None
+
+
+Network = Annotated[str, BeforeValidator(_network)]
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+        raise ValueError(f"{value!r} is not an HTTP header name (letters, digits and '-')")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+
+
+class BasicAuthConfig(Strict):
+    """Users and their bcrypt hashes, one `user:hash` a line (the format of `htpasswd -B`),
+    from a secret: an environment variable or a mounted file."""
+
+    users_env: EnvName | None = None
+    users_file: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BasicAuthConfig:
+        if (self.users_env is None) == (self.users_file is None):
+            raise ValueError(
+                "basic needs exactly one of users_env (an environment variable holding "
+                "'user:bcrypt-hash' lines) or users_file (a file holding them)"
+            )
+        return self
+
+
+class ProxyAuthConfig(Strict):
+    """A proxy in front (oauth2-proxy, an ingress) has signed the reader in and names them in
+    a header; the header is believed only from `trusted` addresses."""
+
+    trusted: Annotated[tuple[Network, ...], Field(min_length=1)]
+    """The proxy's addresses or networks (10.0.0.7, 10.42.0.0/16); requests from anywhere
+    else are refused."""
+    user_header: HeaderName = "X-Forwarded-User"
+    groups_header: HeaderName | None = "X-Forwarded-Groups"
+    """Comma-separated groups of the reader, for `rbac.grants`; None: groups are not read."""
+
+
+class StatusConfig(Strict):
+    """The status page (`/status`), its badges and its JSON (`/api/v1/apps`)."""
+
+    enabled: bool = True
+    auth: Literal["none", "basic", "proxy"] = "none"
+    """`none`: anyone who reaches the port reads the page (a cluster-internal Service);
+    `basic`: users and bcrypt hashes from a secret; `proxy`: a trusted proxy names the reader."""
+    basic: BasicAuthConfig | None = None
+    proxy: ProxyAuthConfig | None = None
+    public_badges: bool = False
+    """Badges (`/badge/...svg`) readable without signing in, while the page is not."""
+
+    @model_validator(mode="after")
+    def _auth_settings(self) -> StatusConfig:
+        if self.auth == "basic" and self.basic is None:
+            raise ValueError("auth: basic needs basic: {users_env: NAME} or {users_file: PATH}")
+        if self.auth == "proxy" and self.proxy is None:
+            raise ValueError("auth: proxy needs proxy: {trusted: [the proxy's addresses]}")
+        return self
+
+
 class ServerConfig(Strict):
     host: Text = "0.0.0.0"
     """The address to listen on; all interfaces by default, as a container must."""
@@ -446,6 +559,10 @@ class ServerConfig(Strict):
     """On SIGTERM, how long the outbox may keep sending after the watches stop; what is still
     unsent then stays queued for the next start. Keep it below the pod's
     terminationGracePeriodSeconds (30 s in the chart)."""
+    public_url: Annotated[str, AfterValidator(_url)] | None = None
+    """Where people reach this server (https://driftbot.example.com): alerts, digests and chat
+    answers link to the status page under it."""
+    status: StatusConfig = StatusConfig()
 
 
 DEFAULT_RECEIVER = "console"

@@ -6,7 +6,8 @@
 - `/webhooks/flux`: Flux notification-controller (see bot/inbound/flux.py);
 - `/webhooks/teams`: Teams outgoing webhook questions, when `teams.outgoing_webhook_secret_env`
   is set (bot/chat/teams_inbound.py; 404 while it is not);
-- `/slack/events`: Slack's HTTP mode, when `slack.mode` is `http` (bot/chat/slack_app.py).
+- `/slack/events`: Slack's HTTP mode, when `slack.mode` is `http` (bot/chat/slack_app.py);
+- `/status`, `/badge/...svg`, `/api/v1/apps`: the read-only status page (bot/web/routes.py).
 
 With SLACK_BOT_TOKEN set, the Slack app (slash command, buttons, App Home) runs beside the
 watches: over Socket Mode (SLACK_APP_TOKEN) by default, or at /slack/events in HTTP mode.
@@ -59,6 +60,8 @@ from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook, WebhookCo
 from bot.jobs.reload import ConfigReloader
 from bot.ops.logs import add_secrets, secrets_from
 from bot.ops.metrics import METRICS, ServiceCollector
+from bot.web.access import StatusConfigError
+from bot.web.routes import add_status_routes
 from config.schema import Config
 from config.settings import LeaderElectionSettings
 
@@ -215,6 +218,10 @@ def create_app(
     )
     if slack_token and config.slack.mode == "http":
         add_slack_routes(app, lambda: live.slack_bot)
+    try:
+        add_status_routes(app, config, lambda: live.service, environ)
+    except StatusConfigError as exc:
+        raise ServiceError(str(exc)) from None
     return app
 
 

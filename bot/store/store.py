@@ -525,17 +525,20 @@ class Store:
                 "ORDER BY id DESC LIMIT ?",
                 [*params, limit],
             )
-        return [
-            AuditEntry(
-                id=row[0],
-                at=parse_time(row[1]),
-                actor=row[2],
-                action=row[3],
-                app=None if row[4] is None else app_key_from_list(orjson.loads(row[4])),
-                detail=orjson.loads(row[5]),
+        return [_audit_entry(row) for row in rows]
+
+    async def audit_about(
+        self, app: AppKey, since: datetime, limit: int = 2000
+    ) -> list[AuditEntry]:
+        """The entries at or after `since` about `app` or about no single app (a storm names
+        its apps in its events), newest first: an app's recent story for the status page."""
+        async with self._failing_as("reading the audit log"):
+            rows = await self._fetchall(
+                "SELECT id, at, actor, action, app_key, detail FROM audit "
+                "WHERE (app_key = ? OR app_key IS NULL) AND at >= ? ORDER BY id DESC LIMIT ?",
+                [_key_text(app), format_time(since), limit],
             )
-            for row in rows
-        ]
+        return [_audit_entry(row) for row in rows]
 
     # Outbox
 
@@ -725,6 +728,17 @@ class Store:
             return None
         channel, ts, thread_ts = rows[0]
         return SentMessage(notification_id, receiver, channel, ts, thread_ts)
+
+
+def _audit_entry(row: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row[0],
+        at=parse_time(row[1]),
+        actor=row[2],
+        action=row[3],
+        app=None if row[4] is None else app_key_from_list(orjson.loads(row[4])),
+        detail=orjson.loads(row[5]),
+    )
 
 
 _Write = tuple[str, list[tuple[Any, ...]]]

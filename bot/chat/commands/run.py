@@ -159,8 +159,14 @@ class CommandRunner:
         await self.audit.audit(asker.user, "denied", None, detail, at=now)
 
     def visible(self, asker: Asker) -> list[AppState]:
-        """The apps this asker may see here (channel scoping)."""
-        states = chat.live(self.fleet.states.values())
+        """The apps this asker may see here: those `rbac.grants` give them (all when no
+        grants are listed), within the channel's scope."""
+        rbac = self.config.rbac
+        states = [
+            s
+            for s in chat.live(self.fleet.states.values())
+            if rbac.sees(asker.user, asker.groups, s.cluster, s.namespace)
+        ]
         scope = channel_scope(self.config, asker.channel, asker.channel_name)
         return states if scope is None else [s for s in states if scope.covers(s)]
 

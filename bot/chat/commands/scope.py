@@ -8,14 +8,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.chat.commands.parse import Selector
 from config.globs import glob_match
 from config.schema import Config
-from core.model import AppKey, AppState, GitOpsEvent
-from core.policy import PolicyState
+from core.model import AppState
+from core.problems import open_alerts, problems_since
 from formatters import chat
+
+__all__ = [
+    "Scope",
+    "channel_scope",
+    "open_alerts",
+    "problems_since",
+    "select",
+    "selects",
+    "suggestions",
+]
 
 
 def _match(pattern: str, value: str) -> bool:
@@ -90,21 +99,3 @@ def channel_scope(config: Config, channel_id: str, channel_name: str = "") -> Sc
         if receivers.intersection(route.receivers)
     )
     return Scope(channel_id, rules)
-
-
-def problems_since(policy: PolicyState) -> dict[AppKey, datetime]:
-    """Per app, when its oldest open or held problem began."""
-    since: dict[AppKey, datetime] = {}
-    events = [a.event for a in policy.open.values()] + [h.event for h in policy.held.values()]
-    for event in events:
-        key, began = event.key, event.occurred_at
-        if key not in since or began < since[key]:
-            since[key] = began
-    return since
-
-
-def open_alerts(policy: PolicyState) -> dict[AppKey, list[GitOpsEvent]]:
-    alerts: dict[AppKey, list[GitOpsEvent]] = {}
-    for alert in policy.open.values():
-        alerts.setdefault(alert.event.key, []).append(alert.event)
-    return alerts

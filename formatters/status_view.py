@@ -1,0 +1,543 @@
+"""What the status page shows, decided from data: apps in words, environments worst first,
+one verdict line per environment, and an app's last 7 days. Pure: decides only.
+
+The HTML (formatters/status_html.py), the SVG (formatters/status_svg.py) and the JSON of
+`/api/v1/apps` are all drawn from these values, so the page, the badge and a script reading
+the JSON never disagree about an app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from core.codec import CodecError, event_from_dict, format_time
+from core.model import (
+    PROBLEM_KINDS,
+    RESOLVED_BY,
+    AppKey,
+    AppState,
+    EventKind,
+    GitOpsEvent,
+    Health,
+    HistoryEntry,
+    SyncStatus,
+)
+from formatters import phrases
+from formatters import status_words as say
+from formatters.chat import Condition, condition
+from formatters.escape import one_line
+from formatters.revision import short_revision
+
+WINDOW = timedelta(days=7)
+"""How far back an app's timeline reaches."""
+
+STATUSES: tuple[str, ...] = (
+    "failing", "degraded", "drifted", "pending", "progressing", "paused", "unknown", "ok",
+)  # fmt: skip
+"""Worst first: the order of the app list."""
+_RANK = {s: i for i, s in enumerate(STATUSES)}
+PROBLEMS = frozenset({"failing", "degraded", "drifted"})
+_SOURCE_KINDS = frozenset(
+    {"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"}
+)
+_FAILED_PHASES = frozenset({"Failed", "Error"})
+
+
+def status_of(state: AppState) -> str:
+    """One of STATUSES for `state` (pure)."""
+    cond = condition(state)
+    if cond is Condition.FAILING:
+        failed_op = state.operation is not None and state.operation.phase in _FAILED_PHASES
+        unhealthy = state.health in (Health.DEGRADED, Health.MISSING)
+        if unhealthy and not failed_op and state.ready is not False:
+            return "degraded"
+        return "failing"
+    return {
+        Condition.DRIFTED: "drifted",
+        Condition.PENDING: "pending",
+        Condition.PROGRESSING: "progressing",
+        Condition.PAUSED: "paused",
+        Condition.UNKNOWN: "unknown",
+    }.get(cond, "ok")
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    revision: str
+    by: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppView:
+    """One app as the page shows it; values are raw (the renderer escapes them)."""
+
+    key: AppKey
+    status: str
+    since: datetime | None
+    problem: str
+    """The short phrase of a verdict line ("podinfo failed to deploy 6.6.1"); empty when fine."""
+    last_deploy: Deploy | None
+    revision: str
+    desired_revision: str
+    chart: str
+    chart_version: str
+    sync: str
+    health: str
+    message: str
+    url: str
+    alerts: tuple[GitOpsEvent, ...]
+
+    @property
+    def words(self) -> str:
+        return say.STATE_WORDS[self.status]
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.status]
+
+    @property
+    def is_problem(self) -> bool:
+        return self.status in PROBLEMS
+
+    @property
+    def path(self) -> str:
+        return app_path(self.key.cluster, self.key.namespace, self.key.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    name: str
+    apps: tuple[AppView, ...]
+    verdict: str
+
+    @property
+    def problems(self) -> tuple[AppView, ...]:
+        return tuple(a for a in self.apps if a.is_problem)
+
+    @property
+    def worst(self) -> str:
+        return self.apps[0].status if self.apps else "unknown"
+
+    @property
+    def path(self) -> str:
+        return cluster_path(self.name)
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def cluster_path(cluster: str) -> str:
+    return f"/status/{_q(cluster)}"
+
+
+def app_path(cluster: str, namespace: str, name: str) -> str:
+    return f"/status/{_q(cluster)}/{_q(namespace)}/{_q(name)}"
+
+
+def badge_path(cluster: str, namespace: str, name: str) -> str:
+    return f"/badge/{_q(cluster)}/{_q(namespace)}/{_q(name)}.svg"
+
+
+def json_path(cluster: str, namespace: str, name: str) -> str:
+    return f"/api/v1/apps/{_q(cluster)}/{_q(namespace)}/{_q(name)}"
+
+
+def shown(state: AppState) -> bool:
+    """Is `state` an app the page lists? Live apps; a Flux source only while it is in trouble
+    (a PM cares about the apps, and about a source only when it stops deploys)."""
+    if state.deleted:
+        return False
+    return state.kind not in _SOURCE_KINDS or status_of(state) != "ok"
+
+
+def version_words(version: str) -> str:
+    """A chart version as people say it: `6.6.1+0cc9a8446c95` -> `6.6.1` (build metadata is
+    for machines)."""
+    return version.split("+", 1)[0] if version[:1].isdigit() else version
+
+
+def _last_deploy(state: AppState) -> Deploy | None:
+    entry: HistoryEntry | None = next(
+        (h for h in state.history if h.status.lower() not in ("failed", "pending-upgrade")), None
+    )
+    if entry is not None:
+        revision = version_words(entry.chart_version) or entry.revision
+        return Deploy(revision, entry.initiated_by, entry.deployed_at)
+    if state.revision and not state.history:
+        return Deploy(version_words(state.chart_version) or state.revision, "", None)
+    return None
+
+
+def _problem(state: AppState, status: str, alerts: Sequence[GitOpsEvent]) -> str:
+    app = one_line(state.name) or phrases.UNNAMED
+    if status == "drifted":
+        return say.PROBLEM_DRIFTED.format(app=app)
+    if status == "degraded":
+        return say.PROBLEM_DEGRADED.format(app=app)
+    if status != "failing":
+        return ""
+    kinds = {a.kind for a in alerts}
+    if state.kind in _SOURCE_KINDS or EventKind.SOURCE_FAILED in kinds:
+        return say.PROBLEM_SOURCE.format(app=app)
+    failed = next((a for a in alerts if a.kind is EventKind.DEPLOY_FAILED), None)
+    op_failed = state.operation is not None and state.operation.phase in _FAILED_PHASES
+    if failed is not None or op_failed or state.ready is False:
+        target = version_words(
+            (
+                (failed.chart_version or short_revision(failed.revision))
+                if failed is not None
+                else ""
+            )
+            or state.chart_version
+            or short_revision(state.desired_revision or state.revision)
+        )
+        return say.PROBLEM_FAILED.format(app=app, rev=f" {target}" if target else "")
+    return say.PROBLEM_FAILING.format(app=app)
+
+
+def app_view(
+    state: AppState,
+    since: Mapping[AppKey, datetime],
+    alerts: Mapping[AppKey, Sequence[GitOpsEvent]],
+) -> AppView:
+    status = status_of(state)
+    own = tuple(alerts.get(state.key, ()))
+    return AppView(
+        key=state.key,
+        status=status,
+        since=since.get(state.key) if status != "ok" else None,
+        problem=_problem(state, status, own),
+        last_deploy=_last_deploy(state),
+        revision=state.revision,
+        desired_revision=state.desired_revision,
+        chart=state.chart,
+        chart_version=state.chart_version,
+        sync=state.sync.value,
+        health=state.health.value,
+        message=state.message,
+        url=state.url,
+        alerts=own,
+    )
+
+
+def _order(app: AppView) -> tuple[int, float, str, str]:
+    began = -app.since.timestamp() if app.since is not None else 0.0
+    return (app.rank, -began, app.key.name, app.key.namespace)
+
+
+def verdict(cluster: str, apps: Sequence[AppView], now: datetime) -> str:
+    """`staging: 2 problems — podinfo failed to deploy 6.6.1 (14 min), redis differs from Git
+    (3 min)`, or `prod: all 4 apps in sync` (pure)."""
+    if not apps:
+        return say.VERDICT_EMPTY.format(cluster=cluster)
+    problems = [a for a in apps if a.is_problem]
+    if problems:
+        parts = []
+        for app in problems:
+            text = app.problem
+            if app.since is not None:
+                text += " " + say.FOR.format(duration=phrases.duration(now - app.since))
+            parts.append(text)
+        head = say.VERDICT_BAD.format(
+            cluster=cluster,
+            n=len(problems),
+            problems=say.plural(len(problems), "problem", "problems"),
+        )
+        return f"{head} — {', '.join(parts)}"
+    notes = _notes(apps)
+    if notes:
+        return say.VERDICT_BUSY.format(cluster=cluster, notes=notes)
+    return say.VERDICT_GOOD.format(
+        cluster=cluster, n=len(apps), apps=say.plural(len(apps), "app", "apps")
+    )
+
+
+def _notes(apps: Sequence[AppView]) -> str:
+    counts: dict[str, int] = {}
+    for app in apps:
+        if app.status in say.NOTE_WORDS:
+            counts[app.status] = counts.get(app.status, 0) + 1
+    return ", ".join(
+        f"{n} {say.NOTE_WORDS[status][0 if n == 1 else 1]}"
+        for status, n in sorted(counts.items(), key=lambda kv: _RANK[kv[0]])
+    )
+
+
+def fleet(
+    states: Iterable[AppState],
+    since: Mapping[AppKey, datetime],
+    alerts: Mapping[AppKey, Sequence[GitOpsEvent]],
+    now: datetime,
+) -> list[ClusterView]:
+    """Every environment with its apps, both worst first (pure)."""
+    by_cluster: dict[str, list[AppView]] = {}
+    for state in states:
+        if shown(state):
+            by_cluster.setdefault(state.cluster, []).append(app_view(state, since, alerts))
+    views = []
+    for cluster, apps in by_cluster.items():
+        apps.sort(key=_order)
+        views.append(ClusterView(cluster, tuple(apps), verdict(cluster, apps, now)))
+    return sorted(views, key=lambda c: (-len(c.problems), _RANK[c.worst], c.name))
+
+
+# --- one app's last 7 days ------------------------------------------------------------------
+
+
+class AuditRecord(Protocol):
+    """An entry of the audit log (bot.store.store.AuditEntry has this shape)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def app(self) -> AppKey | None: ...
+    @property
+    def detail(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    category: str
+    """deploy, drift, failure, rollback, recovery, mute, ack or other: the mark's shape."""
+    text: str
+    """What happened, in words, raw (the renderer escapes it)."""
+    kind: str
+    """The event kind, or the audit action for mutes and acks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of time the app was in trouble: from a problem to what resolved it (or now)."""
+
+    start: datetime
+    end: datetime
+    category: str
+    text: str
+    open: bool
+
+
+_CATEGORIES: dict[EventKind, str] = {
+    EventKind.DEPLOY_STARTED: "deploy",
+    EventKind.DEPLOY_SUCCEEDED: "deploy",
+    EventKind.DEPLOY_FAILED: "failure",
+    EventKind.DRIFT_DETECTED: "drift",
+    EventKind.DRIFT_RESOLVED: "recovery",
+    EventKind.HEALTH_DEGRADED: "failure",
+    EventKind.HEALTH_RECOVERED: "recovery",
+    EventKind.ROLLBACK_SUCCEEDED: "rollback",
+    EventKind.ROLLBACK_FAILED: "failure",
+    EventKind.OUT_OF_SYNC: "drift",
+    EventKind.SOURCE_FAILED: "failure",
+    EventKind.SOURCE_RECOVERED: "recovery",
+}
+
+
+def _who(actor: str) -> str:
+    name = one_line(actor)
+    if not name:
+        return ""
+    if name.lower() == phrases.AUTOMATED:
+        return say.AUTOMATICALLY
+    return say.BY.format(who=phrases.value(name, phrases.MAX_ACTOR))
+
+
+def event_text(event: GitOpsEvent) -> str:
+    """What the timeline says about one event of the app (raw text)."""
+    template = say.EVENT_WORDS.get(event.kind, event.kind.value.replace("_", " "))
+    target = version_words(event.chart_version) or short_revision(event.revision)
+    return template.format(rev=f" {target}" if target else "", who=_who(event.actor))
+
+
+def _about(event: GitOpsEvent, key: AppKey) -> bool:
+    return event.key == key
+
+
+def _events_of(record: AuditRecord) -> list[GitOpsEvent]:
+    events = []
+    for raw in record.detail.get("events") or ():
+        try:
+            events.append(event_from_dict(raw))
+        except CodecError:
+            continue
+    return events
+
+
+def _action_entry(record: AuditRecord) -> TimelineEntry | None:
+    who = phrases.value(record.actor, phrases.MAX_ACTOR) or "someone"
+    detail = record.detail
+    if record.action == "mute":
+        until = detail.get("until")
+        try:
+            shown_until = phrases.time_utc(datetime.fromisoformat(str(until)))
+        except ValueError:
+            shown_until = str(until or "?")
+        reason = one_line(str(detail.get("reason") or ""))
+        text = say.MUTED.format(
+            until=shown_until,
+            who=who,
+            reason=say.REASON.format(reason=phrases.value(reason, 120)) if reason else "",
+        )
+        return TimelineEntry(record.at, "mute", text, "mute")
+    if record.action == "unmute":
+        return TimelineEntry(record.at, "mute", say.UNMUTED.format(who=who), "unmute")
+    if record.action == "ack":
+        return TimelineEntry(record.at, "ack", say.ACKED.format(who=who), "ack")
+    return None
+
+
+def timeline(
+    records: Iterable[AuditRecord], key: AppKey, now: datetime
+) -> tuple[list[TimelineEntry], list[Span]]:
+    """The app's last 7 days from the audit log: every event driftbot told of (once, however
+    often a storm that held it was sent again; reminders are not news), every mute,
+    unmute and acknowledgement with who; oldest first. And the stretches it was in trouble.
+    Pure."""
+    start = now - WINDOW
+    entries: list[TimelineEntry] = []
+    seen: set[str] = set()
+    events: list[GitOpsEvent] = []
+    for record in records:
+        if record.action in ("announce", "digest") or record.detail.get("events"):
+            if record.action == "remind":
+                continue
+            for event in _events_of(record):
+                if not _about(event, key) or event.id in seen:
+                    continue
+                seen.add(event.id)
+                if start <= event.occurred_at <= now:
+                    events.append(event)
+            continue
+        if record.app != key or not start <= record.at <= now:
+            continue
+        entry = _action_entry(record)
+        if entry is not None:
+            entries.append(entry)
+    for event in events:
+        entries.append(
+            TimelineEntry(
+                event.occurred_at,
+                _CATEGORIES.get(event.kind, "other"),
+                event_text(event),
+                event.kind.value,
+            )
+        )
+    entries.sort(key=lambda e: e.at)
+    return entries, _spans(sorted(events, key=lambda e: e.occurred_at), now)
+
+
+def _spans(events: Sequence[GitOpsEvent], now: datetime) -> list[Span]:
+    spans: list[Span] = []
+    opened: dict[EventKind, GitOpsEvent] = {}
+    for event in events:
+        for problem, recoveries in RESOLVED_BY.items():
+            if event.kind in recoveries and problem in opened:
+                began = opened.pop(problem)
+                spans.append(_span(began, event.occurred_at, False))
+        if event.kind in PROBLEM_KINDS and event.kind not in opened:
+            opened[event.kind] = event
+    spans += [_span(e, now, True) for e in opened.values()]
+    return sorted(spans, key=lambda s: s.start)
+
+
+def _span(problem: GitOpsEvent, end: datetime, still_open: bool) -> Span:
+    return Span(
+        problem.occurred_at, end, _CATEGORIES.get(problem.kind, "other"), event_text(problem),
+        still_open,
+    )  # fmt: skip
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _time(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
+
+
+def app_json(app: AppView) -> dict[str, Any]:
+    """One app for `/api/v1/apps` (its fields are part of the documented contract)."""
+    key = app.key
+    deploy = app.last_deploy
+    return {
+        "tool": key.tool.value,
+        "cluster": key.cluster,
+        "namespace": key.namespace,
+        "kind": key.kind,
+        "name": key.name,
+        "state": app.status,
+        "state_text": app.words,
+        "since": _time(app.since),
+        "problem": app.problem,
+        "sync": app.sync,
+        "health": app.health,
+        "revision": app.revision,
+        "desired_revision": app.desired_revision,
+        "chart": app.chart,
+        "chart_version": app.chart_version,
+        "last_deploy": None
+        if deploy is None
+        else {"revision": deploy.revision, "by": deploy.by, "at": _time(deploy.at)},
+        "open_alerts": [
+            {"kind": a.kind.value, "since": _time(a.occurred_at), "headline": phrases.headline(a)}
+            for a in app.alerts
+        ],
+        "message": app.message,
+        "url": app.url,
+        "page": app.path,
+        "badge": badge_path(key.cluster, key.namespace, key.name),
+    }
+
+
+def fleet_json(clusters: Sequence[ClusterView], now: datetime) -> dict[str, Any]:
+    return {
+        "generated_at": format_time(now),
+        "clusters": [
+            {
+                "name": c.name,
+                "verdict": c.verdict,
+                "problems": len(c.problems),
+                "apps": [app_json(a) for a in c.apps],
+            }
+            for c in clusters
+        ],
+    }
+
+
+def timeline_json(entries: Sequence[TimelineEntry]) -> list[dict[str, Any]]:
+    return [
+        {"at": format_time(e.at), "category": e.category, "kind": e.kind, "text": e.text}
+        for e in entries
+    ]
+
+
+SYNC_WORDS = say.BADGE_SYNC
+HEALTH_WORDS: dict[str, str] = {
+    "ok": "healthy",
+    "failing": "failing",
+    "degraded": "degraded",
+    "drifted": "healthy",
+    "pending": "healthy",
+    "progressing": "deploying",
+    "paused": "suspended",
+    "unknown": "unknown",
+}
+
+
+def badge_words(app: AppView) -> tuple[str, str]:
+    """(sync, health) in words, as the badge shows them."""
+    sync = SYNC_WORDS.get(app.sync, "unknown")
+    if app.status == "drifted" or (app.status == "pending" and app.sync != SyncStatus.SYNCED):
+        sync = SYNC_WORDS["out_of_sync"]
+    elif app.sync == SyncStatus.UNKNOWN.value and app.status == "ok":
+        sync = SYNC_WORDS["synced"]
+    return sync, HEALTH_WORDS[app.status]
