@@ -76,7 +76,7 @@ class StatusWorld:
         self.clock.now = at
         await self.service.gate.advance(at)
 
-    async def chat(self, user: str, text: str) -> None:
+    async def chat(self, user: str, text: str) -> dict[str, Any]:
         """A command typed in Slack by `user`, as the Slack app runs it."""
         pipeline = self.service.pipeline
         runner = CommandRunner(
@@ -86,7 +86,7 @@ class StatusWorld:
             PolicyControls(pipeline, self.service.gate.lock),
             self.clock,
         )
-        await runner.run(text, Asker(user))
+        return await runner.run(text, Asker(user))
 
     async def play_demo(self) -> None:
         for raw in DEMO.read_bytes().splitlines():
