@@ -38,6 +38,7 @@ RESOURCES: dict[str, list[tuple[str, str, bool]]] = {
     "apps/v1": [("deployments", "Deployment", True)],
     "coordination.k8s.io/v1": [("leases", "Lease", True)],
     "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True)],
+    "networking.k8s.io/v1": [("ingresses", "Ingress", True)],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     "rbac.authorization.k8s.io/v1": [
         ("clusterrolebindings", "ClusterRoleBinding", False),

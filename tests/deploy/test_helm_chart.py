@@ -320,3 +320,28 @@ def test_service_monitor_scrapes_metrics_of_the_service() -> None:
     ]
     assert monitor["metadata"]["labels"]["release"] == "kps"
     assert not by_kind(helm_render(), "ServiceMonitor"), "off by default: it needs the CRD"
+
+
+def test_the_status_page_ingress_is_off_by_default_and_routes_only_the_page() -> None:
+    assert not by_kind(helm_render(), "Ingress")
+    values = {
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "host": "driftbot.example.com",
+            "tls": [{"secretName": "driftbot-tls", "hosts": ["driftbot.example.com"]}],
+        }
+    }
+    manifests = helm_render(values)
+    assert schema_errors(manifests) == []
+    ingress = one(manifests, "Ingress")
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "driftbot.example.com"
+    assert [p["path"] for p in rule["http"]["paths"]] == ["/status", "/badge", "/api/v1/apps"]
+    service = one(manifests, "Service")["metadata"]["name"]
+    assert {p["backend"]["service"]["name"] for p in rule["http"]["paths"]} == {service}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"][0]["secretName"] == "driftbot-tls"
+    result = helm_template({"ingress": {"enabled": True}})
+    assert result.returncode != 0
+    assert "ingress.enabled needs ingress.host" in result.stderr

@@ -3,6 +3,9 @@ and hold what every driftbot deployment must (tests/deploy/workload.py)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -72,3 +75,31 @@ def test_watched_cluster_gets_read_access_and_no_long_lived_token() -> None:
 def test_no_service_account_token_secret_anywhere(path: str) -> None:
     for manifest in kustomize(KUSTOMIZE / path):
         assert manifest.get("type") != "kubernetes.io/service-account-token", path
+
+
+def test_the_status_page_ingress_is_a_component_an_overlay_opts_into(tmp_path: Path) -> None:
+    assert not by_kind(kustomize(KUSTOMIZE / "base"), "Ingress"), "off by default"
+    overlay = tmp_path / "with-ingress"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "driftbot",
+                "resources": [os.path.relpath(KUSTOMIZE / "base", overlay)],
+                "components": [
+                    os.path.relpath(KUSTOMIZE / "components" / "status-ingress", overlay)
+                ],
+            }
+        )
+    )
+    manifests = kustomize(overlay)
+    assert schema_errors(manifests) == []
+    ingress = one(manifests, "Ingress")
+    assert ingress["metadata"]["namespace"] == "driftbot"
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/status", "/badge", "/api/v1/apps"]
+    assert {p["backend"]["service"]["name"] for p in paths} == {
+        one(manifests, "Service")["metadata"]["name"]
+    }
