@@ -2,7 +2,8 @@
 
 The store keeps AppStates and the policy state as JSON; `event_to_dict` is also the JSON event
 output contract: field names exactly those of GitOpsEvent, enums as their string values, times
-in RFC 3339 (`Z` for UTC), `resources` as a list of {"kind", "namespace", "name"}.
+in RFC 3339 (`Z` for UTC), `resources` as a list of {"kind", "namespace", "name", "health",
+"message"} (the last two set for the unhealthy resources a health alert names).
 
 Decoding is driven by the dataclasses' own type hints, so a field added to the model is carried
 without touching this module. A missing field takes its default (data written by an older

@@ -38,7 +38,8 @@ The rules, and the choices where Argo CD leaves room:
   previous_revision = the deployed one. With auto-sync on nothing fires (a deploy is coming).
   While the latest operation is a rollback the app is OutOfSync against Git by intent: neither
   drift nor out_of_sync.
-- `health_degraded`: into Degraded or Missing. `health_recovered`: from any other health into
+- `health_degraded`: into Degraded or Missing; it says why: the app's health message and the
+  unhealthy resources with theirs. `health_recovered`: from any other health into
   Healthy (the policy pairs it with an announced degradation, as for drift_resolved).
 - `suspended` / `resumed`: auto-sync on -> off / off -> on. Also when auto-sync was turned off
   for a rollback (Argo CD's UI does so): the app then no longer follows Git until someone turns
@@ -173,7 +174,15 @@ def _counted(prev: AppState, before: _OperationView) -> bool:
 
 def _health_events(prev: AppState, cur: AppState, now: datetime) -> list[GitOpsEvent]:
     if cur.health in BAD_HEALTH and prev.health not in BAD_HEALTH:
-        return [_event(EventKind.HEALTH_DEGRADED, cur, now)]
+        why = make_event(
+            EventKind.HEALTH_DEGRADED,
+            cur,
+            now,
+            message=cur.health_message,
+            resources=cur.unhealthy_resources,
+            resource_count=cur.unhealthy_count,
+        )
+        return [why]
     if cur.health is Health.HEALTHY and prev.health is not Health.HEALTHY:
         return [_event(EventKind.HEALTH_RECOVERED, cur, now)]
     return []

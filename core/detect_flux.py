@@ -254,7 +254,7 @@ def _readiness(prev: AppState, cur: AppState, now: datetime) -> list[GitOpsEvent
             severity=severity,
             revision=target,
             previous_revision=cur.revision if target != cur.revision else "",
-            message=cur.message,
+            message="\n".join(m for m in (cur.message, cur.health_message) if m),
             resources=(),
         )
         return [event]

@@ -127,6 +127,10 @@ class ResourceRef:
     kind: str
     namespace: str
     name: str
+    health: str = ""
+    """For an unhealthy resource: its health status as the tool says it (Degraded, Missing …)."""
+    message: str = ""
+    """For an unhealthy resource: the tool's health message about it."""
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.kind, self.namespace, self.name) if p)
@@ -210,6 +214,23 @@ class AppState:
     reconciled_at: datetime | None = None
     """When the tool last compared the live state with the latest source (Argo CD
     status.reconciledAt): a sync status older than the last operation's end is stale."""
+    destination_cluster: str = ""
+    """Where the workload runs when that is not `cluster` itself: an Argo CD Application's
+    spec.destination name (or server URL) for a remote cluster; empty for in-cluster."""
+    destination_namespace: str = ""
+    """The namespace the workload runs in: Argo CD spec.destination.namespace; Flux
+    spec.targetNamespace, else the object's own namespace."""
+    health_message: str = ""
+    """Why the app is unhealthy, in the tool's words (Argo CD status.health.message)."""
+    unhealthy_resources: tuple[ResourceRef, ...] = ()
+    """Resources whose health is Degraded or Missing, with their health messages (bounded)."""
+    unhealthy_count: int = 0
+    """Total unhealthy resources, also those beyond the bound."""
+    repo_url: str = ""
+    """The Git repository the app deploys from (Argo CD source repoURL, Flux GitRepository
+    spec.url), for links to commits; empty when unknown or not Git."""
+    source_ref: str = ""
+    """Flux: the source the object reads (`GitRepository/flux-system/podinfo`)."""
 
     @property
     def key(self) -> AppKey:
@@ -286,6 +307,12 @@ class GitOpsEvent:
     """Author of the commit deployed or rolled back to, when the source says (enrichment)."""
     commit_subject: str = ""
     """First line of that commit's message, when the source says (enrichment)."""
+    destination_cluster: str = ""
+    """Where the workload runs when that is not `cluster` (see AppState)."""
+    destination_namespace: str = ""
+    """The namespace the workload runs in (see AppState); `namespace` is the object's own."""
+    repo_url: str = ""
+    """The Git repository of `revision`, for a link to the commit (see AppState)."""
 
     @property
     def key(self) -> AppKey:
@@ -343,6 +370,9 @@ def make_event(
         url=state.url,
         labels=state.labels,
         project=state.project,
+        destination_cluster=state.destination_cluster,
+        destination_namespace=state.destination_namespace,
+        repo_url=state.repo_url,
     )
 
 

@@ -123,6 +123,9 @@ def argocd_app(
     conditions: Sequence[tuple[str, str]] = (),
     images: Sequence[str] | None = None,
     reconciled_at: str | None = None,
+    health_message: str | None = None,
+    unhealthy: Sequence[tuple[str, str, str, str, str]] = (),
+    destination: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A raw Application: a copy of the `base` fixture with its status edited.
 
@@ -131,6 +134,9 @@ def argocd_app(
     `auto_sync` None keeps the fixture's syncPolicy, True/False sets or removes `automated`;
     `out_of_sync` marks (kind, namespace, name) resources OutOfSync, adding them if absent;
     `conditions` are (type, message) pairs;
+    `health_message` sets status.health.message; `unhealthy` gives (kind, namespace, name)
+    resources a health (status, message), adding them if absent; `destination` replaces
+    spec.destination;
     `reconciled_at` sets status.reconciledAt; by default it is the operation's end (or start),
     as after the comparison Argo CD runs when an operation completes.
     """
@@ -179,6 +185,25 @@ def argocd_app(
                     "status": "OutOfSync",
                 }
             )
+    for kind, namespace, res_name, res_health, res_message in unhealthy:
+        found = next(
+            (
+                res
+                for res in resources
+                if (res.get("kind"), res.get("namespace"), res.get("name"))
+                == (kind, namespace, res_name)
+            ),
+            None,
+        )
+        if found is None:
+            found = {"kind": kind, "namespace": namespace, "name": res_name, "version": "v1"}
+            found["status"] = "Synced"
+            resources.append(found)
+        found["health"] = {"status": res_health, "message": res_message}
+    if health_message is not None:
+        status["health"]["message"] = health_message
+    if destination is not None:
+        app["spec"]["destination"] = dict(destination)
     if conditions:
         status["conditions"] = [
             {"type": type_, "message": message, "lastTransitionTime": at(0)}

@@ -38,6 +38,10 @@ _GROUPS = {
 }
 
 
+GIT_URL = "https://github.com/stefanprodan/podinfo"
+"""The GitRepository url of Flux's own getting-started example."""
+
+
 def at(minutes: float = 0) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
@@ -92,14 +96,24 @@ def kustomization(
     last_status: str | None = None,
     conditions: Sequence[Mapping[str, Any]] = (),
     labels: Mapping[str, str] | None = None,
+    target_namespace: str | None = None,
+    healthy_message: str | None = None,
 ) -> dict[str, Any]:
     """A Kustomization; `attempted` defaults to `applied`, `last_status` adds a history
-    snapshot with that lastReconciledStatus, `healthy` a Healthy condition."""
+    snapshot with that lastReconciledStatus, `healthy` a Healthy condition (with
+    `healthy_message`), `target_namespace` sets spec.targetNamespace."""
     if message is None:
         message = f"Applied revision: {applied}" if ready == "True" else "failed"
     extra = list(conditions)
     if healthy is not None:
-        extra.append(condition("Healthy", healthy, "Succeeded" if healthy == "True" else reason))
+        extra.append(
+            condition(
+                "Healthy",
+                healthy,
+                "Succeeded" if healthy == "True" else reason,
+                healthy_message or "",
+            )
+        )
     status: dict[str, Any] = {
         "observedGeneration": 1,
         "conditions": _conditions(ready, reason, message, extra),
@@ -118,17 +132,20 @@ def kustomization(
                 "metadata": {"revision": applied},
             }
         ]
+    spec: dict[str, Any] = {
+        "interval": "10m",
+        "path": "./apps",
+        "prune": True,
+        "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+        "suspend": suspend,
+    }
+    if target_namespace is not None:
+        spec["targetNamespace"] = target_namespace
     return {
         "apiVersion": api_version("Kustomization"),
         "kind": "Kustomization",
         "metadata": _meta(name, namespace, labels),
-        "spec": {
-            "interval": "10m",
-            "path": "./apps",
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-            "suspend": suspend,
-        },
+        "spec": spec,
         "status": status,
     }
 
@@ -219,9 +236,11 @@ def source(
     message: str | None = None,
     revision: str = REV1,
     suspend: bool = False,
+    url: str | None = None,
 ) -> dict[str, Any]:
     """A source-controller object (GitRepository, OCIRepository, HelmRepository, HelmChart,
-    Bucket) with an artifact at `revision` (no artifact when `revision` is empty)."""
+    Bucket) with an artifact at `revision` (no artifact when `revision` is empty); `url` sets
+    spec.url (a GitRepository gets the podinfo repository by default)."""
     if message is None:
         message = f"stored artifact for revision '{revision}'" if ready == "True" else "failed"
     status: dict[str, Any] = {
@@ -238,6 +257,10 @@ def source(
             "url": f"http://source-controller.flux-system.svc/{kind.lower()}/latest.tar.gz",
         }
     spec: dict[str, Any] = {"interval": "1m", "suspend": suspend}
+    if url is None and kind == "GitRepository":
+        url = GIT_URL
+    if url is not None:
+        spec["url"] = url
     if kind == "HelmChart":
         spec.update(chart="podinfo", sourceRef={"kind": "HelmRepository", "name": "podinfo"})
         status["observedChartName"] = "podinfo"

@@ -16,6 +16,15 @@ Where the CRD leaves room, the choices are:
 - Argo CD conditions have no status: each one present is kept with status "True".
 - `reconciled_at` is `status.reconciledAt`: the sync status is only as fresh as that.
 - `url` is left empty (the deep link needs the cluster's Argo CD URL, known to the caller).
+- `destination_namespace` is spec.destination.namespace; `destination_cluster` is
+  spec.destination.name, else its server URL unless that is the in-cluster API
+  (`https://kubernetes.default.svc`): empty means the cluster the Application lives in.
+- `health_message` is status.health.message; `unhealthy_resources` are the status.resources[]
+  whose health is Degraded or Missing, with their health message. Since Argo CD 3.0 the
+  controller no longer writes per-resource health there by default (it keeps it in its cache),
+  so both may be empty: then an alert can only say the app is unhealthy.
+- `repo_url` is the repoURL of the first Git source (a source without `chart`): the repository
+  whose commits `revision` names.
 """
 
 from __future__ import annotations
@@ -59,6 +68,12 @@ class RawSource(TypedDict, total=False):
     targetRevision: str
 
 
+class RawDestination(TypedDict, total=False):
+    server: str
+    name: str
+    namespace: str
+
+
 class RawAutomated(TypedDict, total=False):
     enabled: bool
     prune: bool
@@ -74,6 +89,7 @@ class RawSpec(TypedDict, total=False):
     source: RawSource
     sources: list[RawSource]
     syncPolicy: RawSyncPolicy
+    destination: RawDestination
 
 
 class RawInitiatedBy(TypedDict, total=False):
@@ -116,12 +132,18 @@ class RawOperationState(TypedDict, total=False):
     syncResult: RawSyncResult
 
 
+class RawHealth(TypedDict, total=False):
+    status: str
+    message: str
+
+
 class RawResourceStatus(TypedDict, total=False):
     group: str
     kind: str
     namespace: str
     name: str
     status: str
+    health: RawHealth
 
 
 class RawCondition(TypedDict, total=False):
@@ -134,11 +156,6 @@ class RawSyncStatus(TypedDict, total=False):
     status: str
     revision: str
     revisions: list[str]
-
-
-class RawHealth(TypedDict, total=False):
-    status: str
-    message: str
 
 
 class RawSummary(TypedDict, total=False):
@@ -165,6 +182,11 @@ class RawApplication(TypedDict, total=False):
 
 
 _SYNC = {"Synced": SyncStatus.SYNCED, "OutOfSync": SyncStatus.OUT_OF_SYNC}
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+"""spec.destination.server of an Application that deploys into its own cluster."""
+
+_BAD_HEALTH = frozenset({"Degraded", "Missing"})
+
 _HEALTH = {
     "Healthy": Health.HEALTHY,
     "Progressing": Health.PROGRESSING,
@@ -202,7 +224,9 @@ def normalize_application(
         revision = operation.revision
     conditions = _conditions(status)
     resources, oos_count = _out_of_sync(status)
+    unhealthy, unhealthy_count = _unhealthy(status)
     automated = _automated(spec)
+    destination: RawDestination = _map(spec.get("destination"))
 
     return AppState(
         tool=Tool.ARGOCD,
@@ -230,6 +254,12 @@ def normalize_application(
         labels=_labels(meta.get("labels")),
         project=_str(spec.get("project")),
         reconciled_at=parse_time(status.get("reconciledAt")),
+        destination_cluster=_destination_cluster(destination),
+        destination_namespace=_str(destination.get("namespace")),
+        health_message=_str(health.get("message")),
+        unhealthy_resources=unhealthy,
+        unhealthy_count=unhealthy_count,
+        repo_url=_git_repo_url(spec),
     )
 
 
@@ -261,6 +291,24 @@ def _chart_source(spec: RawSpec) -> tuple[str, str, int]:
         if chart:
             return chart, _str(source.get("targetRevision")), index
     return "", "", -1
+
+
+def _destination_cluster(destination: RawDestination) -> str:
+    name = _str(destination.get("name"))
+    if name and name != "in-cluster":
+        return name
+    server = _str(destination.get("server")).rstrip("/")
+    return "" if server in ("", IN_CLUSTER_SERVER) else server
+
+
+def _git_repo_url(spec: RawSpec) -> str:
+    """repoURL of the first source that is not a Helm chart (charts have no commits)."""
+    single = _map(spec.get("source"), none=True)
+    sources = [single] if single is not None else [_map(s) for s in _list(spec.get("sources"))]
+    for source in sources:
+        if not _str(source.get("chart")):
+            return _str(source.get("repoURL"))
+    return ""
 
 
 def _history(status: RawStatus, chart_index: int) -> tuple[HistoryEntry, ...]:
@@ -333,6 +381,31 @@ def _out_of_sync(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
                     name=_str(res.get("name")),
                 )
             )
+    return tuple(refs), count
+
+
+def _unhealthy(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
+    """Resources whose health is Degraded or Missing, worst first (Degraded before Missing)."""
+    refs: list[ResourceRef] = []
+    count = 0
+    for raw in _list(status.get("resources")):
+        res: RawResourceStatus = _map(raw)
+        health: RawHealth = _map(res.get("health"))
+        state = _str(health.get("status"))
+        if state not in _BAD_HEALTH:
+            continue
+        count += 1
+        if len(refs) < MAX_RESOURCES:
+            refs.append(
+                ResourceRef(
+                    kind=_str(res.get("kind")),
+                    namespace=_str(res.get("namespace")),
+                    name=_str(res.get("name")),
+                    health=state,
+                    message=_str(health.get("message")),
+                )
+            )
+    refs.sort(key=lambda ref: ref.health != "Degraded")
     return tuple(refs), count
 
 

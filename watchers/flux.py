@@ -19,6 +19,13 @@ Derived fields:
   (HealthCheckFailed; for a HelmRelease also a failed release, failed tests or Stalled; for a
   source any failure, the source being the thing itself), else
   unknown (a build or fetch failure says nothing about what runs).
+- `health_message`: a Kustomization's `Healthy=False` condition message (the failing health
+  checks), when it says more than the Ready message.
+- `destination_namespace`: `spec.targetNamespace`, else the object's own namespace (where a
+  HelmRelease installs, and where a Kustomization puts objects that name no namespace).
+- `repo_url`: a GitRepository's `spec.url`; `source_ref`: a Kustomization's
+  `spec.sourceRef` as `Kind/namespace/name` (namespace defaults to the Kustomization's), so the
+  caller can find the repository of its revision.
 """
 
 from __future__ import annotations
@@ -338,10 +345,19 @@ def normalize_object(obj: Mapping[str, Any], cluster: str, now: datetime) -> App
             chart_version = revision
         sync = SyncStatus.SYNCED if revision and ready_flag is True else SyncStatus.UNKNOWN
 
+    namespace = _str(metadata, "namespace")
+    healthy = _find(conditions, "Healthy")
+    health_message = ""
+    if (
+        healthy is not None
+        and healthy.status == "False"
+        and (ready is None or healthy.message not in ready.message)
+    ):
+        health_message = healthy.message
     return AppState(
         tool=Tool.FLUX,
         cluster=cluster,
-        namespace=_str(metadata, "namespace"),
+        namespace=namespace,
         kind=kind,
         name=name,
         observed_at=now,
@@ -359,4 +375,16 @@ def normalize_object(obj: Mapping[str, Any], cluster: str, now: datetime) -> App
         message=ready.message if ready is not None else "",
         conditions=conditions,
         labels=_labels(metadata),
+        destination_namespace=_str(spec, "targetNamespace") or namespace,
+        health_message=health_message,
+        repo_url=_str(spec, "url") if kind == "GitRepository" else "",
+        source_ref=_source_ref(spec, namespace) if kind == "Kustomization" else "",
     )
+
+
+def _source_ref(spec: Mapping[str, Any], namespace: str) -> str:
+    ref = _map(spec, "sourceRef")
+    kind, name = _str(ref, "kind"), _str(ref, "name")
+    if not kind or not name:
+        return ""
+    return f"{kind}/{_str(ref, 'namespace') or namespace}/{name}"

@@ -159,7 +159,9 @@ def test_event_output_contract() -> None:
     assert out["severity"] == "warning"
     assert out["tool"] == "argocd"
     assert out["occurred_at"] == "2026-11-27T10:42:00Z"
-    assert out["resources"] == [{"kind": "Deployment", "namespace": "shop", "name": "checkout"}]
+    assert out["resources"] == [
+        {"kind": "Deployment", "namespace": "shop", "name": "checkout", "health": "", "message": ""}
+    ]
     assert out["labels"] == {"team": "payments"}
     assert out["since"] is None
 

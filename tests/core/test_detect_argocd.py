@@ -354,6 +354,37 @@ ROWS = [
         [K.HEALTH_DEGRADED],
         {"severity": Severity.CRITICAL, "message": ""},
     ),
+    Row(
+        "health degraded says why: the app's health message",
+        steady(),
+        steady(health="Degraded", health_message="2 of 3 replicas crash"),
+        [K.HEALTH_DEGRADED],
+        {"message": "2 of 3 replicas crash"},
+    ),
+    Row(
+        "health degraded says why: the unhealthy resources with their messages",
+        steady(),
+        steady(
+            health="Degraded",
+            unhealthy=[
+                ("Deployment", "test-lla", "test-lla", "Degraded", "exceeded its progress deadline")
+            ],
+        ),
+        [K.HEALTH_DEGRADED],
+        {
+            "message": "",
+            "resources": (
+                ResourceRef(
+                    "Deployment",
+                    "test-lla",
+                    "test-lla",
+                    "Degraded",
+                    "exceeded its progress deadline",
+                ),
+            ),
+            "resource_count": 1,
+        },
+    ),
     Row("health missing", steady(), steady(health="Missing"), [K.HEALTH_DEGRADED]),
     Row(
         "Degraded -> Missing: still one problem",

@@ -335,3 +335,85 @@ def test_fixture_with_any_part_replaced(edits: list[tuple[tuple[str, ...], Any]]
             node = node[key]
         node[path[-1]] = value
     _check(normalize_application(raw, "prod", T0))
+
+
+# --- where it runs, why it is unhealthy, which repository -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("destination", "cluster", "namespace"),
+    [
+        ({"server": "https://kubernetes.default.svc", "namespace": "shop"}, "", "shop"),
+        ({"name": "in-cluster", "namespace": "shop"}, "", "shop"),
+        (
+            {"name": "gke-alpha-01-europe-west1", "namespace": "test-lla"},
+            "gke-alpha-01-europe-west1",
+            "test-lla",
+        ),
+        ({"server": "https://10.0.0.7:6443/", "namespace": "web"}, "https://10.0.0.7:6443", "web"),
+        ({}, "", ""),
+    ],
+)
+def test_destination(destination: dict[str, str], cluster: str, namespace: str) -> None:
+    state = app_state(argocd_app(destination=destination))
+    assert (state.destination_cluster, state.destination_namespace) == (cluster, namespace)
+    assert state.namespace == "argo-cd"  # the Application's own namespace is unchanged
+
+
+def test_diff_cache_fixture_destination_and_repo() -> None:
+    state = app_state(load_fixture(DIFF_CACHE))
+    assert state.destination_cluster == "gke-alpha-01-europe-west1"
+    assert state.destination_namespace == "test-lla"
+    assert state.repo_url == "https://github.com/foo/manifests-velero.git"
+
+
+def test_repo_url_is_the_git_source_not_the_chart() -> None:
+    raw = load_fixture(LIVE_CHILD)
+    assert app_state(raw).repo_url == ""  # a Helm chart repository has no commits
+    helm = raw["spec"].pop("source")
+    raw["spec"]["sources"] = [helm, {"repoURL": "git@github.com:example/values.git", "ref": "v"}]
+    assert app_state(raw).repo_url == "git@github.com:example/values.git"
+
+
+def test_health_message_and_unhealthy_resources() -> None:
+    raw = argocd_app(
+        health="Degraded",
+        health_message="",
+        unhealthy=[
+            ("Pod", "test-lla", "web-0", "Missing", ""),
+            (
+                "Deployment",
+                "test-lla",
+                "test-lla",
+                "Degraded",
+                'Deployment "test-lla" exceeded its progress deadline',
+            ),
+            ("Service", "test-lla", "test-lla", "Healthy", ""),
+        ],
+    )
+    state = app_state(raw)
+    assert state.health is Health.DEGRADED
+    assert state.health_message == ""
+    assert state.unhealthy_count == 2
+    assert state.unhealthy_resources == (
+        ResourceRef(
+            "Deployment",
+            "test-lla",
+            "test-lla",
+            "Degraded",
+            'Deployment "test-lla" exceeded its progress deadline',
+        ),
+        ResourceRef("Pod", "test-lla", "web-0", "Missing", ""),
+    )
+    assert app_state(argocd_app(health_message="1 of 3 pods crashing")).health_message == (
+        "1 of 3 pods crashing"
+    )
+
+
+def test_unhealthy_resources_bounded_and_counted() -> None:
+    many = [
+        ("Pod", "ns", f"p{i}", "Degraded", "CrashLoopBackOff") for i in range(MAX_RESOURCES + 5)
+    ]
+    state = app_state(argocd_app(health="Degraded", unhealthy=many))
+    assert len(state.unhealthy_resources) == MAX_RESOURCES
+    assert state.unhealthy_count == MAX_RESOURCES + 5

@@ -314,3 +314,53 @@ def test_crd_shaped_objects_with_a_bad_subtree_never_raise(
 ) -> None:
     obj = _mutate(copy.deepcopy(_BASES[base]), path, value)
     assert isinstance(normalize_object(obj, "prod", NOW), AppState | Rejected)
+
+
+# --- where it runs, which repository, why it is unhealthy -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "destination"),
+    [
+        (kustomization("apps", "flux-system"), "flux-system"),
+        (kustomization("apps", "flux-system", target_namespace="shop"), "shop"),
+        (helmrelease("podinfo", "podinfo"), "podinfo"),
+    ],
+)
+def test_destination_namespace(obj: dict[str, Any], destination: str) -> None:
+    assert state(obj).destination_namespace == destination
+    assert state(obj).destination_cluster == ""
+
+
+def test_git_repository_url_and_kustomization_source_ref() -> None:
+    repo = state(source("GitRepository", url="ssh://git@github.com/stefanprodan/podinfo"))
+    assert repo.repo_url == "ssh://git@github.com/stefanprodan/podinfo"
+    assert state(source("HelmRepository", url="https://charts.example.com")).repo_url == ""
+    apps = state(kustomization("apps", "flux-system"))
+    assert apps.source_ref == "GitRepository/flux-system/flux-system"
+    assert apps.repo_url == ""  # known only from the GitRepository: the caller joins them
+    raw = kustomization("apps", "team-a")
+    raw["spec"]["sourceRef"] = {"kind": "GitRepository", "name": "shop", "namespace": "flux-system"}
+    assert state(raw).source_ref == "GitRepository/flux-system/shop"
+    del raw["spec"]["sourceRef"]
+    assert state(raw).source_ref == ""
+
+
+def test_failing_health_checks_are_kept_when_ready_does_not_name_them() -> None:
+    checks = "timeout waiting for: [Deployment/shop/checkout status: 'InProgress']"
+    raw = kustomization(
+        ready="False",
+        reason="HealthCheckFailed",
+        message="health check failed after 5m0s",
+        healthy="False",
+        healthy_message=checks,
+    )
+    assert state(raw).health_message == checks
+    same = kustomization(
+        ready="False",
+        reason="HealthCheckFailed",
+        message=f"health check failed after 5m0s: {checks}",
+        healthy="False",
+        healthy_message=checks,
+    )
+    assert state(same).health_message == ""  # the Ready message already says it
