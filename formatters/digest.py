@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from core.model import GitOpsEvent
+from core.model import EventKind, GitOpsEvent
 from formatters import escape as esc
 from formatters import phrases
 from formatters.escape import Escaper
@@ -34,6 +34,8 @@ SECTION_PROBLEMS = "Problems"
 SECTION_OPEN = "Still needs attention"
 FIXED = "fixed after {lasted}"
 FIXED_UNKNOWN = "fixed"
+ROLLED_BACK = "rolled back after {lasted}, not shipped"
+ROLLED_BACK_UNKNOWN = "rolled back, not shipped"
 NOT_FIXED = "not fixed yet"
 OPEN_DRIFTED = "{app} does not match Git"
 OPEN_PENDING = "{app} has changes in Git waiting to be deployed{target}"
@@ -172,7 +174,11 @@ def _problem_line(problem: Problem, digest: Digest, escape: Escaper) -> str:
     if fixed is None:
         return f"{line}: {NOT_FIXED}"
     lasted = phrases.recovery_time(fixed, problem.event.occurred_at)
-    word = FIXED.format(lasted=phrases.duration(lasted)) if lasted else FIXED_UNKNOWN
+    if fixed.kind is EventKind.ROLLBACK_SUCCEEDED:  # the release did not ship
+        template, unknown = ROLLED_BACK, ROLLED_BACK_UNKNOWN
+    else:
+        template, unknown = FIXED, FIXED_UNKNOWN
+    word = template.format(lasted=phrases.duration(lasted)) if lasted else unknown
     return f"{line}: {word}"
 
 

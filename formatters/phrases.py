@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import suppress
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from core.model import PROBLEM_KINDS, RECOVERY_KINDS, EventKind, GitOpsEvent, Severity, Tool
 from formatters.escape import Escaper, one_line, plain, truncate
 from formatters.group import EventGroup
-from formatters.revision import short_revision
+from formatters.revision import short_revision, short_version
 
 MAX_NAME = 80
 MAX_CLUSTER = 60
@@ -30,29 +30,59 @@ AUTOMATED = "automated"
 # Detail labels, in the order renderers show them.
 LABEL_WHERE = "Where"
 LABEL_REVISION = "Revision"
-LABEL_PREVIOUS_REVISION = "Previous revision"
 LABEL_COMMIT = "Commit"
 LABEL_CHART_VERSION = "Chart version"
 LABEL_ACTOR = "Initiated by"
-LABEL_SINCE = "Since"
-LABEL_WHEN = "When"
 LABEL_PROBLEM_BEGAN = "Problem began"
-LABEL_RESOLVED_AFTER = "Resolved after"
-LABEL_PROJECT = "Project"
+LABEL_RESOLVED_AT = "Resolved at"
+LABEL_HAPPENED_AT = "Happened at"
+LABEL_OBJECT = "Object"
 LABEL_OUT_OF_SYNC = "Out of sync"
+LABEL_UNHEALTHY = "Unhealthy"
 LABEL_MESSAGE = "Controller message"
+LABEL_WHY = "Why"
 LABEL_LINK = "Link"
+LABEL_COMMIT_LINK = "Commit link"
 LABEL_APPS = "Apps"
 LABEL_CLUSTER = "Cluster"
 LABEL_TOOL = "Tool"
 LABEL_EARLIER_ALERT = "Earlier alert"
+LABEL_SINCE = "Since"
+
+TIME_LABELS: dict[EventKind, str] = {
+    EventKind.DEPLOY_STARTED: "Started at",
+    EventKind.DEPLOY_SUCCEEDED: "Deployed at",
+    EventKind.ROLLBACK_SUCCEEDED: "Rolled back at",
+    EventKind.SUSPENDED: "Paused at",
+    EventKind.RESUMED: "Resumed at",
+    EventKind.DELETED: "Deleted at",
+    EventKind.OUT_OF_SYNC: "Waiting since",
+}
+"""When it happened, named for what happened; problems say "Problem began"."""
+
+# What the reader has to do, in words (never colour alone).
+WORD_ACTION = "Needs action"
+WORD_ATTENTION = "Needs attention"
+WORD_INFO = "For your information"
+WORD_RESOLVED = "Resolved"
+SEVERITY_WORDS: dict[Severity, str] = {
+    Severity.CRITICAL: WORD_ACTION,
+    Severity.WARNING: WORD_ATTENTION,
+    Severity.INFO: WORD_INFO,
+}
+CLOSING_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.DRIFT_RESOLVED, EventKind.HEALTH_RECOVERED, EventKind.SOURCE_RECOVERED}
+)
+"""Kinds whose whole news is that a problem is over: they read "Resolved"."""
+SEPARATOR = " · "
+"""Between the severity word and the headline."""
 
 BUTTON_ACK = "Acknowledge"
 BUTTON_MUTE = "Mute {hours}h"
-BUTTON_OPEN: dict[Tool, str] = {Tool.ARGOCD: "Open in Argo CD", Tool.FLUX: "Open in dashboard"}
+BUTTON_OPEN: dict[Tool, str] = {Tool.ARGOCD: "Open in Argo CD", Tool.FLUX: "Open in Flux UI"}
+BUTTON_COMMIT = "View commit"
 MUTE_HOURS = (1, 4, 24)
 
-RESOLVED_PREFIX = "Resolved"
 UNNAMED = "an unnamed app"
 
 
@@ -66,10 +96,23 @@ def app_name(event: GitOpsEvent, escape: Escaper = plain) -> str:
 
 
 def subject(event: GitOpsEvent, escape: Escaper = plain) -> str:
-    """`checkout on prod`: what a headline is about."""
-    cluster = value(event.cluster, MAX_CLUSTER, escape)
+    """`checkout on prod`: what a headline is about (the cluster the app runs in)."""
+    cluster = value(cluster_name(event), MAX_CLUSTER, escape)
     name = app_name(event, escape)
     return f"{name} on {cluster}" if cluster else name
+
+
+def cluster_name(event: GitOpsEvent) -> str:
+    """The cluster the workload runs in: a remote Argo CD destination (a server URL shown as
+    its host), else the cluster driftbot watches (unescaped)."""
+    remote = one_line(event.destination_cluster)
+    if remote:
+        with suppress(ValueError):
+            host = urlsplit(remote).hostname if "://" in remote else None
+            if host:
+                return host
+        return remote
+    return one_line(event.cluster)
 
 
 def tool_name(tool: Tool | None) -> str:
@@ -145,9 +188,9 @@ def headline(
 ) -> str:
     """The one sentence that says what happened and where (pure)."""
     who = subject(event, escape)
-    rev = escape(short_revision(event.revision))
-    prev = escape(short_revision(event.previous_revision))
-    target = rev or (escape(value(event.chart_version, 40)) if event.chart_version else "")
+    rev = escape(short_version(event.revision))
+    prev = escape(short_version(event.previous_revision))
+    target = rev or (escape(value(short_version(event.chart_version), 40)))
     by = actor_phrase(event.actor, escape)
     kind = event.kind
     if kind is EventKind.DRIFT_DETECTED:
@@ -168,9 +211,7 @@ def headline(
     elif kind is EventKind.HEALTH_RECOVERED:
         text = f"{who} is healthy again"
     elif kind is EventKind.ROLLBACK_SUCCEEDED:
-        span = f" from {prev}" if prev else ""
-        span += f" to {target}" if target else ""
-        text = f"{who} was rolled back{span}{by}"
+        text = rollback_sentence(event, escape)
     elif kind is EventKind.ROLLBACK_FAILED:
         text = f"{who}: rollback to {target} failed" if target else f"{who}: rollback failed"
     elif kind is EventKind.OUT_OF_SYNC:
@@ -200,12 +241,62 @@ def headline(
     return text
 
 
+def rollback_sentence(
+    event: GitOpsEvent, escape: Escaper = plain, *, problem: GitOpsEvent | None = None
+) -> str:
+    """A rollback says that the release did not ship: `podinfo on staging: upgrade to 6.6.1
+    failed and was rolled back to 6.6.0`; `payments on prod: 7d2e4f6 was rolled back to
+    ea87599 by alice`. `problem` is the alert the rollback closes, when there is one."""
+    who = subject(event, escape)
+    target = escape(short_version(event.revision or event.chart_version))
+    prev = escape(short_version(event.previous_revision))
+    if problem is not None and problem.kind is EventKind.DEPLOY_FAILED:
+        prev = escape(short_version(problem.revision or problem.chart_version)) or prev
+    to = f" to {target}" if target else ""
+    by = actor_phrase(event.actor, escape)
+    if event.tool is Tool.FLUX and event.object_kind == "HelmRelease":
+        attempt = f"upgrade to {prev}" if prev else "the upgrade"
+        return f"{who}: {attempt} failed and was rolled back{to}{by}"
+    if problem is not None and problem.kind is EventKind.DEPLOY_FAILED:
+        attempt = f"deploy of {prev}" if prev else "the deploy"
+        return f"{who}: {attempt} failed and was rolled back{to}{by}"
+    if problem is not None and problem.kind is EventKind.HEALTH_DEGRADED:
+        attempt = prev or "the release"
+        return f"{who}: {attempt} was unhealthy and was rolled back{to}{by}"
+    if prev:
+        return f"{who}: {prev} was rolled back{to}{by}"
+    return f"{who} was rolled back{to}{by}"
+
+
 def resolved_headline(original: GitOpsEvent, recovery: GitOpsEvent, escape: Escaper = plain) -> str:
-    """`Resolved after 14 min: checkout on prod matches Git again`."""
-    lasted = recovery_time(recovery, original.occurred_at)
-    prefix = f"{RESOLVED_PREFIX} after {duration(lasted)}" if lasted else RESOLVED_PREFIX
-    sentence = headline(replace(recovery, since=None), escape)
-    return f"{prefix}: {sentence}"
+    """The sentence of an alert once `recovery` closed it: `checkout on prod matches Git
+    again (after 14 min)`; a rollback says the release did not ship."""
+    if recovery.kind is EventKind.ROLLBACK_SUCCEEDED:
+        return rollback_sentence(recovery, escape, problem=original)
+    return headline(recovery, escape, problem_start=recovery.since or original.occurred_at)
+
+
+def status_word(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
+    """`Needs action`, `Needs attention`, `For your information` or `Resolved`: what the
+    reader has to do, said in words. `resolves` is the alert `event` closes, if any; a
+    rollback is never "Resolved" (the release did not ship)."""
+    if event.kind is not EventKind.ROLLBACK_SUCCEEDED and (
+        resolves is not None or event.kind in CLOSING_KINDS
+    ):
+        return WORD_RESOLVED
+    return SEVERITY_WORDS[event.severity]
+
+
+def first_line(
+    event: GitOpsEvent, escape: Escaper = plain, *, resolves: GitOpsEvent | None = None
+) -> str:
+    """`Needs action · guestbook on prod is unhealthy`: the word, then the sentence (pure)."""
+    sentence = (
+        resolved_headline(resolves, event, escape)
+        if resolves is not None
+        else headline(event, escape)
+    )
+    return f"{status_word(event, resolves=resolves)}{SEPARATOR}{sentence}"
 
 
 def is_problem(event: GitOpsEvent) -> bool:
@@ -306,15 +397,35 @@ def member_line(event: GitOpsEvent, group: EventGroup, escape: Escaper = plain) 
 
 
 def where(event: GitOpsEvent) -> str:
-    """`prod / shop / Application checkout (Argo CD)` (unescaped)."""
-    parts = [one_line(event.cluster), one_line(event.namespace)]
-    obj = " ".join(p for p in (one_line(event.object_kind), one_line(event.name)) if p)
-    parts.append(obj)
-    place = " / ".join(p for p in parts if p)
-    return f"{place} ({tool_name(event.tool)})" if place else tool_name(event.tool)
+    """`namespace shop on prod`: where the workload runs (unescaped). For Argo CD that is the
+    Application's destination, not the namespace the Application object lives in."""
+    cluster = cluster_name(event)
+    namespace = one_line(event.destination_namespace)
+    if not namespace and event.tool is Tool.FLUX:
+        namespace = one_line(event.namespace)
+    place = f"namespace {namespace}" if namespace else ""
+    if cluster:
+        place = f"{place} on {cluster}" if place else f"cluster {cluster}"
+    if one_line(event.destination_cluster) and one_line(event.cluster):
+        place += f" (deployed from {one_line(event.cluster)})"
+    return place
+
+
+def object_line(event: GitOpsEvent) -> str:
+    """`Application argocd/checkout (Argo CD), project shop`: the object that reported it."""
+    path = "/".join(p for p in (one_line(event.namespace), one_line(event.name)) if p)
+    text = " ".join(p for p in (one_line(event.object_kind), path) if p)
+    text = f"{text} ({tool_name(event.tool)})" if text else tool_name(event.tool)
+    project = one_line(event.project)
+    return f"{text}, project {project}" if project else text
+
+
+def time_label(event: GitOpsEvent) -> str:
+    """What the time of `event` is called: `Problem began`, `Deployed at`, `Happened at` …"""
+    if event.kind in PROBLEM_KINDS and event.kind not in TIME_LABELS:
+        return LABEL_PROBLEM_BEGAN
+    return TIME_LABELS.get(event.kind, LABEL_HAPPENED_AT)
 
 
 def severity_word(severity: Severity) -> str:
-    return {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "critical"}[
-        severity
-    ]
+    return SEVERITY_WORDS[severity]

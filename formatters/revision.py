@@ -32,6 +32,17 @@ def short_digest(text: str) -> str:
     return text
 
 
+_BUILD_DIGEST = re.compile(r"(?P<version>\d+\.\d+\.\d+[^+\s]*)\+[0-9a-f]{12}")
+
+
+def short_version(revision: str) -> str:
+    """`short_revision`, and a chart version without the `+<digest>` build metadata Flux adds
+    to charts built from a Git or OCI source (`6.6.1+0cc9a8446c95` -> `6.6.1`)."""
+    text = short_revision(revision)
+    match = _BUILD_DIGEST.fullmatch(text)
+    return match["version"] if match else text
+
+
 def short_revision(revision: str) -> str:
     """A revision as people read it in a headline (pure; never raises)."""
     text = one_line(revision)

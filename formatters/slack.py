@@ -1,8 +1,10 @@
 """Slack Block Kit messages for events, storms and resolutions.
 
-A message opens with what happened and where, in plain words; the on-call details follow
-(revision, chart version, resources out of sync, the controller message, who and since when),
-then buttons: open in Argo CD, acknowledge, mute. Every string from a cluster or Git is escaped
+A message opens with what the reader has to do and what happened, in plain words ("Needs
+action · guestbook on prod is unhealthy"), and for a problem why, quoted; the on-call details
+follow (where, revision, who, when: every time in the reader's own time zone), then the
+object that reported it, then buttons: open in Argo CD or a Flux UI, view the commit,
+acknowledge, mute. Every string from a cluster or Git is escaped
 (`&`, `<`, `>`), so only driftbot's own mentions, dates and links are live.
 
 Whatever the input, the result respects every Block Kit limit: lists end in "and N more", long
@@ -19,11 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.model import GitOpsEvent, Severity
+from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters.group import EventGroup
-from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, action_value, mute_action_id
+from formatters.slack_actions import (
+    ACTION_ACK,
+    ACTION_OPEN,
+    ACTION_OPEN_COMMIT,
+    action_value,
+    mute_action_id,
+)
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -85,15 +93,16 @@ def render_slack(
     `mention_severity`; unrecognised entries are shown as inert text.
     """
     tokens = mention_tokens(mention) if event.severity.rank >= mention_severity.rank else []
-    headline = phrases.headline(event, esc.slack)
+    word = phrases.status_word(event)
+    sentence = phrases.headline(event, esc.slack)
     return _fit(
         lambda budget: _event_message(
             event,
-            headline_line=f"{_icon(event)} *{headline}*",
-            fallback=headline,
+            headline_line=f"{_icon(event)} *{word}{phrases.SEPARATOR}{sentence}*",
+            fallback=f"{word}{phrases.SEPARATOR}{sentence}",
             tokens=tokens,
             budget=budget,
-            problem_start=None,
+            resolves=None,
             buttons=_buttons(event, ack=phrases.is_problem(event), mute=True),
         )
     )
@@ -102,18 +111,23 @@ def render_slack(
 def render_slack_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> Message:
     """The in-place update of `original`'s message once `recovery` closed it (pure).
 
-    Green, "Resolved after 14 min: …", the original headline struck through, no ack/mute.
+    "Resolved · checkout on prod matches Git again (after 14 min)", the original headline
+    struck through and its reason still quoted, no ack/mute. A rollback is not "Resolved": it
+    says the release failed and was rolled back, in the rollback's colour.
     """
-    headline = phrases.resolved_headline(original, recovery, esc.slack)
-    earlier = phrases.headline(original, esc.slack)
+    word = phrases.status_word(recovery, resolves=original)
+    sentence = phrases.resolved_headline(original, recovery, esc.slack)
+    head = f"{_icon(recovery, resolves=original)} *{word}{phrases.SEPARATOR}{sentence}*"
+    if recovery.kind is not EventKind.ROLLBACK_SUCCEEDED:
+        head += f"\n~{phrases.headline(original, esc.slack)}~"
     return _fit(
         lambda budget: _event_message(
             recovery,
-            headline_line=f"{ICON_GOOD} *{headline}*\n~{earlier}~",
-            fallback=headline,
+            headline_line=head,
+            fallback=f"{word}{phrases.SEPARATOR}{sentence}",
             tokens=[],
             budget=budget,
-            problem_start=original.occurred_at,
+            resolves=original,
             buttons=_buttons(recovery, ack=False, mute=False),
         )
     )
@@ -202,30 +216,49 @@ def _event_message(
     fallback: str,
     tokens: list[str],
     budget: _Budget,
-    problem_start: datetime | None,
+    resolves: GitOpsEvent | None,
     buttons: list[Block],
 ) -> Message:
     mentions = " ".join(tokens)
     head = f"{mentions}\n{headline_line}" if mentions else headline_line
+    reason = _why(resolves if resolves is not None else event, budget.message)
+    if reason:
+        head += "\n" + reason
     blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
-    fields = [
-        _field(fact.label, esc.fit(fact.value, budget.fact, esc.slack))
-        for fact in details.facts(event, problem_start=problem_start)
-    ][:MAX_FIELDS]
+    fields = [_fact_field(fact, budget.fact) for fact in details.facts(event, resolves=resolves)]
     if fields:
-        blocks.append({"type": "section", "block_id": BLOCK_FACTS, "fields": fields})
+        blocks.append({"type": "section", "block_id": BLOCK_FACTS, "fields": fields[:MAX_FIELDS]})
     resources = _resources_text(event, budget.resources)
     if resources:
         blocks.append(_section(resources, BLOCK_RESOURCES, MAX_SECTION_TEXT))
-    quoted = _quote(details.message(event), budget.message)
+    quoted = _quote(details.detail_message(event), budget.message)
     if quoted:
         title = f"*{phrases.LABEL_MESSAGE}*\n"
         blocks.append(_section(title + quoted, BLOCK_MESSAGE, MAX_SECTION_TEXT))
-    blocks.append(_context([f"{phrases.tool_name(event.tool)} · {_date(event.occurred_at)}"]))
+    about = esc.fit(phrases.object_line(event), budget.fact, esc.slack)
+    blocks.append(_context([about]))
     if buttons:
         blocks.append({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": buttons})
     text = f"{mentions} {fallback}" if mentions else fallback
     return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _why(event: GitOpsEvent, limit: int) -> str:
+    """Why a problem was raised, quoted under the headline: its message and the unhealthy
+    resources. Kept in the edit that resolves it, so the failure stays readable."""
+    said, sick = details.why(event)
+    text = "\n".join(part for part in (said, *sick) if part)
+    return _quote(text, max(limit, 200))
+
+
+def _fact_field(fact: details.Fact, limit: int) -> Block:
+    if fact.at is not None:
+        return _field(fact.label, _date(fact.at))
+    value = esc.fit(fact.value, limit, esc.slack)
+    url = details.link(fact.url)
+    if url:
+        value = f"<{esc.slack(url)}|{value}>"
+    return _field(fact.label, value)
 
 
 def _group_message(group: EventGroup, headline: str, tokens: list[str], budget: _Budget) -> Message:
@@ -308,11 +341,11 @@ def _quote_escape(text: str) -> str:
 
 def _buttons(event: GitOpsEvent, *, ack: bool, mute: bool) -> list[Block]:
     buttons: list[Block] = []
-    url = details.link(event.url)
-    if url:
-        open_button = _button(phrases.BUTTON_OPEN[event.tool], ACTION_OPEN)
-        open_button["url"] = url
-        buttons.append(open_button)
+    for label, url in details.links(event):
+        action = ACTION_OPEN_COMMIT if label == phrases.BUTTON_COMMIT else ACTION_OPEN
+        button = _button(label, action)
+        button["url"] = url
+        buttons.append(button)
     value = action_value(event)
     if ack:
         buttons.append(_button(phrases.BUTTON_ACK, ACTION_ACK, value))
@@ -363,8 +396,8 @@ def _date(moment: datetime) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
-def _icon(event: GitOpsEvent) -> str:
-    if phrases.is_recovery(event) and event.severity is Severity.INFO:
+def _icon(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
+    if phrases.status_word(event, resolves=resolves) == phrases.WORD_RESOLVED:
         return ICON_GOOD
     return _severity_icon(event.severity)
 

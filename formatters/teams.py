@@ -1,8 +1,9 @@
 """Microsoft Teams Adaptive Cards (1.4) for events, storms and resolutions.
 
 Teams webhooks (Workflows) take either the message envelope or a bare card; both are built
-here. The card opens with the same plain-language sentence as every other format, then a
-FactSet of details, the resources out of sync, the controller message and a button to Argo CD.
+here. The card opens with the same words as every other format ("Needs action · guestbook on prod
+is unhealthy"), then why (for a problem), a FactSet of details, the resources out of sync, the
+controller message and buttons to Argo CD or a Flux UI and to the commit.
 Teams cannot edit a posted card, so a resolution is a new card naming the original alert.
 
 Markdown in strings from a cluster or Git is escaped. The serialized payload, envelope
@@ -15,10 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
-from core.model import GitOpsEvent, Severity
+from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters.group import EventGroup
@@ -59,7 +59,7 @@ _BUDGETS = (
 
 def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
     """An Adaptive Card for `event`, wrapped in the message envelope unless `payload="card"`."""
-    headline = phrases.headline(event, esc.teams)
+    headline = phrases.first_line(event, esc.teams)
     return _fit(
         payload,
         lambda budget: _event_card(
@@ -67,7 +67,7 @@ def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
             headline=headline,
             color=_color(event),
             earlier="",
-            problem_start=None,
+            resolves=None,
             budget=budget,
         ),
     )
@@ -76,20 +76,23 @@ def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
 def render_teams_resolved(
     original: GitOpsEvent, recovery: GitOpsEvent, payload: Payload = "envelope"
 ) -> Card:
-    """A new card saying `original`'s problem is over, and after how long."""
-    headline = phrases.resolved_headline(original, recovery, esc.teams)
+    """A new card saying `original`'s problem is over (or, for a rollback, that the release
+    did not ship), naming the earlier alert and keeping its reason."""
+    headline = phrases.first_line(recovery, esc.teams, resolves=original)
     earlier = (
         f"{phrases.LABEL_EARLIER_ALERT}: {phrases.headline(original, esc.teams)} "
         f"({phrases.time_utc(original.occurred_at)})"
+        if recovery.kind is not EventKind.ROLLBACK_SUCCEEDED  # a rollback's sentence names it
+        else ""
     )
     return _fit(
         payload,
         lambda budget: _event_card(
             recovery,
             headline=headline,
-            color=COLOR_GOOD,
+            color=_color(recovery, resolves=original),
             earlier=earlier,
-            problem_start=original.occurred_at,
+            resolves=original,
             budget=budget,
         ),
     )
@@ -135,16 +138,28 @@ def _event_card(
     headline: str,
     color: str,
     earlier: str,
-    problem_start: datetime | None,
+    resolves: GitOpsEvent | None,
     budget: _Budget,
 ) -> Card:
     body = [_text(_cut(headline, MAX_HEADLINE), weight="Bolder", size="Medium", color=color)]
     if earlier:
         body.append(_text(_cut(earlier, MAX_HEADLINE * 2), subtle=True))
+    said, sick = details.why(resolves if resolves is not None else event)
+    if (said or sick) and budget.message:
+        lines = [esc.fit(said, budget.message, _teams_paragraphs)] if said else []
+        lines += [f"- {esc.fit(line, 400, esc.teams)}" for line in sick]
+        body.append(_text(f"**{phrases.LABEL_WHY}**", spacing="Medium"))
+        body.append(_text("\r".join(lines), spacing="None"))
     facts = [
         {"title": fact.label, "value": esc.fit(fact.value, budget.fact, esc.teams) or "-"}
-        for fact in details.facts(event, problem_start=problem_start)
+        for fact in details.facts(event, resolves=resolves)
     ]
+    facts.append(
+        {
+            "title": phrases.LABEL_OBJECT,
+            "value": esc.fit(phrases.object_line(event), budget.fact, esc.teams),
+        }
+    )
     body.append({"type": "FactSet", "facts": facts})
     names, total = details.resources(event)
     if total:
@@ -154,11 +169,11 @@ def _event_card(
         if total > len(shown):
             lines.append(f"- {phrases.more(total - len(shown))}")
         body.append(_text("\r".join(lines), spacing="None"))
-    message = details.message(event)
+    message = details.detail_message(event)
     if message and budget.message:
         body.append(_text(f"**{phrases.LABEL_MESSAGE}**", spacing="Medium"))
         body.append(_text(esc.fit(message, budget.message, _teams_paragraphs), subtle=True))
-    return _card(body, _open_action(event))
+    return _card(body, _open_actions(event))
 
 
 def _group_card(group: EventGroup, budget: _Budget) -> Card:
@@ -226,11 +241,11 @@ def _card(body: list[Element], actions: list[Element]) -> Card:
     return card
 
 
-def _open_action(event: GitOpsEvent) -> list[Element]:
-    url = details.link(event.url)
-    if not url:
-        return []
-    return [{"type": "Action.OpenUrl", "title": phrases.BUTTON_OPEN[event.tool], "url": url}]
+def _open_actions(event: GitOpsEvent) -> list[Element]:
+    return [
+        {"type": "Action.OpenUrl", "title": label, "url": url}
+        for label, url in details.links(event)
+    ]
 
 
 def _text(
@@ -267,8 +282,8 @@ def _cut(text: str, limit: int) -> str:
     return head + esc.ELLIPSIS
 
 
-def _color(event: GitOpsEvent) -> str:
-    if phrases.is_recovery(event) and event.severity is Severity.INFO:
+def _color(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
+    if phrases.status_word(event, resolves=resolves) == phrases.WORD_RESOLVED:
         return COLOR_GOOD
     return _severity_color(event.severity)
 

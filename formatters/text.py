@@ -1,15 +1,15 @@
 """Plain text: what `driftbot demo` and the console receiver print.
 
-A headline a non-engineer can read, then indented details for the engineer. No markup: the
+The same words as Slack and Teams: what the reader has to do and what happened, on one line a
+non-engineer can read ("Needs action · guestbook on prod is unhealthy"), then why, then
+indented details for the engineer. No markup: the
 only escaping needed is removing control characters, so a commit message cannot move the
 terminal's cursor or recolour it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from core.model import GitOpsEvent
+from core.model import EventKind, GitOpsEvent
 from formatters import details, phrases
 from formatters.escape import truncate
 from formatters.group import EventGroup
@@ -23,17 +23,18 @@ MAX_MEMBERS = 20
 
 
 def render_text(event: GitOpsEvent) -> str:
-    """The headline, then one indented line per detail (pure)."""
-    lines = [phrases.headline(event)]
+    """The severity word and headline, then why, then one indented line per detail (pure)."""
+    lines = [phrases.first_line(event)]
     lines += _detail_lines(event)
     return "\n".join(lines)
 
 
 def render_text_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> str:
-    """A recovery, naming the alert it closes."""
-    lines = [phrases.resolved_headline(original, recovery)]
-    lines.append(_row(phrases.LABEL_EARLIER_ALERT, phrases.headline(original)))
-    lines += _detail_lines(recovery, problem_start=original.occurred_at)
+    """A recovery (or a rollback), naming the alert it closes and keeping its reason."""
+    lines = [phrases.first_line(recovery, resolves=original)]
+    if recovery.kind is not EventKind.ROLLBACK_SUCCEEDED:  # a rollback's sentence names it
+        lines.append(_row(phrases.LABEL_EARLIER_ALERT, phrases.headline(original)))
+    lines += _detail_lines(recovery, resolves=original)
     return "\n".join(lines)
 
 
@@ -52,21 +53,24 @@ def render_group_text(group: EventGroup) -> str:
     return "\n".join(lines)
 
 
-def _detail_lines(event: GitOpsEvent, *, problem_start: datetime | None = None) -> list[str]:
-    facts = details.facts(event, problem_start=problem_start)
-    rows = [_row(fact.label, fact.value) for fact in facts]
+def _detail_lines(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> list[str]:
+    said, sick = details.why(resolves if resolves is not None else event)
+    reason = "\n".join(part for part in (truncate(said, MAX_MESSAGE), *sick) if part)
+    rows = [_row(phrases.LABEL_WHY, reason)] if reason else []
+    rows += [_row(fact.label, fact.value) for fact in details.facts(event, resolves=resolves)]
+    rows.append(_row(phrases.LABEL_OBJECT, phrases.object_line(event)))
     names, total = details.resources(event)
     if total:
         shown = names[:MAX_RESOURCES]
         hidden = total - len(shown)
         listed = "\n".join(shown + ([phrases.more(hidden)] if hidden and shown else []))
         rows.append(_row(f"{phrases.LABEL_OUT_OF_SYNC} ({total})", listed))
-    text = details.message(event)
+    text = details.detail_message(event)
     if text:
         rows.append(_row(phrases.LABEL_MESSAGE, truncate(text, MAX_MESSAGE)))
-    url = details.link(event.url)
-    if url:
-        rows.append(_row(phrases.LABEL_LINK, url))
+    for label, url in details.links(event):
+        name = phrases.LABEL_COMMIT_LINK if label == phrases.BUTTON_COMMIT else phrases.LABEL_LINK
+        rows.append(_row(name, url))
     return rows
 
 

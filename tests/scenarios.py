@@ -70,11 +70,25 @@ def _op(
     )
 
 
+IN_CLUSTER = {"server": "https://kubernetes.default.svc", "namespace": "shop"}
+"""The demo's Applications deploy into the cluster Argo CD runs in, namespace shop."""
+
+PROGRESS_DEADLINE = (
+    "Deployment",
+    "shop",
+    "payments",
+    "Degraded",
+    'Deployment "payments" exceeded its progress deadline',
+)
+
+
 def _argo(name: str, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("destination", IN_CLUSTER)
     app = argo.argocd_app(name, **kwargs)
     app["metadata"]["namespace"] = "argocd"
     app["metadata"]["labels"] = {"team": "shop", "env": "prod"}
     app["spec"]["project"] = "shop"
+    app["spec"]["source"]["repoURL"] = "https://github.com/example/shop-deploy.git"
     return app
 
 
@@ -147,6 +161,7 @@ def demo_stream() -> Stream:
             desired=REV_B,
             history=hist_b,
             health="Degraded",
+            unhealthy=[PROGRESS_DEADLINE],
             operation=_op("Succeeded", REV_B, 7.5, 8, user="carol@example.com"),
             auto_sync=False,
             reconciled_at=_argo_time(10),

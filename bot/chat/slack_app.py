@@ -50,12 +50,12 @@ from core.commands import alerts_of_notification
 from core.model import AppKey
 from formatters import chat
 from formatters import chat_phrases as say
-from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, MUTE_ACTIONS, parse_action_value
+from formatters.slack_actions import ACTION_ACK, LINK_ACTIONS, MUTE_ACTIONS, parse_action_value
 
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
-ACTIONS = re.compile(r"^driftbot_(ack|open|mute_\d+h)$")
+ACTIONS = re.compile(r"^driftbot_(ack|open|open_commit|mute_\d+h)$")
 GROUP_TTL = 300.0
 """Seconds a user group's members are trusted before they are fetched again."""
 FALLBACK_ERRORS = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel"})
@@ -320,7 +320,7 @@ class SlackBot:
         self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
     ) -> None:
         await ack()
-        if action.get("action_id") == ACTION_OPEN:
+        if action.get("action_id") in LINK_ACTIONS:
             return
         self._spawn(self._act(body, action), "slack-action")
 

@@ -104,8 +104,9 @@ def test_a_problem_still_open_at_the_end_of_the_stream_is_announced(
     events = _replay_jsonl(capsys, str(stream), "--state", str(tmp_path / "s.sqlite"))
     assert [e["kind"] for e in events] == ["drift_detected"]
     assert events[0]["resources"] == [
-        {"kind": "Deployment", "namespace": "shop", "name": "checkout"}
+        {"kind": "Deployment", "namespace": "shop", "name": "checkout", "health": "", "message": ""}
     ]
+    assert (events[0]["namespace"], events[0]["destination_namespace"]) == ("argocd", "shop")
 
 
 def test_bad_lines_are_reported_with_their_number_and_the_run_goes_on(
@@ -175,11 +176,13 @@ def test_demo_tells_the_story_in_plain_words(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for phrase in (
         "checkout on prod no longer matches Git",
-        "payments on prod was rolled back",
-        "by alice@example.com",
+        "payments on prod: 7d2e4f6 was rolled back to ea87599 by alice@example.com",
         "deploy of 7d2e4f6 failed",
         "matches Git again",
-        "podinfo on staging was rolled back",
+        "podinfo on staging: upgrade to 6.6.1 failed and was rolled back to 6.6.0",
+        'Deployment/shop/payments is degraded: Deployment "payments" exceeded its progress',
+        "Needs action · ",
+        "Resolved · ",
     ):
         assert phrase in out
     assert "GitRepository" not in out

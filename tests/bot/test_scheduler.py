@@ -267,7 +267,7 @@ async def test_the_tick_releases_a_drift_after_its_grace_and_then_reminds(live: 
     live.clock[0] = scenarios.START + timedelta(hours=2, minutes=10)
     assert await live.scheduler.run_job(TICK)
     reminder = live.told().strip()
-    assert reminder.startswith("Reminder: checkout on prod no longer matches Git")
+    assert reminder.startswith("Reminder: Needs attention · checkout on prod no longer matches Git")
     actions = [e.action for e in await live.store.audit_log()]
     assert actions[:2] == ["remind", "announce"]
 
@@ -315,7 +315,7 @@ async def test_the_digest_job_tells_the_period_once_and_records_where_it_ended(l
     assert await live.scheduler.run_job("digest:morning")
     first = live.told()
     assert first.startswith("morning: Nov 19 10:00 to Nov 20 10:00 (UTC)")
-    assert "09:16 payments on prod was rolled back from 7d2e4f6 to ea87599" in first
+    assert "09:16 payments on prod: 7d2e4f6 was rolled back to ea87599" in first
     [entry] = [e for e in await live.store.audit_log() if e.action == "digest"]
     assert entry.detail["receivers"] == {"team": "ok"}
 

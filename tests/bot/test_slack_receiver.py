@@ -197,7 +197,9 @@ def test_plan_posts_a_new_event_updates_and_replies_for_a_recovery_and_updates_a
 
     assert (post["op"], post["notification"], post["thread_of"]) == ("post", problem.id, problem.id)
     assert (update["op"], update["target"]) == ("update", problem.id)
-    assert update["message"]["text"].startswith("Resolved after 14 min")
+    assert update["message"]["text"].startswith(
+        "Resolved · checkout on prod matches Git again (after 14 min)"
+    )
     assert (reply["op"], reply["notification"], reply["thread_of"]) == (
         "post",
         fixed.id,
@@ -270,7 +272,9 @@ async def test_a_recovery_edits_the_original_in_place_and_replies_in_its_thread(
     await receiver.close()
 
     (original,) = top_level(slack, "C0PROD")
-    assert original["text"].startswith("Resolved after 14 min")
+    assert original["text"].startswith(
+        "Resolved · checkout on prod matches Git again (after 14 min)"
+    )
     assert ICON_GOOD in original["blocks"][0]["text"]["text"]
     assert "edited" in original
     replies = [m for m in slack.messages("C0PROD") if m.get("thread_ts") == original["ts"]]
@@ -297,7 +301,9 @@ async def test_threads_and_updates_survive_a_restart(
         await receiver.close()
 
     (original,) = top_level(slack, "C0PROD")
-    assert original["text"].startswith("Resolved after 30 min")
+    assert original["text"].startswith(
+        "Resolved · checkout on prod is healthy again (after 30 min)"
+    )
     thread = [m for m in slack.messages("C0PROD") if m.get("thread_ts") == original["ts"]]
     assert len(thread) == 2  # the reminder and the recovery, both in the thread
 

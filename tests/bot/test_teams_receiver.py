@@ -123,10 +123,12 @@ async def test_a_recovery_posts_a_resolved_card_naming_the_original_alert(
     assert len(teams.accepted) == 2
     resolved = teams.accepted[1]
     assert resolved["body"][0]["color"] == "Good"
-    assert teams.headlines[1].startswith(f"{phrases.RESOLVED_PREFIX} after 14 min")
+    assert teams.headlines[1] == (
+        f"{phrases.WORD_RESOLVED} · checkout on prod matches Git again (after 14 min)"
+    )
     earlier = resolved["body"][1]["text"]
     assert earlier.startswith(phrases.LABEL_EARLIER_ALERT)
-    assert teams.headlines[0] in earlier
+    assert teams.headlines[0].split(" · ", 1)[1] in earlier
 
 
 async def test_bare_card_receivers_post_the_card_without_envelope(
@@ -155,7 +157,7 @@ async def test_429s_and_500s_lose_nothing_and_keep_the_order(
     await settle(receiver, store)
     await receiver.close()
 
-    assert [h.split(" ")[0] for h in teams.headlines] == names
+    assert [h.split(" · ")[1].split(" ")[0] for h in teams.headlines] == names
     assert 500 in teams.statuses() and 429 in teams.statuses()
     assert receiver.worker.stats.retried >= 1
     assert await store.outbox_queue("pm") == []
@@ -175,7 +177,7 @@ async def test_a_refused_card_is_set_aside_and_the_next_ones_go_through(
 
     failed = await store.outbox_failed("pm")
     assert [f.last_error for f in failed] == ["http_400:InvalidRequestContent"]
-    assert [h.split(" ")[0] for h in teams.headlines] == ["second"]
+    assert [h.split(" · ")[1].split(" ")[0] for h in teams.headlines] == ["second"]
     assert receiver.worker.stats.failed == 1
 
 
@@ -312,11 +314,12 @@ async def test_replay_delivers_to_teams_envelope_and_card_receivers(
         for headline, note in zip(fake.headlines, announced, strict=True):
             if note["kind"] == "group":
                 assert str(note["count"]) in headline
-            elif note.get("updates"):  # a recovery: a new card naming what it resolves
-                assert headline.startswith(f"{phrases.RESOLVED_PREFIX} after ")
-                assert f": {note['name']} on " in headline
+            elif note.get("updates"):  # a recovery (or rollback): a new card closing the alert
+                word, sentence = headline.split(" · ", 1)
+                assert word in (phrases.WORD_RESOLVED, phrases.WORD_ATTENTION)
+                assert sentence.startswith(f"{note['name']} on ")
             else:
-                assert headline.startswith(f"{note['name']} ")
+                assert headline.split(" · ", 1)[1].startswith(f"{note['name']} ")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert SIGNATURE not in logged and WORKFLOW_ID not in logged
 

@@ -18,6 +18,9 @@ SHA = "ea8759964626a583667a2bfd08f334ec2070040a"
 OLD_SHA = "731f7eaddfb6af01cb2173e18f0f75b0ba780ef1"
 FLUX_REVISION = "main@sha1:67e2c98a60dc92283531412a9e604dd4bae005a9"
 ARGOCD_URL = "https://argocd.example.com/applications/argocd/guestbook"
+REPO_URL = "https://github.com/argoproj/argocd-example-apps.git"
+"""Where Argo CD's guestbook example lives."""
+COMMIT_URL = f"https://github.com/argoproj/argocd-example-apps/commit/{SHA}"
 
 
 def argocd_state(**changes: Any) -> AppState:
@@ -31,6 +34,8 @@ def argocd_state(**changes: Any) -> AppState:
         revision=SHA,
         project="default",
         url=ARGOCD_URL,
+        destination_namespace="test-lla",
+        repo_url=REPO_URL,
         out_of_sync_resources=(
             ResourceRef("Service", "test-lla", "test-lla"),
             ResourceRef("Deployment", "test-lla", "test-lla"),

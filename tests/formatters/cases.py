@@ -6,7 +6,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 from core.model import EventKind, GitOpsEvent
-from tests.formatters.builders import NOW, OLD_SHA, argocd_state, event, flux_state
+from tests.formatters.builders import (
+    NOW,
+    OLD_SHA,
+    argocd_state,
+    event,
+    flux_state,
+    helmrelease_state,
+)
 
 _ROLLBACK_STATE = argocd_state(revision=OLD_SHA)
 
@@ -64,7 +71,16 @@ HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
             previous_revision="ea8759964626a583667a2bfd08f334ec2070040a",
             actor="alice@example.com",
         ),
-        "guestbook on prod was rolled back from ea87599 to 731f7ea by alice@example.com",
+        "guestbook on prod: ea87599 was rolled back to 731f7ea by alice@example.com",
+    ),
+    (
+        "rollback_succeeded_flux",
+        event(
+            EventKind.ROLLBACK_SUCCEEDED,
+            helmrelease_state(revision="6.6.0+cdd538a0167e", chart_version="6.6.0+cdd538a0167e"),
+            previous_revision="6.6.1+0cc9a8446c95",
+        ),
+        "podinfo on staging: upgrade to 6.6.1 failed and was rolled back to 6.6.0",
     ),
     (
         "rollback_failed",
@@ -110,3 +126,29 @@ HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
 ]
 
 CASE_IDS = [case[0] for case in HEADLINES]
+
+WORDS: dict[str, str] = {
+    "drift_detected": "Needs attention",
+    "drift_resolved": "Resolved",
+    "deploy_started": "For your information",
+    "deploy_succeeded": "For your information",
+    "deploy_failed": "Needs action",
+    "deploy_failed_flux": "Needs action",
+    "health_degraded": "Needs action",
+    "health_recovered": "Resolved",
+    "rollback_succeeded": "Needs attention",
+    "rollback_succeeded_flux": "Needs attention",
+    "rollback_failed": "Needs action",
+    "out_of_sync": "For your information",
+    "suspended": "Needs attention",
+    "resumed": "For your information",
+    "source_failed": "Needs attention",
+    "source_recovered": "Resolved",
+    "deleted": "Needs attention",
+    "flapping": "Needs attention",
+}
+"""What the reader has to do, in words, for each case: the first line is `word · headline`."""
+
+
+def first_line(case: str, headline: str) -> str:
+    return f"{WORDS[case]} · {headline}"

@@ -5,11 +5,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core.model import EventKind, GitOpsEvent
+from core.model import AppState, EventKind, GitOpsEvent
 from formatters import phrases
 from formatters.escape import slack
 from formatters.group import EventGroup
-from tests.formatters.builders import NOW, argocd_state, event, flux_state
+from tests.formatters.builders import (
+    NOW,
+    OLD_SHA,
+    SHA,
+    argocd_state,
+    event,
+    flux_state,
+    helmrelease_state,
+)
 from tests.formatters.cases import CASE_IDS, HEADLINES
 
 
@@ -63,9 +71,83 @@ def test_mixed_naive_and_aware_times_give_no_duration_rather_than_an_error() -> 
 def test_resolved_headline() -> None:
     original = event(EventKind.DRIFT_DETECTED)
     fixed = event(EventKind.DRIFT_RESOLVED, at=NOW + timedelta(minutes=14))
-    assert (
-        phrases.resolved_headline(original, fixed)
-        == "Resolved after 14 min: guestbook on prod matches Git again"
+    assert phrases.resolved_headline(original, fixed) == (
+        "guestbook on prod matches Git again (after 14 min)"
+    )
+    assert phrases.first_line(fixed, resolves=original) == (
+        "Resolved · guestbook on prod matches Git again (after 14 min)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("problem", "rollback", "expected"),
+    [
+        (
+            event(EventKind.DEPLOY_FAILED, helmrelease_state(), revision="6.6.1+0cc9a8446c95"),
+            event(
+                EventKind.ROLLBACK_SUCCEEDED,
+                helmrelease_state(
+                    revision="6.6.0+cdd538a0167e", chart_version="6.6.0+cdd538a0167e"
+                ),
+                previous_revision="6.6.1+0cc9a8446c95",
+                at=NOW + timedelta(minutes=1),
+            ),
+            "Needs attention · podinfo on staging: upgrade to 6.6.1 failed and was rolled back "
+            "to 6.6.0",
+        ),
+        (
+            event(EventKind.DEPLOY_FAILED),
+            event(
+                EventKind.ROLLBACK_SUCCEEDED,
+                argocd_state(revision=OLD_SHA),
+                previous_revision=SHA,
+                actor="alice@example.com",
+            ),
+            "Needs attention · guestbook on prod: deploy of ea87599 failed and was rolled back "
+            "to 731f7ea by alice@example.com",
+        ),
+        (
+            event(EventKind.HEALTH_DEGRADED),
+            event(
+                EventKind.ROLLBACK_SUCCEEDED,
+                argocd_state(revision=OLD_SHA),
+                previous_revision=SHA,
+                actor="alice@example.com",
+            ),
+            "Needs attention · guestbook on prod: ea87599 was unhealthy and was rolled back to "
+            "731f7ea by alice@example.com",
+        ),
+    ],
+    ids=["flux-upgrade", "argocd-failed-deploy", "argocd-unhealthy-deploy"],
+)
+def test_a_rollback_that_closes_an_alert_says_the_release_did_not_ship(
+    problem: GitOpsEvent, rollback: GitOpsEvent, expected: str
+) -> None:
+    line = phrases.first_line(rollback, resolves=problem)
+    assert line == expected
+    assert "Resolved" not in line
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (argocd_state(), "namespace test-lla on prod"),
+        (argocd_state(destination_namespace=""), "cluster prod"),
+        (
+            argocd_state(destination_cluster="https://10.0.0.7:6443", destination_namespace="web"),
+            "namespace web on 10.0.0.7 (deployed from prod)",
+        ),
+        (flux_state(), "namespace flux-system on prod"),
+        (flux_state(destination_namespace="shop"), "namespace shop on prod"),
+    ],
+)
+def test_where_is_the_destination_and_the_object_is_a_detail(
+    state: AppState, expected: str
+) -> None:
+    ev = event(EventKind.DRIFT_DETECTED, state)
+    assert phrases.where(ev) == expected
+    assert phrases.object_line(event(EventKind.DRIFT_DETECTED)) == (
+        "Application argocd/guestbook (Argo CD), project default"
     )
 
 

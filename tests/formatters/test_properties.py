@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.model import AppState, EventKind, GitOpsEvent, ResourceRef, Tool, make_event
 from formatters.group import EventGroup
-from formatters.phrases import headline
+from formatters.phrases import first_line, headline
 from formatters.slack import (
     mention_tokens,
     render_slack,
@@ -146,10 +146,11 @@ def test_text_is_clean(a: GitOpsEvent, b: GitOpsEvent) -> None:
         text.encode("utf-8")
         assert all(c == "\n" or c == "\t" or ord(c) >= 0x20 for c in text)
         assert "\x1b" not in text and "\x7f" not in text
-    assert render_text(a).splitlines()[0] == headline(a)
+    assert render_text(a).splitlines()[0] == first_line(a)
+    assert first_line(a).endswith(headline(a))
 
 
-_OURS = ("**Out of sync (", "**Controller message**")
+_OURS = ("**Out of sync (", "**Controller message**", "**Why**")
 
 
 def _unescaped_markdown(text: str) -> list[str]:

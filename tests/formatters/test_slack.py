@@ -14,14 +14,16 @@ from tests.fakes.slack_api import MAX_MESSAGE_BLOCKS, validate_blocks
 from tests.formatters.blockkit import assert_valid_slack, live_tokens, slack_problems
 from tests.formatters.builders import (
     ARGOCD_URL,
+    COMMIT_URL,
     NOW,
     OLD_SHA,
     argocd_state,
     event,
     flux_state,
+    helmrelease_state,
     recovery,
 )
-from tests.formatters.cases import CASE_IDS, HEADLINES
+from tests.formatters.cases import CASE_IDS, HEADLINES, first_line
 
 HOSTILE = "<!channel> <@U123> <https://evil|x> <!subteam^S1> & <#C1>"
 
@@ -52,8 +54,8 @@ def test_headline_opens_the_message(case: str, ev: GitOpsEvent, expected: str) -
     message = render_slack(ev)
     assert_valid_slack(message)
     first = message["blocks"][0]["text"]["text"]
-    assert f"*{expected}*" in first
-    assert message["text"] == expected
+    assert f"*{first_line(case, expected)}*" in first
+    assert message["text"] == first_line(case, expected)
 
 
 def test_the_validator_catches_what_slack_refuses() -> None:
@@ -107,30 +109,81 @@ def test_details_fields_and_buttons() -> None:
     message = render_slack(ev)
     assert_valid_slack(message)
     assert validate_blocks(message["blocks"], MAX_MESSAGE_BLOCKS) == []
+    head = message["blocks"][0]["text"]["text"]
+    assert head == (
+        ":red_circle: *Needs action · guestbook on prod: deploy of ea87599 failed*\n"
+        "> one or more objects failed to apply (dry run)"
+    )
     fields = [f["text"] for f in message["blocks"][1]["fields"]]
-    assert "*Revision*\nea8759964626a583667a2bfd08f334ec2070040a" in fields
-    assert f"*Previous revision*\n{OLD_SHA}" in fields
-    assert "*Initiated by*\nalice@example.com" in fields
-    assert "*Since*\n2026-11-20 09:40 UTC" in fields
-    assert "*Commit*\nFix checkout timeout (by Jane Doe)" in fields
+    assert fields == [
+        "*Where*\nnamespace test-lla on prod",
+        f"*Revision*\n<{COMMIT_URL}|ea87599 (still running 731f7ea)>",
+        "*Commit*\nFix checkout timeout (by Jane Doe)",
+        "*Initiated by*\nalice@example.com",
+        "*Problem began*\n<!date^1795167600^{date_short_pretty} at {time}|2026-11-20 09:40 UTC>",
+    ]
     resources = message["blocks"][2]["text"]["text"]
     assert resources.startswith("*Out of sync (2)*\n• Service/test-lla/test-lla")
-    quote = message["blocks"][3]["text"]["text"]
-    assert quote == "*Controller message*\n> one or more objects failed to apply (dry run)"
-    assert "`" not in quote
+    context = message["blocks"][3]
+    assert context["type"] == "context"
+    assert context["elements"][0]["text"] == (
+        "Application argocd/guestbook (Argo CD), project default"
+    )
+    all_text = str(message)
+    assert all_text.count("one or more objects failed to apply") == 1  # said once
     actions = message["blocks"][-1]["elements"]
     assert actions[0]["text"]["text"] == "Open in Argo CD"
     assert actions[0]["url"] == ARGOCD_URL
+    assert actions[1]["text"]["text"] == "View commit"
+    assert actions[1]["url"] == COMMIT_URL
     assert _action_ids(message) == [
         "driftbot_open",
+        "driftbot_open_commit",
         "driftbot_ack",
         "driftbot_mute_1h",
         "driftbot_mute_4h",
         "driftbot_mute_24h",
     ]
-    target = parse_action_value(actions[1]["value"])
+    target = parse_action_value(actions[2]["value"])
     assert target.event_id == ev.id
     assert target.key == ev.key
+
+
+def test_health_alert_says_why_with_the_unhealthy_resources() -> None:
+    sick = tuple(
+        ResourceRef("Pod", "test-lla", f"guestbook-ui-{i}", "Degraded", "CrashLoopBackOff")
+        for i in range(5)
+    )
+    first = ResourceRef(
+        "Deployment",
+        "test-lla",
+        "guestbook-ui",
+        "Degraded",
+        'Deployment "guestbook-ui" exceeded its progress deadline',
+    )
+    ev = event(EventKind.HEALTH_DEGRADED, resources=(first, *sick), resource_count=6, message="")
+    message = render_slack(ev)
+    assert_valid_slack(message)
+    head = message["blocks"][0]["text"]["text"]
+    assert head.splitlines() == [
+        ":red_circle: *Needs action · guestbook on prod is unhealthy*",
+        '> Deployment/test-lla/guestbook-ui is degraded: Deployment "guestbook-ui" exceeded '
+        "its progress deadline",
+        "> Pod/test-lla/guestbook-ui-0 is degraded: CrashLoopBackOff",
+        "> Pod/test-lla/guestbook-ui-1 is degraded: CrashLoopBackOff",
+        "> and 3 more",
+    ]
+    assert "Out of sync" not in str(message)
+    health_message = event(EventKind.HEALTH_DEGRADED, message="1 of 3 pods crash")
+    assert "> 1 of 3 pods crash" in render_slack(health_message)["blocks"][0]["text"]["text"]
+
+
+def test_every_time_is_in_the_readers_time_zone() -> None:
+    original = event(EventKind.DRIFT_DETECTED)
+    message = render_slack_resolved(original, recovery(EventKind.DRIFT_RESOLVED))
+    times = [f["text"] for f in message["blocks"][1]["fields"] if "<!date^" in f["text"]]
+    assert [t.split("\n")[0] for t in times] == ["*Problem began*", "*Resolved at*"]
+    assert "UTC" not in str(message).replace("UTC>", "")  # UTC only as the fallback
 
 
 def test_no_open_button_without_a_usable_url() -> None:
@@ -141,7 +194,7 @@ def test_no_open_button_without_a_usable_url() -> None:
 def test_flux_link_is_not_called_argo_cd() -> None:
     ev = event(EventKind.DEPLOY_FAILED, flux_state(url="https://flux.example.com/apps"))
     button = render_slack(ev)["blocks"][-1]["elements"][0]
-    assert button["text"]["text"] == "Open in dashboard"
+    assert button["text"]["text"] == "Open in Flux UI"
 
 
 def test_info_events_get_no_acknowledge_button() -> None:
@@ -152,7 +205,7 @@ def test_info_events_get_no_acknowledge_button() -> None:
 
 def test_message_is_a_quote_without_code_fences() -> None:
     ev = event(EventKind.DEPLOY_FAILED, message="line one\n```\nline > three")
-    quote = render_slack(ev)["blocks"][3]["text"]["text"]
+    quote = render_slack(ev)["blocks"][0]["text"]["text"]
     assert quote.splitlines()[1:] == ["> line one", "> `\u200b`\u200b`", "> line &gt; three"]
 
 
@@ -208,42 +261,75 @@ def test_mentions_for_critical_events() -> None:
     first_line = message["blocks"][0]["text"]["text"].splitlines()[0]
     assert first_line == " ".join([*expected, "@sre-oncall"])
     assert message["text"].startswith(" ".join(expected))
-    assert [t for t in live_tokens(message) if not t.startswith("<!date")] == expected * 2
+    ours = ("<!date", f"<{COMMIT_URL}|")
+    assert [t for t in live_tokens(message) if not t.startswith(ours)] == expected * 2
 
 
 def test_no_mentions_below_the_threshold() -> None:
     ev = event(EventKind.DRIFT_DETECTED)
-    assert live_tokens(render_slack(ev, mention=["U0123ABC"])) == [
-        t for t in live_tokens(render_slack(ev)) if t.startswith("<!date")
-    ]
+    assert live_tokens(render_slack(ev, mention=["U0123ABC"])) == live_tokens(render_slack(ev))
+    assert all(t.startswith(("<!date", "<https://")) for t in live_tokens(render_slack(ev)))
     warned = render_slack(ev, mention=["U0123ABC"], mention_severity=Severity.WARNING)
     assert "<@U0123ABC>" in warned["text"]
 
 
 def test_a_hostile_mention_entry_cannot_ping() -> None:
     message = render_slack(event(EventKind.DEPLOY_FAILED), mention=["<!channel|x> y", "<#C1>"])
-    assert [t for t in live_tokens(message) if not t.startswith("<!date")] == []
+    ours = ("<!date", f"<{COMMIT_URL}|")
+    assert [t for t in live_tokens(message) if not t.startswith(ours)] == []
 
 
 def test_resolved_update_is_green_with_duration_and_no_ack() -> None:
-    original = event(EventKind.DRIFT_DETECTED)
+    original = event(EventKind.DRIFT_DETECTED, message="Deployment/test-lla/guestbook changed")
     message = render_slack_resolved(original, recovery(EventKind.DRIFT_RESOLVED))
     assert_valid_slack(message)
     head = message["blocks"][0]["text"]["text"]
     assert head == (
-        ":large_green_circle: *Resolved after 14 min: guestbook on prod matches Git again*\n"
-        "~guestbook on prod no longer matches Git~"
+        ":large_green_circle: *Resolved · guestbook on prod matches Git again (after 14 min)*\n"
+        "~guestbook on prod no longer matches Git~\n"
+        "> Deployment/test-lla/guestbook changed"
     )
-    assert message["text"] == "Resolved after 14 min: guestbook on prod matches Git again"
-    assert _action_ids(message) == ["driftbot_open"]
-    fields = [f["text"] for f in message["blocks"][1]["fields"]]
-    assert "*Resolved after*\n14 min" in fields
+    assert message["text"] == "Resolved · guestbook on prod matches Git again (after 14 min)"
+    assert _action_ids(message) == ["driftbot_open", "driftbot_open_commit"]
+
+
+def test_a_rollback_edit_is_not_resolved_and_keeps_the_failure() -> None:
+    failed = event(
+        EventKind.DEPLOY_FAILED,
+        helmrelease_state(),
+        message="Helm upgrade failed for release podinfo/podinfo with chart "
+        "podinfo@6.6.1+0cc9a8446c95: context deadline exceeded",
+    )
+    rollback = event(
+        EventKind.ROLLBACK_SUCCEEDED,
+        helmrelease_state(revision="6.6.0+cdd538a0167e", chart_version="6.6.0+cdd538a0167e"),
+        previous_revision="6.6.1+0cc9a8446c95",
+        previous_chart_version="6.6.1+0cc9a8446c95",
+        at=NOW + timedelta(minutes=1),
+    )
+    message = render_slack_resolved(failed, rollback)
+    assert_valid_slack(message)
+    assert message["blocks"][0]["text"]["text"] == (
+        ":large_orange_circle: *Needs attention · podinfo on staging: upgrade to 6.6.1 failed "
+        "and was rolled back to 6.6.0*\n"
+        "> Helm upgrade failed for release podinfo/podinfo with chart "
+        "podinfo@6.6.1+0cc9a8446c95: context deadline exceeded"
+    )
+    fields = [f["text"].split("\n") for f in message["blocks"][1]["fields"]]
+    assert [f[0] for f in fields] == [
+        "*Where*",
+        "*Chart version*",
+        "*Problem began*",
+        "*Rolled back at*",
+    ]
+    assert fields[1][1] == "6.6.0+cdd538a0167e (was 6.6.1+0cc9a8446c95)"  # one fact, once
+    assert "Resolved" not in str(message)
 
 
 def test_resolved_duration_falls_back_to_the_original_alert_time() -> None:
     original = event(EventKind.HEALTH_DEGRADED)
     fixed = event(EventKind.HEALTH_RECOVERED, at=NOW + timedelta(minutes=3))
-    assert "Resolved after 3 min" in render_slack_resolved(original, fixed)["text"]
+    assert "(after 3 min)" in render_slack_resolved(original, fixed)["text"]
 
 
 def test_huge_event_stays_valid() -> None:
@@ -260,7 +346,7 @@ def test_huge_event_stays_valid() -> None:
     resources = message["blocks"][2]["text"]["text"]
     assert resources.startswith("*Out of sync (500)*")
     assert resources.splitlines()[-1].startswith("and ") and resources.endswith(" more")
-    assert message["blocks"][3]["text"]["text"].endswith("…")
+    assert message["blocks"][0]["text"]["text"].endswith("…")  # the reason, cut
 
 
 def test_storm_lists_apps_with_links_and_cuts_the_rest() -> None:

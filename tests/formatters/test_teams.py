@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,16 @@ from tests.formatters.adaptive_card import (
     card_texts,
     teams_problems,
 )
-from tests.formatters.builders import ARGOCD_URL, NOW, argocd_state, event, flux_state, recovery
-from tests.formatters.cases import CASE_IDS, HEADLINES
+from tests.formatters.builders import (
+    ARGOCD_URL,
+    COMMIT_URL,
+    NOW,
+    argocd_state,
+    event,
+    flux_state,
+    recovery,
+)
+from tests.formatters.cases import CASE_IDS, HEADLINES, first_line
 
 
 @pytest.mark.parametrize(("case", "ev", "expected"), HEADLINES, ids=CASE_IDS)
@@ -24,7 +33,7 @@ def test_headline_is_the_first_text_block(case: str, ev: GitOpsEvent, expected: 
     payload = render_teams(ev)
     assert_valid_teams(payload)
     first = card_of(payload)["body"][0]
-    assert first["text"] == expected
+    assert first["text"] == first_line(case, expected)
     assert first["weight"] == "Bolder"
     assert first["wrap"] is True
 
@@ -52,19 +61,29 @@ def test_the_validator_catches_what_teams_refuses() -> None:
     assert any("over 28000" in p for p in teams_problems(big, shape="card"))
 
 
+def _facts(card: dict[str, Any]) -> dict[str, str]:
+    factset = next(b for b in card["body"] if b["type"] == "FactSet")
+    return {f["title"]: f["value"] for f in factset["facts"]}
+
+
 def test_facts_resources_message_and_link() -> None:
     ev = event(EventKind.DEPLOY_FAILED, actor="alice@example.com")
     card = card_of(render_teams(ev))
-    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
-    assert facts["Revision"] == "ea8759964626a583667a2bfd08f334ec2070040a"
+    assert card["body"][0]["text"] == "Needs action · guestbook on prod: deploy of ea87599 failed"
+    facts = _facts(card)
+    assert facts["Where"] == "namespace test-lla on prod"
+    assert facts["Revision"] == "ea87599"
     assert facts["Initiated by"] == "alice@example.com"
-    assert facts["Since"] == "2026-11-20 09:40 UTC"
+    assert facts["Problem began"] == "2026-11-20 09:40 UTC"
+    assert facts["Object"] == "Application argocd/guestbook (Argo CD), project default"
     texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
+    assert texts[1:3] == ["**Why**", "one or more objects failed to apply (dry run)"]
     assert "**Out of sync (2)**" in texts
     assert "- Service/test-lla/test-lla\r- Deployment/test-lla/test-lla" in texts
-    assert "one or more objects failed to apply (dry run)" in texts
+    assert "\n".join(texts).count("one or more objects failed to apply") == 1
     assert card["actions"] == [
-        {"type": "Action.OpenUrl", "title": "Open in Argo CD", "url": ARGOCD_URL}
+        {"type": "Action.OpenUrl", "title": "Open in Argo CD", "url": ARGOCD_URL},
+        {"type": "Action.OpenUrl", "title": "View commit", "url": COMMIT_URL},
     ]
 
 
@@ -94,19 +113,24 @@ def test_markdown_from_the_cluster_is_escaped() -> None:
     assert "[click](" not in joined
     assert "\\[click\\](https://evil) \\*\\*x\\*\\* \\_y\\_ \\`z\\` \\# \\<at\\>" in joined
     assert "<at>" not in joined
-    facts = {f["title"]: f["value"] for f in card_of(render_teams(ev))["body"][1]["facts"]}
-    assert facts["Commit"].startswith("\\[click\\]")
+    assert _facts(card_of(render_teams(ev)))["Commit"].startswith("\\[click\\]")
 
 
 def test_resolved_is_a_new_card_naming_the_original() -> None:
-    original = event(EventKind.DRIFT_DETECTED)
+    original = event(EventKind.DRIFT_DETECTED, message="Deployment/test-lla/guestbook changed")
     payload = render_teams_resolved(original, recovery(EventKind.DRIFT_RESOLVED))
     assert_valid_teams(payload)
     body = card_of(payload)["body"]
-    assert body[0]["text"] == "Resolved after 14 min: guestbook on prod matches Git again"
+    assert body[0]["text"] == "Resolved · guestbook on prod matches Git again (after 14 min)"
     assert body[0]["color"] == "Good"
     assert body[1]["text"] == (
         "Earlier alert: guestbook on prod no longer matches Git (2026-11-20 09:40 UTC)"
+    )
+    assert body[3]["text"] == "Deployment/test-lla/guestbook changed"  # the reason stays
+    facts = _facts(card_of(payload))
+    assert (facts["Problem began"], facts["Resolved at"]) == (
+        "2026-11-20 09:40 UTC",
+        "2026-11-20 09:54 UTC",
     )
 
 

@@ -10,36 +10,40 @@ from formatters.group import EventGroup
 from formatters.text import render_group_text, render_text, render_text_resolved
 from tests.formatters.builders import (
     ARGOCD_URL,
+    COMMIT_URL,
     NOW,
     OLD_SHA,
-    SHA,
     argocd_state,
     event,
     flux_state,
     helmrelease_state,
     recovery,
 )
-from tests.formatters.cases import CASE_IDS, HEADLINES
+from tests.formatters.cases import CASE_IDS, HEADLINES, first_line
 
 
 @pytest.mark.parametrize(("case", "ev", "expected"), HEADLINES, ids=CASE_IDS)
 def test_first_line_is_the_headline(case: str, ev: GitOpsEvent, expected: str) -> None:
-    assert render_text(ev).splitlines()[0] == expected
+    assert render_text(ev).splitlines()[0] == first_line(case, expected)
 
 
 def test_details_are_indented_below_the_headline() -> None:
     ev = event(EventKind.DEPLOY_FAILED, previous_revision=OLD_SHA, actor="alice@example.com")
     lines = render_text(ev).splitlines()
-    assert lines[0] == "guestbook on prod: deploy of ea87599 failed"
+    assert lines[0] == "Needs action · guestbook on prod: deploy of ea87599 failed"
     assert all(line.startswith("    ") for line in lines[1:])
-    body = "\n".join(lines[1:])
-    assert f"revision:           {SHA}" in body
-    assert f"previous revision:  {OLD_SHA}" in body
-    assert "initiated by:       alice@example.com" in body
-    assert "since:              2026-11-20 09:40 UTC" in body
-    assert "where:              prod / argocd / Application guestbook (Argo CD)" in body
-    assert "controller message: one or more objects failed to apply (dry run)" in body
-    assert f"link:               {ARGOCD_URL}" in body
+    assert lines[1:] == [
+        "    why:                one or more objects failed to apply (dry run)",
+        "    where:              namespace test-lla on prod",
+        "    revision:           ea87599 (still running 731f7ea)",
+        "    initiated by:       alice@example.com",
+        "    problem began:      2026-11-20 09:40 UTC",
+        "    object:             Application argocd/guestbook (Argo CD), project default",
+        "    out of sync (2):    Service/test-lla/test-lla",
+        "                        Deployment/test-lla/test-lla",
+        f"    link:               {ARGOCD_URL}",
+        f"    commit link:        {COMMIT_URL}",
+    ]
 
 
 def test_chart_version_and_its_change() -> None:
@@ -51,9 +55,10 @@ def test_chart_version_and_its_change() -> None:
     )
     text = render_text(ev)
     assert text.splitlines()[0] == (
-        "podinfo on staging was updated from 6.6.0+cdd538a0167e to 6.6.1+0cc9a8446c95"
+        "For your information · podinfo on staging was updated from 6.6.0 to 6.6.1"
     )
     assert "chart version:      6.6.1+0cc9a8446c95 (was 6.6.0+cdd538a0167e)" in text
+    assert "revision:" not in text  # the chart version is the revision: said once
 
 
 def test_resources_end_with_and_n_more() -> None:
@@ -92,17 +97,18 @@ def test_terminal_escapes_from_the_cluster_are_removed() -> None:
 
 def test_invalid_link_is_left_out() -> None:
     ev = event(EventKind.DEPLOY_FAILED, argocd_state(url="javascript:alert(1)"))
-    assert "link:" not in render_text(ev)
+    assert "    link:" not in render_text(ev)
 
 
 def test_resolved_names_the_original_alert() -> None:
-    original = event(EventKind.DRIFT_DETECTED)
+    original = event(EventKind.DRIFT_DETECTED, message="Deployment/test-lla/guestbook changed")
     text = render_text_resolved(original, recovery(EventKind.DRIFT_RESOLVED))
     lines = text.splitlines()
-    assert lines[0] == "Resolved after 14 min: guestbook on prod matches Git again"
+    assert lines[0] == "Resolved · guestbook on prod matches Git again (after 14 min)"
     assert "earlier alert:      guestbook on prod no longer matches Git" in text
-    assert "resolved after:     14 min" in text
+    assert "why:                Deployment/test-lla/guestbook changed" in text
     assert "problem began:      2026-11-20 09:40 UTC" in text
+    assert "resolved at:        2026-11-20 09:54 UTC" in text
 
 
 def test_storm() -> None:
