@@ -221,7 +221,7 @@ async def test_a_receiver_keeps_delivering_after_a_refusal(
         second = Notification(event(EventKind.DEPLOY_FAILED, argocd_state(name="two")), ("pm",))
         await pm.deliver(second)
         await pm.close()
-        assert [h.split(" ")[0] for h in teams.headlines] == ["two"]
+        assert [h.split(" · ")[1].split(" ")[0] for h in teams.headlines] == ["two"]
         assert [f.last_error for f in await store.outbox_failed("pm")] == [
             "http_400:InvalidRequestContent"
         ]
