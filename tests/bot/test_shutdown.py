@@ -111,7 +111,8 @@ async def pending(state: Path) -> list[str]:
 
 
 def names_posted(slack: FakeSlackApi) -> list[str]:
-    return [m["text"].split(" ")[0] for m in slack.messages(CHANNEL)]
+    """The app each message is about: the first word after the severity word."""
+    return [m["text"].split(" · ", 1)[-1].split(" ")[0] for m in slack.messages(CHANNEL)]
 
 
 async def test_sigterm_sends_what_is_queued_then_exits_0(tmp_path: Path) -> None:
