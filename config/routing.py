@@ -24,7 +24,7 @@ from config.schema import (
     parse_event_kind,
     parse_severity,
 )
-from core.model import DEFAULT_SEVERITY, EventKind, GitOpsEvent, Severity
+from core.model import DEFAULT_SEVERITY, EventKind, GitOpsEvent, Severity, Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class Subject:
     project: str | None = None
     labels: Mapping[str, str] | None = None
     object_kind: str | None = None
+    destination_namespace: str | None = None
 
 
 def subject_of(event: GitOpsEvent) -> Subject:
@@ -89,7 +90,16 @@ def subject_of(event: GitOpsEvent) -> Subject:
         project=event.project,
         labels=event.labels,
         object_kind=event.object_kind,
+        destination_namespace=destination_namespace(event),
     )
+
+
+def destination_namespace(event: GitOpsEvent) -> str:
+    """The namespace `event`'s app deploys into, as `destination_namespace` in a route matches
+    it: the event's own field, and for a Flux object that names none, its own namespace."""
+    if event.destination_namespace:
+        return event.destination_namespace
+    return event.namespace if event.tool is Tool.FLUX else ""
 
 
 Outcome = Literal["match", "no", "maybe"]
@@ -110,9 +120,9 @@ def _patterns(patterns: tuple[str, ...]) -> str:
 
 def check_match(match: Match | None, subject: Subject) -> Verdict:
     """Does `match` take `subject`? Conditions are checked in the order tool, cluster,
-    namespace, object_kind, name, project, labels, kinds, min_severity; the first that fails
-    is the reason. Conditions on unknown fields make the answer `maybe`, unless a known one
-    fails."""
+    namespace, destination_namespace, object_kind, name, project, labels, kinds, min_severity;
+    the first that fails is the reason. Conditions on unknown fields make the answer `maybe`,
+    unless a known one fails."""
     if match is None:
         return Verdict("match")
     unknown: list[str] = []
@@ -120,6 +130,7 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
         ("tool", match.tool, subject.tool),
         ("cluster", match.cluster, subject.cluster),
         ("namespace", match.namespace, subject.namespace),
+        ("destination_namespace", match.destination_namespace, subject.destination_namespace),
         ("object_kind", match.object_kind, subject.object_kind),
         ("name", match.name, subject.name),
         ("project", match.project, subject.project),
@@ -178,7 +189,15 @@ def describe_match(match: Match | None) -> str:
     if match is None:
         return "(no match: every event)"
     parts: list[str] = []
-    for field in ("tool", "cluster", "namespace", "object_kind", "name", "project"):
+    for field in (
+        "tool",
+        "cluster",
+        "namespace",
+        "destination_namespace",
+        "object_kind",
+        "name",
+        "project",
+    ):
         patterns: tuple[str, ...] | None = getattr(match, field)
         if patterns is not None:
             parts.append(f"{field}={','.join(patterns)}")
@@ -226,6 +245,7 @@ def explain(
     severity: Severity | str | None = None,
     project: str | None = None,
     object_kind: str | None = None,
+    destination_namespace: str | None = None,
 ) -> list[str]:
     """Lines saying, for each route, whether an event like this one would match and why not,
     who would get it, and where matching stops. Fields left None are unknown: a route that
@@ -248,8 +268,11 @@ def explain(
         project=project,
         labels=labels,
         object_kind=object_kind,
+        destination_namespace=destination_namespace,
     )
     given = [f"namespace {namespace}" if namespace is not None else "namespace any"]
+    if destination_namespace is not None:
+        given.append(f"destination namespace {destination_namespace}")
     given.append(f"tool {tool}" if tool is not None else "tool any")
     if object_kind is not None:
         given.append(f"object kind {object_kind}")

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
+from string import Formatter
 from typing import Annotated, Any, Literal, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -141,6 +142,58 @@ def _clock(value: object) -> time:
     raise ValueError(f"expected a time of day like '22:00' or '7:30', got {value!r}")
 
 
+FLUX_KINDS = (
+    "Kustomization",
+    "HelmRelease",
+    "GitRepository",
+    "OCIRepository",
+    "HelmRepository",
+    "HelmChart",
+    "Bucket",
+)
+FLUX_UI_FIELDS = ("cluster", "namespace", "name", "kind", "kind_lower", "kind_plural")
+
+
+def _flux_ui_template(value: str) -> str:
+    _url(value)
+    try:
+        fields = [f for _, f, _, _ in Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"broken braces in {value!r} ({exc})") from None
+    known = ", ".join("{" + f + "}" for f in FLUX_UI_FIELDS)
+    for field in fields:
+        if field not in FLUX_UI_FIELDS:
+            hint = _close(field, list(FLUX_UI_FIELDS))
+            raise ValueError(f"unknown placeholder {{{field}}} in {value!r} ({hint}known: {known})")
+    return value
+
+
+def _flux_ui(value: object) -> tuple[tuple[str, str], ...]:
+    """One template (for every kind) or a mapping kind -> template, as (kind, template) pairs;
+    the kind "*" stands for every kind."""
+    if isinstance(value, str):
+        return (("*", _flux_ui_template(value)),)
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple) and all(
+        isinstance(p, list | tuple) and len(p) == 2 for p in value
+    ):
+        pairs = [(p[0], p[1]) for p in value]
+    else:
+        raise ValueError(
+            f"expected a URL template or a mapping from Flux kind to template, got {value!r}"
+        )
+    out: list[tuple[str, str]] = []
+    for kind, template in pairs:
+        if not (isinstance(kind, str) and (kind in FLUX_KINDS or kind == "*")):
+            hint = _close(kind, list(FLUX_KINDS)) if isinstance(kind, str) else ""
+            raise ValueError(f"unknown Flux kind {kind!r} ({hint}kinds: {', '.join(FLUX_KINDS)})")
+        if not isinstance(template, str):
+            raise ValueError(f"the template for {kind} must be text, got {template!r}")
+        out.append((kind, _flux_ui_template(template)))
+    return tuple(out)
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Glob = Annotated[str, BeforeValidator(_glob)]
 Globs = Annotated[tuple[str, ...], BeforeValidator(_globs)]
@@ -151,6 +204,7 @@ Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
 Text = Annotated[str, Field(min_length=1)]
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 ClockTime = Annotated[time, BeforeValidator(_clock)]
+FluxUi = Annotated[tuple[tuple[str, str], ...], BeforeValidator(_flux_ui)]
 
 GroupField = Literal[
     "tool",
@@ -183,6 +237,15 @@ class ClusterConfig(Strict):
     in_cluster: bool = False
     argocd_url: Annotated[str, AfterValidator(_url)] | None = None
     """Base URL of this cluster's Argo CD UI, for deep links."""
+    flux_ui_url: FluxUi | None = None
+    """Link to a Flux object in a Flux UI: one URL template for every kind, or one per kind
+    (`Kustomization`, `HelmRelease`, ...). Placeholders: {cluster}, {namespace}, {name}, {kind},
+    {kind_lower}, {kind_plural}; values are URL-encoded."""
+
+    def flux_ui_template(self, kind: str) -> str:
+        """The Flux UI link template for objects of `kind`, or "" when there is none."""
+        templates = dict(self.flux_ui_url or ())
+        return templates.get(kind) or templates.get("*", "")
 
     @model_validator(mode="after")
     def _one_way_in(self) -> ClusterConfig:
@@ -268,6 +331,10 @@ class Match(Strict):
     tool: Annotated[Globs, AfterValidator(_tools)] | None = None
     cluster: Globs | None = None
     namespace: Globs | None = None
+    """The namespace of the object itself (an Argo CD Application's is usually `argocd`)."""
+    destination_namespace: Globs | None = None
+    """The namespace the app deploys into: an Argo CD Application's spec.destination.namespace;
+    for Flux, spec.targetNamespace, else the object's own namespace."""
     object_kind: Globs | None = None
     """The kind of the watched object: `Application`, `Kustomization`, `HelmRelease`, ..."""
     name: Globs | None = None
@@ -706,4 +773,29 @@ def lint(config: Config) -> list[tuple[Loc, str]]:
                     )
                 )
             break
+    for index, route in enumerate(config.routes):
+        note = _namespace_note(route.match)
+        if note:
+            warnings.append((("routes", index, "match", "namespace"), note))
     return warnings
+
+
+ARGOCD_HOME_NAMESPACES = ("argocd", "argo-cd", "openshift-gitops")
+"""Where Argo CD Applications usually live: a route matching these means the objects' own."""
+
+
+def _namespace_note(match: Match | None) -> str:
+    """A route that matches `namespace` and may take Argo CD events, but names none of the
+    namespaces Applications live in: probably meant where the apps deploy."""
+    if match is None or match.namespace is None or match.destination_namespace is not None:
+        return ""
+    if match.tool is not None and not any(glob_match(p, Tool.ARGOCD.value) for p in match.tool):
+        return ""
+    if any(glob_match(p, home) for p in match.namespace for home in ARGOCD_HOME_NAMESPACES):
+        return ""
+    patterns = ", ".join(match.namespace)
+    return (
+        f"namespace {patterns} matches the namespace an object lives in; Argo CD Applications "
+        "usually live in argocd, so Argo CD apps will not match: to match the namespace an app "
+        "deploys into, use destination_namespace (or add tool: flux if only Flux is meant)"
+    )

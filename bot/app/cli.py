@@ -89,7 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     explain_p.add_argument("--app", required=True, help="app name")
     explain_p.add_argument("--cluster", required=True)
     explain_p.add_argument("--kind", required=True, help="event kind, e.g. drift_detected")
-    explain_p.add_argument("--namespace")
+    explain_p.add_argument("--namespace", help="the namespace the object lives in")
+    explain_p.add_argument(
+        "--destination-namespace",
+        help="the namespace the app deploys into (Argo CD: spec.destination.namespace)",
+    )
     explain_p.add_argument("--tool", choices=[t.value for t in Tool])
     explain_p.add_argument("--severity", choices=[s.value for s in Severity])
     explain_p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
@@ -250,6 +254,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         severity=Severity(args.severity) if args.severity else None,
         project=args.project,
         object_kind=args.object_kind,
+        destination_namespace=args.destination_namespace,
     )
     print("\n".join(lines))
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from bot.delivery.receivers import Notification, Receiver
 from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
+from bot.pipeline import links
 from bot.store.store import Store, StoreError
 from config.routing import RouteMatch, effective_policy, match_routes
 from config.schema import Config, FlapPolicy
@@ -60,6 +61,7 @@ class Pipeline:
         self.config = config
         self.receivers = dict(receivers)
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
+        self._clusters = {c.name: c for c in config.clusters}
         self._defaults = PolicySettings(grace=config.policy.grace)
         self._routes: dict[str, PolicySettings] = {
             route_id(match.route_index): policy_settings(match, config.policy.flap)
@@ -166,6 +168,7 @@ class Pipeline:
         return "hint"
 
     def _enrich(self, state: AppState) -> AppState:
+        state = links.with_flux_ui_link(state, self._clusters)
         base = self._argocd_urls.get(state.cluster)
         if base and state.tool is Tool.ARGOCD and not state.url:
             url = f"{base.rstrip('/')}/applications/{state.namespace}/{state.name}"
@@ -183,7 +186,7 @@ class Pipeline:
 
     async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
         for found in events:
-            event = await self.commits.enrich(found)
+            event = await self.commits.enrich(links.with_repository(found, self.states))
             self.stats[f"detected.{event.kind}"] += 1
             self.detected[(event.kind.value, event.tool.value)] += 1
             routes = self._routes_of(event)

@@ -423,7 +423,8 @@ class Store:
             doing = (
                 ("writing app states" if policy is None else "saving the policy state")
                 if not batches
-                else "queueing a message" if policy is None and not rows
+                else "queueing a message"
+                if policy is None and not rows
                 else "queueing messages with the policy and app states"
             )
             async with self._failing_as(doing), self._transaction() as conn:
@@ -466,10 +467,7 @@ class Store:
             (
                 "INSERT INTO policy_held (alert_key, due, held) VALUES (?, ?, ?) "
                 "ON CONFLICT (alert_key) DO UPDATE SET due = excluded.due, held = excluded.held",
-                [
-                    (_alert_key_text(k), format_time(h.due), _dumps(h))
-                    for k, h in held_put
-                ],
+                [(_alert_key_text(k), format_time(h.due), _dumps(h)) for k, h in held_put],
             ),
             (
                 "DELETE FROM policy_open WHERE alert_key = ?",
@@ -479,10 +477,7 @@ class Store:
                 "INSERT INTO policy_open (alert_key, announced_at, alert) VALUES (?, ?, ?) "
                 "ON CONFLICT (alert_key) DO UPDATE SET announced_at = excluded.announced_at, "
                 "alert = excluded.alert",
-                [
-                    (_alert_key_text(k), format_time(a.announced_at), _dumps(a))
-                    for k, a in open_put
-                ],
+                [(_alert_key_text(k), format_time(a.announced_at), _dumps(a)) for k, a in open_put],
             ),
             ("DELETE FROM policy_recent WHERE id = ?", [(i,) for i in recent_gone]),
             (
@@ -770,8 +765,7 @@ def _group_writes(old: PMap[str, Group], new: PMap[str, Group]) -> list[_Write]:
             ("r", group.resolved, start_r),
         ):
             events.extend(
-                (group_id, part, seq, _dumps(e))
-                for seq, e in enumerate(items[start:], start)
+                (group_id, part, seq, _dumps(e)) for seq, e in enumerate(items[start:], start)
             )
     return (
         [

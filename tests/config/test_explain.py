@@ -190,3 +190,45 @@ def test_object_kind_is_a_condition_and_unknown_until_given() -> None:
     )
     helm = explain("podinfo", "staging", "deploy_failed", config, object_kind="HelmRelease")
     assert helm[-1] == "result: sent to a (by routes[0])"
+
+
+TEAM_NAMESPACES = load_config(
+    textwrap.dedent(
+        """\
+        receivers:
+          - {name: shop, slack: {channel: C0SHOP}}
+          - {name: rest, console: {}}
+        routes:
+          - match: {destination_namespace: shop}
+            receivers: [shop]
+          - receivers: [rest]
+        """
+    ),
+    "team.yaml",
+)
+
+
+def test_destination_namespace_is_a_condition_and_unknown_until_given() -> None:
+    unknown = explain("checkout", "prod", "drift_detected", TEAM_NAMESPACES, namespace="argocd")
+    assert unknown[1] == (
+        "routes[0] destination_namespace=shop: matches only if destination_namespace matches "
+        "'shop' (destination_namespace not given) -> receivers shop; grace 1m, group_wait 30s, "
+        "group_interval 5m, repeat 4h, group_by cluster,kind (it would stop matching here)"
+    )
+    given = explain(
+        "checkout",
+        "prod",
+        "drift_detected",
+        TEAM_NAMESPACES,
+        namespace="argocd",
+        destination_namespace="shop",
+    )
+    assert "destination namespace shop" in given[0]
+    assert given[-1] == "result: sent to shop (by routes[0])"
+    other = explain(
+        "search", "prod", "drift_detected", TEAM_NAMESPACES, destination_namespace="search"
+    )
+    assert other[1] == (
+        "routes[0] destination_namespace=shop: no match: destination_namespace 'search' does "
+        "not match 'shop'"
+    )

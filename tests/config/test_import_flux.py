@@ -208,7 +208,11 @@ _spec = st.fixed_dictionaries(
         | _scalar,
         "channel": _scalar,
         "address": st.sampled_from(
-            ["http://d/webhooks/flux", "http://d/webhooks/flux?cluster=a%20b", "https://x.example.com/h"]
+            [
+                "http://d/webhooks/flux",
+                "http://d/webhooks/flux?cluster=a%20b",
+                "https://x.example.com/h",
+            ]
         )
         | _scalar,
         "secretRef": st.fixed_dictionaries({"name": _scalar}) | _scalar,

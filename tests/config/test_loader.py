@@ -313,6 +313,27 @@ ERROR_CASES = [
         id="group-by-field",
     ),
     pytest.param(
+        "clusters:\n  - name: staging\n    flux_ui_url: 'https://ui.example.com/{app}'\n",
+        3,
+        "clusters[0].flux_ui_url",
+        "unknown placeholder {app}",
+        id="flux-ui-placeholder",
+    ),
+    pytest.param(
+        "clusters:\n  - name: staging\n    flux_ui_url:\n      Kustomisation: 'https://ui/{name}'\n",
+        4,
+        "clusters[0].flux_ui_url",
+        "unknown Flux kind 'Kustomisation' (did you mean 'Kustomization'?",
+        id="flux-ui-kind",
+    ),
+    pytest.param(
+        "clusters:\n  - name: staging\n    flux_ui_url: 'ui.example.com/{name}'\n",
+        3,
+        "clusters[0].flux_ui_url",
+        "expected an http:// or https:// URL",
+        id="flux-ui-not-a-url",
+    ),
+    pytest.param(
         "routes:\n  - receivers: [console]\n    match:\n      labels: {1: a}\n",
         4,
         "routes[0].match.labels[1]",
@@ -623,3 +644,54 @@ def test_any_structure_gives_a_config_or_located_errors(data: dict[str, object])
 def test_any_text_gives_a_config_or_located_errors(text: str) -> None:
     result = _outcome(text)
     assert isinstance(result, Config | list)
+
+
+def test_a_route_by_namespace_that_argo_cd_apps_never_match_is_explained() -> None:
+    loaded = check_config(
+        textwrap.dedent(
+            """\
+            receivers:
+              - {name: a, console: {}}
+            routes:
+              - match: {namespace: shop}
+                receivers: [a]
+              - match: {namespace: shop, tool: flux}
+                receivers: [a]
+              - match: {namespace: argocd}
+                receivers: [a]
+              - match: {destination_namespace: shop}
+                receivers: [a]
+            """
+        ),
+        FILE,
+    )
+    assert [str(w) for w in loaded.warnings] == [
+        "routes.yaml:4: routes[0].match.namespace: namespace shop matches the namespace an "
+        "object lives in; Argo CD Applications usually live in argocd, so Argo CD apps will not "
+        "match: to match the namespace an app deploys into, use destination_namespace (or add "
+        "tool: flux if only Flux is meant)"
+    ]
+
+
+def test_flux_ui_url_one_template_or_one_per_kind() -> None:
+    config = check_config(
+        textwrap.dedent(
+            """\
+            clusters:
+              - name: staging
+                flux_ui_url: "https://capacitor.example.com/#/{kind_lower}/{namespace}/{name}"
+              - name: edge
+                flux_ui_url:
+                  HelmRelease: "https://weave.example.com/helm_release?name={name}"
+            """
+        ),
+        FILE,
+    ).config
+    staging, edge = config.clusters
+    assert staging.flux_ui_template("HelmRelease") == (
+        "https://capacitor.example.com/#/{kind_lower}/{namespace}/{name}"
+    )
+    assert (
+        edge.flux_ui_template("HelmRelease") == "https://weave.example.com/helm_release?name={name}"
+    )
+    assert edge.flux_ui_template("Kustomization") == ""

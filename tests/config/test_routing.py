@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -260,3 +261,31 @@ def test_object_kind_tells_a_helmrelease_from_a_kustomization() -> None:
     kustomization = event(EventKind.DEPLOY_FAILED, tool=Tool.FLUX)
     assert [t.receivers for t in match_routes(helm, config)] == [("helm",)]
     assert [t.receivers for t in match_routes(kustomization, config)] == [("rest",)]
+
+
+def test_destination_namespace_matches_where_the_app_runs() -> None:
+    """An Argo CD Application lives in argocd and deploys into shop: `namespace` matches the
+    first, `destination_namespace` the second; a Flux object without targetNamespace deploys
+    into its own namespace."""
+    config = load_config(
+        textwrap.dedent(
+            """\
+            receivers:
+              - {name: shop, slack: {channel: C0SHOP}}
+              - {name: home, slack: {channel: C0HOME}}
+            routes:
+              - match: {destination_namespace: shop}
+                receivers: [shop]
+              - match: {namespace: argocd}
+                receivers: [home]
+            """
+        )
+    )
+    app = event(namespace="argocd")
+    assert [m.receivers for m in match_routes(app, config)] == [("home",)]
+    deployed = replace(app, destination_namespace="shop")
+    assert [m.receivers for m in match_routes(deployed, config)] == [("shop",)]
+    flux = event(tool=Tool.FLUX, namespace="shop")
+    assert [m.receivers for m in match_routes(flux, config)] == [("shop",)]
+    flux_elsewhere = replace(flux, destination_namespace="web")
+    assert match_routes(flux_elsewhere, config) == []
