@@ -19,7 +19,7 @@ from bot.delivery.receivers import ConsoleReceiver, Receiver
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.teams_receiver import TeamsReceiver
 from bot.store.store import AuditEntry, Store
-from config.routing import Subject, check_match
+from config.routing import Subject, check_match, subject_of
 from config.schema import DigestConfig, Match
 from core.codec import CodecError, event_from_dict
 from core.model import (
@@ -29,6 +29,7 @@ from core.model import (
     EventKind,
     GitOpsEvent,
     Health,
+    Tool,
 )
 from core.policy import PolicyState
 from formatters.chat import Condition, condition
@@ -103,17 +104,7 @@ def _matches(match: Match | None, subject: Subject) -> bool:
 
 
 def _event_subject(event: GitOpsEvent) -> Subject:
-    return Subject(
-        kind=event.kind,
-        severity=event.severity,
-        cluster=event.cluster,
-        name=event.name,
-        namespace=event.namespace,
-        tool=event.tool.value,
-        project=event.project,
-        labels=event.labels,
-        object_kind=event.object_kind,
-    )
+    return subject_of(event)
 
 
 _STATE_KIND = {
@@ -234,6 +225,8 @@ def still_open(
             project=state.project,
             labels=state.labels,
             object_kind=state.kind,
+            destination_namespace=state.destination_namespace
+            or (state.namespace if state.tool is Tool.FLUX else ""),
         )
         if not _matches(match, subject):
             continue

@@ -117,3 +117,18 @@ async def test_a_missing_receiver_is_a_failed_delivery_not_a_crash(demo: Demo) -
     [outcome] = await deliver_digest(digest, ["gone"], {}, demo.store, AFTER)
     assert outcome.receiver == "gone"
     assert outcome.outcome.startswith("failed: LookupError")
+
+
+async def test_a_digest_can_select_where_apps_run(demo: Demo) -> None:
+    """The demo's Argo CD Applications live in argocd and deploy into shop."""
+    shop = DigestConfig(
+        receivers=("pm",), schedule="0 10 * * *", match=Match(destination_namespace=("shop",))
+    )
+    digest = await gather_digest(demo.store, demo.pipeline, shop, "shop", AFTER, DAY_BEFORE)
+    assert [c.cluster for c in digest.clusters] == ["prod"]
+    (prod,) = digest.clusters
+    assert [e.name for e in prod.deploys] == ["payments", "catalog"]
+    assert [(o.name, o.state) for o in prod.still_open] == [("payments", "pending")]
+    home = DigestConfig(receivers=("pm",), schedule="0 10 * * *", match=Match(namespace=("shop",)))
+    digest = await gather_digest(demo.store, demo.pipeline, home, "home", AFTER, DAY_BEFORE)
+    assert [c.cluster for c in digest.clusters] == []  # no object lives in shop
