@@ -331,6 +331,20 @@ def test_deploy_failed_fields_and_severity() -> None:
     assert dep.severity is Severity.WARNING
 
 
+def test_a_failing_health_check_says_which_checks_fail() -> None:
+    checks = "timeout waiting for: [Deployment/shop/checkout status: 'InProgress']"
+    failing = kustomization(
+        ready="False",
+        reason="HealthCheckFailed",
+        message="health check failed after 5m0s",
+        healthy="False",
+        healthy_message=checks,
+    )
+    (event,) = transitions(st(kustomization()), st(failing), NOW)
+    assert event.kind is EventKind.HEALTH_DEGRADED
+    assert event.message == f"health check failed after 5m0s\n{checks}"
+
+
 def test_rollback_fields_from_the_controller_message() -> None:
     prev = st(helmrelease(history=[V3_FAILED, V2], ready="False", reason="UpgradeFailed"))
     cur = st(
