@@ -77,6 +77,24 @@ class Subject:
     labels: Mapping[str, str] | None = None
     object_kind: str | None = None
     destination_namespace: str | None = None
+    destination_cluster: str | None = None
+    source: str | None = None
+    annotations: Mapping[str, str] | None = None
+
+
+IN_CLUSTER = "in-cluster"
+"""How `destination_cluster` names the cluster the tool itself runs in (Argo CD's own name)."""
+FLUX_SOURCE_KINDS = frozenset(
+    {"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"}
+)
+
+
+def source_name(source_ref: str, object_kind: str, name: str) -> str:
+    """The name of the Flux source an object reads (`source_ref` is `Kind/namespace/name`), or
+    a source's own name; "" if none."""
+    if source_ref:
+        return source_ref.rsplit("/", 1)[-1]
+    return name if object_kind in FLUX_SOURCE_KINDS else ""
 
 
 def subject_of(event: GitOpsEvent) -> Subject:
@@ -91,6 +109,9 @@ def subject_of(event: GitOpsEvent) -> Subject:
         labels=event.labels,
         object_kind=event.object_kind,
         destination_namespace=destination_namespace(event),
+        destination_cluster=event.destination_cluster or IN_CLUSTER,
+        source=source_name(event.source_ref, event.object_kind, event.name),
+        annotations=event.annotations,
     )
 
 
@@ -120,9 +141,9 @@ def _patterns(patterns: tuple[str, ...]) -> str:
 
 def check_match(match: Match | None, subject: Subject) -> Verdict:
     """Does `match` take `subject`? Conditions are checked in the order tool, cluster,
-    namespace, destination_namespace, object_kind, name, project, labels, kinds, min_severity;
-    the first that fails is the reason. Conditions on unknown fields make the answer `maybe`,
-    unless a known one fails."""
+    namespace, destination_namespace, object_kind, destination_cluster, name, project, source,
+    labels, annotations, kinds, min_severity; the first that fails is the reason. Conditions on
+    unknown fields make the answer `maybe`, unless a known one fails."""
     if match is None:
         return Verdict("match")
     unknown: list[str] = []
@@ -132,8 +153,10 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
         ("namespace", match.namespace, subject.namespace),
         ("destination_namespace", match.destination_namespace, subject.destination_namespace),
         ("object_kind", match.object_kind, subject.object_kind),
+        ("destination_cluster", match.destination_cluster, subject.destination_cluster),
         ("name", match.name, subject.name),
         ("project", match.project, subject.project),
+        ("source", match.source, subject.source),
     )
     for field, patterns, value in fields:
         if patterns is None:
@@ -142,14 +165,13 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
             unknown.append(f"{field} matches {_patterns(patterns)} ({field} not given)")
         elif not any_match(patterns, value):
             return Verdict("no", (f"{field} '{value}' does not match {_patterns(patterns)}",))
-    for key, pattern in (match.labels or {}).items():
-        if subject.labels is None:
-            unknown.append(f"label {key} matches '{pattern}' (labels not given)")
-        elif key not in subject.labels:
-            return Verdict("no", (f"label {key} is not set (wanted '{pattern}')",))
-        elif not glob_match(pattern, subject.labels[key]):
-            value = subject.labels[key]
-            return Verdict("no", (f"label {key}='{value}' does not match '{pattern}'",))
+    for what, wanted, given in (
+        ("label", match.labels, subject.labels),
+        ("annotation", match.annotations, subject.annotations),
+    ):
+        failed = _check_mapping(what, wanted or {}, given, unknown)
+        if failed is not None:
+            return Verdict("no", (failed,))
     if match.kinds is not None and subject.kind not in match.kinds:
         kinds = ", ".join(k.value for k in match.kinds)
         return Verdict("no", (f"kind {subject.kind.value} is not in kinds [{kinds}]",))
@@ -157,6 +179,21 @@ def check_match(match: Match | None, subject: Subject) -> Verdict:
         below = f"severity {subject.severity.value} is below min_severity"
         return Verdict("no", (f"{below} {match.min_severity.value}",))
     return Verdict("maybe", tuple(unknown)) if unknown else Verdict("match")
+
+
+def _check_mapping(
+    what: str, wanted: Mapping[str, str], given: Mapping[str, str] | None, unknown: list[str]
+) -> str | None:
+    """The first of `wanted` (key: pattern) that `given` fails, as a reason; None if none
+    fails. With `given` unknown, each condition is added to `unknown` instead."""
+    for key, pattern in wanted.items():
+        if given is None:
+            unknown.append(f"{what} {key} matches '{pattern}' ({what}s not given)")
+        elif key not in given:
+            return f"{what} {key} is not set (wanted '{pattern}')"
+        elif not glob_match(pattern, given[key]):
+            return f"{what} {key}='{given[key]}' does not match '{pattern}'"
+    return None
 
 
 def _route_match(config: Config, index: int, route: RouteConfig) -> RouteMatch:
@@ -195,14 +232,18 @@ def describe_match(match: Match | None) -> str:
         "namespace",
         "destination_namespace",
         "object_kind",
+        "destination_cluster",
         "name",
         "project",
+        "source",
     ):
         patterns: tuple[str, ...] | None = getattr(match, field)
         if patterns is not None:
             parts.append(f"{field}={','.join(patterns)}")
     for key, pattern in (match.labels or {}).items():
         parts.append(f"labels.{key}={pattern}")
+    for key, pattern in (match.annotations or {}).items():
+        parts.append(f"annotations.{key}={pattern}")
     if match.kinds is not None:
         parts.append(f"kinds={','.join(k.value for k in match.kinds)}")
     if match.min_severity is not None:
@@ -246,6 +287,9 @@ def explain(
     project: str | None = None,
     object_kind: str | None = None,
     destination_namespace: str | None = None,
+    destination_cluster: str | None = None,
+    source: str | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Lines saying, for each route, whether an event like this one would match and why not,
     who would get it, and where matching stops. Fields left None are unknown: a route that
@@ -269,6 +313,9 @@ def explain(
         labels=labels,
         object_kind=object_kind,
         destination_namespace=destination_namespace,
+        destination_cluster=destination_cluster,
+        source=source,
+        annotations=annotations,
     )
     given = [f"namespace {namespace}" if namespace is not None else "namespace any"]
     if destination_namespace is not None:
@@ -278,8 +325,15 @@ def explain(
         given.append(f"object kind {object_kind}")
     if project is not None:
         given.append(f"project {project}")
+    if destination_cluster is not None:
+        given.append(f"destination cluster {destination_cluster}")
+    if source is not None:
+        given.append(f"source {source}")
     if labels is not None:
         given.append("labels " + (",".join(f"{k}={v}" for k, v in labels.items()) or "none"))
+    if annotations is not None:
+        pairs = ",".join(f"{k}={v}" for k, v in annotations.items())
+        given.append("annotations " + (pairs or "none"))
     lines = [
         f"event: {event_kind.value}, severity {level.value}{level_note}, app {app} "
         f"in cluster {cluster} ({', '.join(given)})"

@@ -338,7 +338,13 @@ class Match(Strict):
     object_kind: Globs | None = None
     """The kind of the watched object: `Application`, `Kustomization`, `HelmRelease`, ..."""
     name: Globs | None = None
+    destination_cluster: Globs | None = None
+    """Where an Argo CD app deploys: spec.destination.name, else its server URL; `in-cluster`
+    for the cluster Argo CD runs in (and for every Flux object)."""
+    source: Globs | None = None
+    """The name of the Flux source an object reads (its own name for a source kind)."""
     labels: dict[str, Glob] | None = None
+    annotations: dict[str, Glob] | None = None
     project: Globs | None = None
     kinds: tuple[Kind, ...] | None = None
     min_severity: Level | None = None
@@ -777,6 +783,8 @@ def lint(config: Config) -> list[tuple[Loc, str]]:
         note = _namespace_note(route.match)
         if note:
             warnings.append((("routes", index, "match", "namespace"), note))
+        for key, text in _never_for_its_tool(route.match):
+            warnings.append((("routes", index, "match", key), text))
     return warnings
 
 
@@ -799,3 +807,25 @@ def _namespace_note(match: Match | None) -> str:
         "usually live in argocd, so Argo CD apps will not match: to match the namespace an app "
         "deploys into, use destination_namespace (or add tool: flux if only Flux is meant)"
     )
+
+
+def _never_for_its_tool(match: Match | None) -> list[tuple[str, str]]:
+    """Conditions that no object of the route's tools can meet: a Flux source for Argo CD
+    apps, a remote destination cluster for Flux objects (they run where Flux runs)."""
+    if match is None or match.tool is None:
+        return []
+    flux = any(glob_match(p, Tool.FLUX.value) for p in match.tool)
+    argocd = any(glob_match(p, Tool.ARGOCD.value) for p in match.tool)
+    found: list[tuple[str, str]] = []
+    if not flux and match.source is not None and not any(glob_match(p, "") for p in match.source):
+        found.append(("source", "an Argo CD app reads no Flux source: this route takes nothing"))
+    dest = match.destination_cluster
+    if not argocd and dest is not None and not any(glob_match(p, "in-cluster") for p in dest):
+        found.append(
+            (
+                "destination_cluster",
+                "a Flux object's destination cluster is always in-cluster: "
+                "this route takes nothing",
+            )
+        )
+    return found

@@ -230,7 +230,11 @@ class AppState:
     """The Git repository the app deploys from (Argo CD source repoURL, Flux GitRepository
     spec.url), for links to commits; empty when unknown or not Git."""
     source_ref: str = ""
-    """Flux: the source the object reads (`GitRepository/flux-system/podinfo`)."""
+    """Flux: the source the object reads (`GitRepository/flux-system/podinfo`): a
+    Kustomization's sourceRef, a HelmRelease's chart sourceRef or chartRef."""
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The object's annotations that routes may match on (bounded; kubectl's
+    last-applied-configuration and long values are left out)."""
 
     @property
     def key(self) -> AppKey:
@@ -313,6 +317,10 @@ class GitOpsEvent:
     """The namespace the workload runs in (see AppState); `namespace` is the object's own."""
     repo_url: str = ""
     """The Git repository of `revision`, for a link to the commit (see AppState)."""
+    source_ref: str = ""
+    """Flux: the source the object reads, `Kind/namespace/name` (see AppState)."""
+    annotations: dict[str, str] = field(default_factory=dict)
+    """The object's annotations, as routes match them (see AppState)."""
 
     @property
     def key(self) -> AppKey:
@@ -373,6 +381,8 @@ def make_event(
         destination_cluster=state.destination_cluster,
         destination_namespace=state.destination_namespace,
         repo_url=state.repo_url,
+        source_ref=state.source_ref,
+        annotations=state.annotations,
     )
 
 

@@ -47,6 +47,7 @@ from core.model import (
     SyncStatus,
     Tool,
 )
+from watchers.annotations import kept_annotations
 from watchers.rejected import Rejected
 
 __all__ = ["AUTOMATED", "normalize_application", "parse_time"]
@@ -59,6 +60,7 @@ class RawMetadata(TypedDict, total=False):
     name: str
     namespace: str
     labels: dict[str, str]
+    annotations: dict[str, str]
 
 
 class RawSource(TypedDict, total=False):
@@ -252,6 +254,7 @@ def normalize_application(
         or "; ".join(c.message for c in conditions if c.message),
         conditions=conditions,
         labels=_labels(meta.get("labels")),
+        annotations=kept_annotations(meta.get("annotations")),
         project=_str(spec.get("project")),
         reconciled_at=parse_time(status.get("reconciledAt")),
         destination_cluster=_destination_cluster(destination),

@@ -24,8 +24,10 @@ Derived fields:
 - `destination_namespace`: `spec.targetNamespace`, else the object's own namespace (where a
   HelmRelease installs, and where a Kustomization puts objects that name no namespace).
 - `repo_url`: a GitRepository's `spec.url`; `source_ref`: a Kustomization's
-  `spec.sourceRef` as `Kind/namespace/name` (namespace defaults to the Kustomization's), so the
-  caller can find the repository of its revision.
+  `spec.sourceRef`, a HelmRelease's `spec.chartRef` or `spec.chart.spec.sourceRef`, as
+  `Kind/namespace/name` (namespace defaults to the object's), so the caller can find the
+  repository of its revision and routes can match the source's name.
+- `annotations`: those worth keeping (`watchers.annotations`), for routes to match.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from core.model import (
     SyncStatus,
     Tool,
 )
+from watchers.annotations import kept_annotations
 from watchers.rejected import Rejected
 
 __all__ = [
@@ -375,15 +378,21 @@ def normalize_object(obj: Mapping[str, Any], cluster: str, now: datetime) -> App
         message=ready.message if ready is not None else "",
         conditions=conditions,
         labels=_labels(metadata),
+        annotations=kept_annotations(metadata.get("annotations")),
         destination_namespace=_str(spec, "targetNamespace") or namespace,
         health_message=health_message,
         repo_url=_str(spec, "url") if kind == "GitRepository" else "",
-        source_ref=_source_ref(spec, namespace) if kind == "Kustomization" else "",
+        source_ref=_source_ref(kind, spec, namespace),
     )
 
 
-def _source_ref(spec: Mapping[str, Any], namespace: str) -> str:
-    ref = _map(spec, "sourceRef")
+def _source_ref(kind: str, spec: Mapping[str, Any], namespace: str) -> str:
+    if kind == "Kustomization":
+        ref = _map(spec, "sourceRef")
+    elif kind == "HelmRelease":
+        ref = _map(spec, "chartRef") or _map(_map(_map(spec, "chart"), "spec"), "sourceRef")
+    else:
+        return ""
     kind, name = _str(ref, "kind"), _str(ref, "name")
     if not kind or not name:
         return ""

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     explain_p.add_argument(
         "--object-kind", help="the kind of object: Application, Kustomization, HelmRelease, ..."
     )
+    explain_p.add_argument(
+        "--destination-cluster", help="where an Argo CD app deploys (in-cluster, or its name)"
+    )
+    explain_p.add_argument("--source", help="the name of the Flux source the object reads")
+    explain_p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
 
     audit = sub.add_parser(
         "audit", help="the audit log: notifications, deliveries, mutes, acks, config reloads"
@@ -237,12 +242,8 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         raise CliError(
             f"unknown event kind {args.kind!r}; one of: {', '.join(k.value for k in EventKind)}"
         ) from None
-    labels: dict[str, str] = {}
-    for item in args.label:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--label wants KEY=VALUE, got {item!r}")
-        labels[key] = value
+    labels = _pairs("--label", args.label)
+    annotations = _pairs("--annotation", args.annotation)
     lines = explain(
         args.app,
         args.cluster,
@@ -255,9 +256,22 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         project=args.project,
         object_kind=args.object_kind,
         destination_namespace=args.destination_namespace,
+        destination_cluster=args.destination_cluster,
+        source=args.source,
+        annotations=annotations or None,
     )
     print("\n".join(lines))
     return 0
+
+
+def _pairs(flag: str, items: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"{flag} wants KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from bot.delivery.receivers import ConsoleReceiver, Receiver
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.teams_receiver import TeamsReceiver
 from bot.store.store import AuditEntry, Store
-from config.routing import Subject, check_match, subject_of
+from config.routing import IN_CLUSTER, Subject, check_match, source_name, subject_of
 from config.schema import DigestConfig, Match
 from core.codec import CodecError, event_from_dict
 from core.model import (
@@ -227,6 +227,9 @@ def still_open(
             object_kind=state.kind,
             destination_namespace=state.destination_namespace
             or (state.namespace if state.tool is Tool.FLUX else ""),
+            destination_cluster=state.destination_cluster or IN_CLUSTER,
+            source=source_name(state.source_ref, state.kind, state.name),
+            annotations=state.annotations,
         )
         if not _matches(match, subject):
             continue

@@ -78,7 +78,8 @@ def test_live_child_fixture_helm_and_automated() -> None:
 
 def test_state_keeps_nothing_raw() -> None:
     state = app_state(load_fixture(DIFF_CACHE))
-    assert all(not isinstance(getattr(state, f), dict) or f == "labels" for f in state.__slots__)
+    kept = ("labels", "annotations")  # the bounded metadata routes match on
+    assert all(not isinstance(getattr(state, f), dict) or f in kept for f in state.__slots__)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,34 @@
+"""Which of an object's annotations an AppState keeps: those routes may match on.
+
+Annotations are where app teams say who hears about their app (Argo CD's
+`notifications.argoproj.io/subscribe.*`, driftbot's `driftbot.dev/notify`) and where tools
+leave large blobs (kubectl's last-applied-configuration, Helm's release data). One state per
+app is kept in memory and in the store, so the blobs are left out and the rest is bounded.
+Pure: decides only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+MAX_ANNOTATIONS = 32
+"""At most this many annotations are kept per object (in key order, so the choice is stable)."""
+MAX_VALUE = 1024
+"""An annotation longer than this (characters) is a blob, not a setting: left out."""
+SKIPPED = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+
+
+def kept_annotations(value: object) -> dict[str, str]:
+    """The string annotations of a raw `metadata.annotations` worth keeping; anything that is
+    not a mapping of strings is treated as absent."""
+    if not isinstance(value, Mapping):
+        return {}
+    kept: dict[str, str] = {}
+    for key in sorted(k for k in value if isinstance(k, str)):
+        text = value[key]
+        if key in SKIPPED or not isinstance(text, str) or len(text) > MAX_VALUE:
+            continue
+        kept[key] = text
+        if len(kept) >= MAX_ANNOTATIONS:
+            break
+    return kept
