@@ -218,6 +218,66 @@ def match_routes(event: GitOpsEvent, config: Config) -> list[RouteMatch]:
     return taken
 
 
+# --- several routes, one receiver --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one receiver gets of an event, whichever of the routes that took it name it.
+
+    A receiver reached by several routes gets one message per event: `mention` joins the
+    mentions of every route that took the event and names the receiver (in file order),
+    `grace` is the shortest of their graces, and the receiver's grouping, group_wait,
+    group_interval, repeat and quiet hours are its own: those of `owner`, the first route in
+    the file that names it (`receiver_policy`), whether or not that route took the event.
+    """
+
+    receiver: str
+    routes: tuple[int, ...]
+    mention: tuple[str, ...]
+    grace: timedelta
+    owner: int
+
+
+def receiver_owners(config: Config) -> dict[str, int]:
+    """Each receiver named by a route -> the index of the first route naming it (pure)."""
+    owners: dict[str, int] = {}
+    for index, route in enumerate(config.routes):
+        for name in route.receivers:
+            owners.setdefault(name, index)
+    return owners
+
+
+def receiver_policy(config: Config, receiver: str) -> EffectivePolicy | None:
+    """The policy a receiver's messages follow: that of the first route naming it (pure)."""
+    owner = receiver_owners(config).get(receiver)
+    if owner is None:
+        return None
+    return effective_policy(config.policy, config.routes[owner])
+
+
+def deliveries(taken: list[RouteMatch], config: Config) -> list[Delivery]:
+    """The receivers of the routes in `taken` (as `match_routes` returns them), each once, in
+    the order first named, with the settings combined as `Delivery` says (pure)."""
+    owners = receiver_owners(config)
+    by_receiver: dict[str, list[RouteMatch]] = {}
+    for match in taken:
+        for name in match.receivers:
+            by_receiver.setdefault(name, [])
+            if match not in by_receiver[name]:
+                by_receiver[name].append(match)
+    return [
+        Delivery(
+            receiver=name,
+            routes=tuple(m.route_index for m in matches),
+            mention=tuple(dict.fromkeys(e for m in matches for e in m.mention)),
+            grace=min(m.policy.grace for m in matches),
+            owner=owners.get(name, matches[0].route_index),
+        )
+        for name, matches in by_receiver.items()
+    ]
+
+
 # --- explain ------------------------------------------------------------------------------------
 
 
@@ -365,6 +425,26 @@ def explain(
                 stopped_at = index
 
     lines.append(_result(certain, possible))
+    lines.extend(_per_receiver(certain, config))
+    return lines
+
+
+def _per_receiver(certain: list[RouteMatch], config: Config) -> list[str]:
+    """For each receiver the event reaches through several routes, or whose settings come from
+    a route that did not take it: one message, whose mentions, grace and grouping."""
+    lines = []
+    for d in deliveries(certain, config):
+        if len(d.routes) == 1 and d.owner == d.routes[0]:
+            continue
+        by = ", ".join(f"routes[{i}]" for i in d.routes)
+        text = f"  {d.receiver} (by {by}): one message"
+        if d.mention:
+            text += f"; mention {' '.join(d.mention)}"
+        text += f"; grace {format_duration(d.grace)}"
+        if len(d.routes) > 1:
+            text += " (the shortest)"
+        text += f"; grouping, repeat, quiet hours of routes[{d.owner}] (the first naming it)"
+        lines.append(text)
     return lines
 
 

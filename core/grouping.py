@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.model import EventKind, GitOpsEvent, Severity, Tool
+from core.model import PROBLEM_KINDS, EventKind, GitOpsEvent, Severity, Tool
 
 GroupKey = tuple[str, ...]
 """The route, then the values of the route's group_by fields."""
@@ -50,7 +50,9 @@ class EventGroup:
     """Events sent as one message, with the fields all of them share (empty/None when they differ).
 
     `id` is the group's identity for in-place updates (the id of the first event by default).
-    `resolved` holds the recoveries of members that have been resolved since.
+    `resolved` holds the recoveries of members that have been resolved since. `told` and
+    `told_resolved`: how many of the events and recoveries earlier notifications of the group
+    already told (0 for its first), so a receiver knows what this one adds.
     """
 
     events: tuple[GitOpsEvent, ...]
@@ -61,6 +63,8 @@ class EventGroup:
     namespace: str = ""
     revision: str = ""
     resolved: tuple[GitOpsEvent, ...] = ()
+    told: int = 0
+    told_resolved: int = 0
 
     def __post_init__(self) -> None:
         if not self.events:
@@ -73,6 +77,8 @@ class EventGroup:
         *,
         id: str = "",
         resolved: Iterable[GitOpsEvent] = (),
+        told: int = 0,
+        told_resolved: int = 0,
     ) -> EventGroup:
         """A group of `events` (at least one) with its shared fields filled in (pure)."""
         members = tuple(events)
@@ -89,6 +95,8 @@ class EventGroup:
             namespace=_shared(e.namespace for e in members),
             revision=_shared(e.revision for e in members),
             resolved=tuple(resolved),
+            told=told,
+            told_resolved=told_resolved,
         )
 
     @property
@@ -98,6 +106,26 @@ class EventGroup:
     @property
     def resolved_count(self) -> int:
         return len(self.resolved)
+
+    @property
+    def problem_count(self) -> int:
+        """Members that are problems (alerts that a recovery can close)."""
+        return sum(1 for e in self.events if e.kind in PROBLEM_KINDS)
+
+    @property
+    def cleared(self) -> bool:
+        """Every problem of the group has recovered: the storm is over."""
+        return 0 < self.problem_count <= self.resolved_count
+
+    @property
+    def grew(self) -> bool:
+        """This notification tells of members that earlier ones did not."""
+        return self.count > self.told
+
+    @property
+    def just_cleared(self) -> bool:
+        """This notification is the one that tells the storm is over."""
+        return self.cleared and self.resolved_count > self.told_resolved
 
     @property
     def severity(self) -> Severity:

@@ -44,7 +44,10 @@ from core.mutes import Mute, muted_by
 from core.textnorm import normalize_message
 
 AlertKey = tuple[str, AppKey, EventKind]
-"""One route, one app and one problem kind: at most one alert of each is held or open."""
+"""One lane, one app and one problem kind: at most one alert of each is held or open."""
+
+PendingKey = tuple[str, AppKey]
+"""One lane and one app."""
 
 RESOLVES: dict[EventKind, tuple[EventKind, ...]] = {
     recovery: tuple(p for p, by in RESOLVED_BY.items() if recovery in by)
@@ -118,8 +121,9 @@ class Decision:
     `closes`: ids of the open alerts a recovery closed. `group`: for a notification of several
     events, the group (and `event` its first member). `updates`: the id of the notification
     this one updates in place (a group that grew or resolved), or, for a reminder, the one it
-    reminds of. `original`: for a single recovery, the problem it resolves. `route`: the
-    route whose receivers get it.
+    reminds of. `original`: for a single recovery, the problem it resolves. `thread`: for news
+    about an app with an alert open, the id of the alert's notification: it is told as a reply
+    there, not as a new message. `route`: the lane (the receiver) whose state decided it.
     """
 
     event: GitOpsEvent
@@ -130,6 +134,7 @@ class Decision:
     updates: str = ""
     original: GitOpsEvent | None = None
     route: str = ""
+    thread: str = ""
 
 
 class QuietWindow(Protocol):
@@ -370,6 +375,9 @@ class PolicyState:
     quieted: PMap[str, str] = field(default_factory=PMap, compare=False, repr=False)
     """Groups held back by quiet hours -> their route."""
     timers: SortedChunks[Timer] = field(default_factory=_timer_queue, compare=False, repr=False)
+    pending: PMap[PendingKey, str] = field(default_factory=PMap, compare=False, repr=False)
+    """The group holding an app's events not sent yet, by lane and app: an app's next event
+    is sent only after them (see `_emit`), so a channel reads an app's story in order."""
 
     @classmethod
     def of(
@@ -403,6 +411,11 @@ class PolicyState:
             ),
             quieted=PMap((g.id, g.route) for g in groups if g.quiet),
             timers=_timer_queue(groups, flaps),
+            pending=PMap(
+                ((g.route, e.key), g.id)
+                for g in groups
+                for e in (*g.members[g.sent_members :], *g.resolved[g.sent_resolved :])
+            ),
         )
 
 
@@ -420,6 +433,7 @@ def _update(
     current: PMap[GroupKey, str] | None = None,
     quieted: PMap[str, str] | None = None,
     timers: SortedChunks[Timer] | None = None,
+    pending: PMap[PendingKey, str] | None = None,
 ) -> PolicyState:
     """`state` with the given parts replaced (dataclasses.replace, without its overhead)."""
     return PolicyState(
@@ -434,6 +448,7 @@ def _update(
         state.current if current is None else current,
         state.quieted if quieted is None else quieted,
         state.timers if timers is None else timers,
+        state.pending if pending is None else pending,
     )
 
 
@@ -618,6 +633,8 @@ def announce(
         closed = sorted((state.open[k] for k in targets if k in state.open), key=lambda a: a.since)
         into = ""
         original = None
+        earlier: list[Decision] = []
+        thread = ""
         if closed and event.kind is not EventKind.DELETED:
             event = dataclasses.replace(event, resolves=closed[0].id, since=closed[0].since)
             reason = Reason.RESOLVES
@@ -626,26 +643,54 @@ def announce(
             return Outcome(state, None, [Decision(event, Action.SUPPRESS, Reason.NOTHING_OPEN)])
         else:
             reason = Reason.NEW
+            state, earlier = _send_earlier(state, event, now, settings, "")
+            thread = _thread_of(state, route, event.key)
         state = _update(
             state,
             open=state.open.remove(*targets),
             recent=state.recent.add(rid, event.occurred_at),
         )
         closes = tuple(a.id for a in closed)
+        if thread:
+            told = Decision(event, Action.SEND, reason, closes, route=route, thread=thread)
+            return Outcome(state, None, [*earlier, told])
         state, _, decisions = _emit(
             state, event, now, settings, reason, closes=closes, original=original, into=into
         )
-        return Outcome(state, None, decisions)
+        return Outcome(state, None, earlier + decisions)
     state = _remember_text(
         _update(state, recent=state.recent.add(rid, event.occurred_at)), event, now, settings
     )
+    if event.kind is not EventKind.FLAPPING:
+        state, earlier = _send_earlier(state, event, now, settings, "")
+        thread = _thread_of(state, route, event.key)
+        if thread:
+            told = Decision(event, Action.SEND, Reason.NEW, route=route, thread=thread)
+            return Outcome(state, None, [*earlier, told])
+    else:
+        earlier = []
     state, gid, decisions = _emit(state, event, now, settings, Reason.NEW)
     if event.kind is EventKind.FLAPPING:
         flap = state.flaps.get((route, event.key))
         if flap is not None:
             flap = dataclasses.replace(flap, notice_group=gid)
             state = _update(state, flaps=state.flaps.set((route, event.key), flap))
-    return Outcome(state, None, decisions)
+    return Outcome(state, None, earlier + decisions)
+
+
+def _thread_of(state: PolicyState, route: str, key: AppKey) -> str:
+    """The notification of the app's oldest alert open in the lane, once it has been sent
+    (news about the app is told in its thread); empty when there is none."""
+    alerts: list[OpenAlert] = [
+        state.open[(route, key, k)] for k in PROBLEM_KINDS if (route, key, k) in state.open
+    ]
+    for alert in sorted(alerts, key=lambda a: a.since):
+        group: Group | None = state.groups.get(alert.group)
+        if group is None:
+            return alert.event.id
+        if group.flushes:
+            return group.members[0].id
+    return ""
 
 
 def _remember_text(
@@ -685,13 +730,20 @@ def _emit(
     into: str = "",
 ) -> tuple[PolicyState, str, list[Decision]]:
     """Put an event to send in its group (a recovery in its problem's group `into`); the group
-    is sent now if it is due, else later. Returns the group's id."""
+    is sent now if it is due, else later. Returns the group's id.
+
+    What another group of the lane still holds of the same app is sent first (whatever its
+    wait): an app's events reach a channel in the order they happened, even when they belong
+    to groups with different timers (a deploy_started waiting out its group's interval must not
+    come after the deploy_succeeded of the same sync)."""
     target = state.groups.get(into) if into else None
+    key = group_key(event, settings.route, settings.group_by)
+    current = state.groups.get(state.current.get(key, "")) if target is None else None
+    joining = target or (current if current is not None and current.accepting else None)
+    state, earlier = _send_earlier(state, event, now, settings, joining.id if joining else "")
     if target is not None:
         group = dataclasses.replace(target, resolved=(*target.resolved, event))
     else:
-        key = group_key(event, settings.route, settings.group_by)
-        current = state.groups.get(state.current.get(key, ""))
         if current is not None and current.accepting:
             group = dataclasses.replace(current, members=(*current.members, event))
         else:
@@ -707,12 +759,31 @@ def _emit(
     if due <= now:
         state = _update(state, groups=state.groups.set(group.id, group))
         state, decisions = _flush(state, group, now, settings, reason, closes, original)
-        return state, group.id, decisions
+        return state, group.id, earlier + decisions
     if group.due is None:
         group = dataclasses.replace(group, due=due)
         state = _push(state, due, "flush", group.id)
-    state = _update(state, groups=state.groups.set(group.id, group))
-    return state, group.id, [Decision(event, Action.HOLD, Reason.GROUP_WAIT, route=group.route)]
+    state = _update(
+        state,
+        groups=state.groups.set(group.id, group),
+        pending=state.pending.set((group.route, event.key), group.id),
+    )
+    held = Decision(event, Action.HOLD, Reason.GROUP_WAIT, route=group.route)
+    return state, group.id, [*earlier, held]
+
+
+def _send_earlier(
+    state: PolicyState, event: GitOpsEvent, now: datetime, settings: PolicySettings, joining: str
+) -> tuple[PolicyState, list[Decision]]:
+    """Send now what a group other than `joining` holds of `event`'s app, quiet hours or not."""
+    slot = (settings.route, event.key)
+    waiting = state.pending.get(slot)
+    if waiting is None or waiting == joining:
+        return state, []
+    group = state.groups.get(waiting)
+    if group is None or not group.pending:
+        return _update(state, pending=state.pending.remove(slot)), []
+    return _flush(state, group, now, settings, ignore_quiet=True)
 
 
 def _alive(state: PolicyState, group: Group) -> list[OpenAlert]:
@@ -734,7 +805,16 @@ def _drop_group(state: PolicyState, group: Group) -> PolicyState:
         groups=state.groups.remove(group.id),
         current=current,
         quieted=state.quieted.remove(group.id),
+        pending=_sent_from(state.pending, group, (*group.members, *group.resolved)),
     )
+
+
+def _sent_from(
+    pending: PMap[PendingKey, str], group: Group, events: Iterable[GitOpsEvent]
+) -> PMap[PendingKey, str]:
+    """`pending` without `group`'s entries for the apps of `events` (they have been sent)."""
+    done = [(group.route, e.key) for e in events if pending.get((group.route, e.key)) == group.id]
+    return pending.remove(*done) if done else pending
 
 
 def _flush(
@@ -806,7 +886,13 @@ def _flush(
                 Action.SEND,
                 Reason.GROUPED,
                 tuple(r.resolves for r in new_resolved) if closes is None else closes,
-                group=EventGroup.of(members, id=members[0].id, resolved=resolved),
+                group=EventGroup.of(
+                    members,
+                    id=members[0].id,
+                    resolved=resolved,
+                    told=group.sent_members if group.flushes else 0,
+                    told_resolved=group.sent_resolved if group.flushes else 0,
+                ),
                 updates=updates,
                 route=group.route,
             )
@@ -820,7 +906,11 @@ def _flush(
         last_flush=now,
         quiet=False,
     )
-    state = _update(state, quieted=state.quieted.remove(group.id))
+    state = _update(
+        state,
+        quieted=state.quieted.remove(group.id),
+        pending=_sent_from(state.pending, group, waiting),
+    )
     if group.accepting:
         group = dataclasses.replace(group, close_at=now + settings.group_interval)
         state = _push(state, now + settings.group_interval, "close", group.id)

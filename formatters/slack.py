@@ -24,12 +24,14 @@ from typing import Any
 from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
+from formatters import group_progress as progress
 from formatters.group import EventGroup
 from formatters.slack_actions import (
     ACTION_ACK,
     ACTION_OPEN,
     ACTION_OPEN_COMMIT,
     action_value,
+    group_action_value,
     mute_action_id,
 )
 
@@ -139,10 +141,29 @@ def render_slack_group(
     *,
     mention_severity: Severity = Severity.CRITICAL,
 ) -> Message:
-    """One message for a storm: the count and what they share, then one line per app (pure)."""
-    tokens = mention_tokens(mention) if group.severity.rank >= mention_severity.rank else []
+    """One message for a storm: the count and what they share, how many have recovered, then
+    one line per app, and Acknowledge and Mute acting on every member (pure). Once every
+    problem has recovered: green, "All 8 apps match Git again on prod after 7 min", the
+    original headline struck through, no buttons."""
     headline = phrases.group_headline(group, esc.slack)
-    return _fit(lambda budget: _group_message(group, headline, tokens, budget))
+    if group.cleared:
+        cleared = progress.cleared_headline(group, esc.slack)
+        line = f"{ICON_GOOD} *{cleared}*\n~{headline}~"
+        return _fit(lambda budget: _group_message(group, line, cleared, [], budget, buttons=[]))
+    tokens = mention_tokens(mention) if group.severity.rank >= mention_severity.rank else []
+    line = f"{_group_icon(group)} *{headline}*"
+    buttons = _group_buttons(group) if group.problem_count else []
+    return _fit(lambda budget: _group_message(group, line, headline, tokens, budget, buttons))
+
+
+def render_slack_cleared(group: EventGroup) -> Message:
+    """The one reply in a storm's thread that says it is over (pure)."""
+    cleared = progress.cleared_headline(group, esc.slack)
+    blocks = [
+        _section(f"{ICON_GOOD} *{cleared}*", BLOCK_HEADLINE),
+        _context([f"{phrases.tool_name(group.tool)} · {_date(_last_recovery(group))}"]),
+    ]
+    return {"text": _cut(cleared, MAX_FALLBACK), "blocks": blocks}
 
 
 def mention_tokens(mention: Iterable[str]) -> list[str]:
@@ -261,13 +282,22 @@ def _fact_field(fact: details.Fact, limit: int) -> Block:
     return _field(fact.label, value)
 
 
-def _group_message(group: EventGroup, headline: str, tokens: list[str], budget: _Budget) -> Message:
+def _group_message(
+    group: EventGroup,
+    headline_line: str,
+    fallback: str,
+    tokens: list[str],
+    budget: _Budget,
+    buttons: list[Block],
+) -> Message:
     mentions = " ".join(tokens)
-    icon = _group_icon(group)
-    head = f"{icon} *{headline}*"
+    head = headline_line
     breakdown = phrases.group_breakdown(group)
     if breakdown:
         head += f"\n{breakdown}"
+    counted = progress.progress(group)
+    if counted:
+        head += f"\n*{counted}*"
     if mentions:
         head = f"{mentions}\n{head}"
     blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
@@ -279,15 +309,31 @@ def _group_message(group: EventGroup, headline: str, tokens: list[str], budget: 
     if revision:
         context.insert(1, esc.fit(revision, budget.fact, esc.slack))
     blocks.append(_context([" · ".join(context)]))
-    text = f"{mentions} {headline}" if mentions else headline
+    if buttons:
+        blocks.append({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": buttons})
+    text = f"{mentions} {fallback}" if mentions else fallback
     return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _group_buttons(group: EventGroup) -> list[Block]:
+    value = group_action_value(group.id)
+    buttons = [_button(phrases.BUTTON_ACK, ACTION_ACK, value)]
+    for hours in phrases.MUTE_HOURS:
+        label = phrases.BUTTON_MUTE.format(hours=hours)
+        buttons.append(_button(label, mute_action_id(hours), value))
+    return buttons
+
+
+def _last_recovery(group: EventGroup) -> datetime:
+    return group.resolved[-1].occurred_at if group.resolved else group.events[-1].occurred_at
 
 
 def _members_text(group: EventGroup, limit: int) -> str:
     lines: list[str] = []
     used = 0
+    done = progress.recovered(group)
     for index, event in enumerate(group.events):
-        line = "• " + _member(event, group)
+        line = "• " + _member(event, group) + progress.member_state(event, group, done)
         tail = len(phrases.more(group.count)) + 1
         if used + len(line) + 1 + tail > limit:
             lines.append(phrases.more(group.count - index))

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
+from formatters import group_progress as progress
 from formatters.group import EventGroup
 
 Payload = Literal["envelope", "card"]
@@ -99,7 +100,8 @@ def render_teams_resolved(
 
 
 def render_teams_group(group: EventGroup, payload: Payload = "envelope") -> Card:
-    """One card for a storm: the count and what they share, then one line per app."""
+    """One card for a storm: the count and what they share, how many recovered, then one line
+    per app; once every problem recovered, a green card saying the storm is over."""
     return _fit(payload, lambda budget: _group_card(group, budget))
 
 
@@ -178,17 +180,25 @@ def _event_card(
 
 def _group_card(group: EventGroup, budget: _Budget) -> Card:
     headline = phrases.group_headline(group, esc.teams)
+    if group.cleared:
+        headline = progress.cleared_headline(group, esc.teams)
     body = [
         _text(
             _cut(headline, MAX_HEADLINE),
             weight="Bolder",
             size="Medium",
-            color=_group_color(group),
+            color=COLOR_GOOD if group.cleared else _group_color(group),
         )
     ]
+    if group.cleared:
+        earlier = phrases.group_headline(group, esc.teams)
+        body.append(_text(_cut(earlier, MAX_HEADLINE), subtle=True, spacing="None"))
     breakdown = phrases.group_breakdown(group)
     if breakdown:
         body.append(_text(esc.teams(breakdown), subtle=True, spacing="None"))
+    counted = progress.progress(group)
+    if counted:
+        body.append(_text(counted, weight="Bolder", spacing="None"))
     facts = []
     cluster, revision = esc.one_line(group.cluster), esc.one_line(group.revision)
     if cluster:
@@ -206,7 +216,11 @@ def _group_card(group: EventGroup, budget: _Budget) -> Card:
     body.append({"type": "FactSet", "facts": facts})
     limit = budget.resources * 2
     members = group.events[:limit]
-    lines = [f"- {_member(event, group)}" for event in members]
+    done = progress.recovered(group)
+    lines = [
+        f"- {_member(event, group)}{progress.member_state(event, group, done)}"
+        for event in members
+    ]
     if group.count > len(members):
         lines.append(f"- {phrases.more(group.count - len(members))}")
     body.append(_text("\r".join(lines), spacing="Medium"))

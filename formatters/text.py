@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from core.model import EventKind, GitOpsEvent
 from formatters import details, phrases
+from formatters import group_progress as progress
 from formatters.escape import truncate
 from formatters.group import EventGroup
 
@@ -42,12 +43,23 @@ def render_group_text(group: EventGroup) -> str:
     """`37 apps drifted on prod after revision 1a2b3c4`, then one line per app."""
     if group.count == 1:
         return render_text(group.events[0])
-    lines = [phrases.group_headline(group)]
+    if group.cleared:
+        lines = [progress.cleared_headline(group)]
+        lines.append(f"{INDENT}earlier: {phrases.group_headline(group)}")
+    else:
+        lines = [phrases.group_headline(group)]
     breakdown = phrases.group_breakdown(group)
     if breakdown:
         lines.append(INDENT + breakdown)
+    counted = progress.progress(group)
+    if counted:
+        lines.append(INDENT + counted)
     members = group.events[:MAX_MEMBERS]
-    lines += [f"{INDENT}- {phrases.member_line(e, group)}" for e in members]
+    done = progress.recovered(group)
+    lines += [
+        f"{INDENT}- {phrases.member_line(e, group)}{progress.member_state(e, group, done)}"
+        for e in members
+    ]
     if group.count > len(members):
         lines.append(f"{INDENT}  {phrases.more(group.count - len(members))}")
     return "\n".join(lines)

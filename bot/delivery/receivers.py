@@ -16,7 +16,7 @@ import orjson
 from core.codec import event_to_dict
 from core.grouping import EventGroup
 from core.model import GitOpsEvent
-from formatters.text import INDENT, render_group_text, render_text, render_text_resolved
+from formatters.text import render_group_text, render_text, render_text_resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,9 @@ class Notification:
     message). `group`: a storm sent as one message; `event` is then its first member.
     `updates`: the id of the notification this one updates in place (a group that grew or
     whose problems resolved). `reminds`: for a reminder, the id of the notification it
-    reminds of (receivers thread it there).
+    reminds of (receivers thread it there). `thread`: for news about an app with an alert
+    open, the id of the alert's notification (receivers that can, reply in its thread).
+    `mention`: who to notify, from every route that took it and names the receivers.
     """
 
     event: GitOpsEvent
@@ -37,6 +39,7 @@ class Notification:
     group: EventGroup | None = None
     updates: str = ""
     reminds: str = ""
+    thread: str = ""
 
     @property
     def id(self) -> str:
@@ -111,8 +114,6 @@ def render_console_text(note: Notification) -> str:
     """What the console receiver prints for one notification (plain text)."""
     if note.group is not None:
         text = render_group_text(note.group)
-        if note.group.resolved_count:
-            text += f"\n{INDENT}{note.group.resolved_count} of {note.group.count} resolved"
     elif note.original is not None:
         text = render_text_resolved(note.original, note.event)
     else:

@@ -8,8 +8,15 @@ resolved when it is sent, from the store's record of where each notification lan
 - a new problem or event is posted; where it landed is recorded;
 - a recovery edits its problem's message in place (`render_slack_resolved`, chat.update) and
   adds a reply in its thread (only the reply when the notification lacks the problem itself);
-- a group that grew (`updates` = the first notification's id) edits the group's message;
+- a group that grew or whose members recovered (`updates` = the first notification's id)
+  edits the group's message; the update that clears it (every problem recovered) also says so
+  once in its thread;
+- news about an app with an alert open (`thread`) is a reply in the alert's thread, not a new
+  message;
 - a notification already posted to this receiver (a reminder) is a reply in its thread.
+
+So each notification reaches the channel once: one new message or one reply, plus at most one
+edit of the message it updates (docs/architecture.md, "What a channel shows").
 
 Every post carries Slack message metadata naming its outbox item, so that after a crash between
 "Slack accepted" and "marked sent" a restart can look for it in the channel before sending it
@@ -42,7 +49,12 @@ from bot.delivery.outbox import (
 from bot.delivery.receivers import Notification
 from bot.delivery.slack_sender import SendResult, SlackSender
 from bot.store.store import OutboxItem, SentMessage, Store
-from formatters.slack import render_slack, render_slack_group, render_slack_resolved
+from formatters.slack import (
+    render_slack,
+    render_slack_cleared,
+    render_slack_group,
+    render_slack_resolved,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +83,16 @@ def plan_slack(note: Notification) -> list[dict[str, Any]]:
     updates = getattr(note, "updates", "") or ""
     if group is not None:
         message = render_slack_group(group, note.mention)
-        if updates:
-            return [_update(group.id, updates, message)]
-        return [_post(group.id, message, thread_of=group.id)]
+        if not updates:
+            return [_post(group.id, message, thread_of=group.id)]
+        planned = [_update(group.id, updates, message)]
+        if group.just_cleared:
+            planned.append(_post(note.id, render_slack_cleared(group), thread_of=updates))
+        return planned
     event = note.event
+    thread = getattr(note, "thread", "") or ""
+    if thread:
+        return [_post(event.id, render_slack(event, note.mention), thread_of=thread)]
     if note.original is not None:
         original = note.original
         return [

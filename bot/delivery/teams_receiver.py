@@ -8,8 +8,12 @@ or thread, so each notification is one new card:
 - an event: `render_teams`;
 - a recovery: `render_teams_resolved`, a green card naming the original alert and how long
   it lasted;
-- a storm: `render_teams_group` (a group that grew is posted again, as it stands);
+- a storm: `render_teams_group`; a group that grew is posted again, as it stands, and the
+  update that clears it (every problem recovered) is one card saying the storm is over;
+  updates that only count recoveries ("3 of 8 back") send no card;
 - a reminder: the event's card again (there is no thread to reply in).
+
+So each notification is at most one card.
 
 A webhook cannot be asked whether a card arrived, so a card that was on its way when the
 process stopped is sent again at the next start: delivery is at least once.
@@ -55,6 +59,8 @@ def plan_teams(note: Notification, payload: Payload = "envelope") -> list[dict[s
     """The outbox payloads for `note`: one card to post (decides only: nothing is sent)."""
     group = getattr(note, "group", None)
     if group is not None:
+        if getattr(note, "updates", "") and not group.grew and not group.just_cleared:
+            return []
         card = render_teams_group(group, payload)
     elif note.original is not None:
         card = render_teams_resolved(note.original, note.event, payload)

@@ -3,6 +3,11 @@
 One instance serves every source (replay, watches, webhooks). Each call takes `now`, the time
 at which the input was observed, so replay runs on recorded time and tests on virtual time.
 The pure stages decide; this class only moves values between them and the store.
+
+The policy keeps its state per receiver (a lane): whichever routes take an event, each
+receiver decides about it once (config.routing.deliveries says how the routes' settings
+combine), so a channel reached by several routes gets one message, one thread and one set of
+updates. Decisions that several receivers made alike are delivered as one notification.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
 from bot.pipeline import links
 from bot.store.store import Store, StoreError
-from config.routing import RouteMatch, effective_policy, match_routes
-from config.schema import Config, FlapPolicy
+from config.routing import deliveries, effective_policy, match_routes, receiver_owners
+from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
@@ -63,16 +68,12 @@ class Pipeline:
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._clusters = {c.name: c for c in config.clusters}
         self._defaults = PolicySettings(grace=config.policy.grace)
-        self._routes: dict[str, PolicySettings] = {
-            route_id(match.route_index): policy_settings(match, config.policy.flap)
-            for match in (
-                RouteMatch(
-                    i, tuple(r.receivers), tuple(r.mention), effective_policy(config.policy, r)
-                )
-                for i, r in enumerate(config.routes)
-            )
+        self._lanes: dict[str, PolicySettings] = {
+            name: lane_settings(name, config, owner)
+            for name, owner in receiver_owners(config).items()
         }
-        """Each route's policy settings: the policy keeps its state per route."""
+        """Each receiver's policy settings (its lane's): the policy keeps its state per
+        receiver, with the settings of the first route naming it."""
 
     async def load(self) -> None:
         self.policy_state = await self.store.load_policy()
@@ -148,7 +149,7 @@ class Pipeline:
     async def advance(self, now: datetime) -> None:
         """Let time pass: release problems whose grace is over, send groups that are due."""
         self.policy_state, decisions = policy.tick(
-            self.policy_state, now, self._defaults, self._routes
+            self.policy_state, now, self._defaults, self._lanes
         )
         if decisions:
             await self._deliver(decisions, now)
@@ -156,7 +157,7 @@ class Pipeline:
 
     async def finish(self) -> None:
         """End of a finite stream: what is still held is taken to persist and is announced."""
-        self.policy_state, decisions = policy.flush(self.policy_state, self._defaults, self._routes)
+        self.policy_state, decisions = policy.flush(self.policy_state, self._defaults, self._lanes)
         await self._deliver(decisions)
 
     # --- stages ----------------------------------------------------------------------------
@@ -175,60 +176,54 @@ class Pipeline:
             return dataclasses.replace(state, url=url)
         return state
 
-    def _routes_of(self, event: GitOpsEvent) -> list[str]:
-        """The routes that decide about `event`: those it matches, and for a recovery or a
-        deletion also those holding a problem of its app (a recovery goes where its problem
+    def _lanes_of(self, event: GitOpsEvent) -> list[PolicySettings]:
+        """The receivers that decide about `event`, with the settings each decides by: those of
+        the routes taking it (once each, see config.routing.deliveries), and for a recovery or
+        a deletion also those holding a problem of its app (a recovery goes where its problem
         went)."""
-        routes = [route_id(m.route_index) for m in match_routes(event, self.config)]
+        lanes = {
+            d.receiver: dataclasses.replace(self._lanes[d.receiver], grace=d.grace)
+            for d in deliveries(match_routes(event, self.config), self.config)
+            if d.receiver in self._lanes
+        }
         if event.kind in policy.RESOLVES or event.kind is EventKind.DELETED:
-            routes += policy.routes_holding(self.policy_state, event.key, self._routes)
-        return list(dict.fromkeys(routes))
+            for lane in policy.routes_holding(self.policy_state, event.key, self._lanes):
+                lanes.setdefault(lane, self._lanes[lane])
+        return list(lanes.values())
 
     async def _decide(self, events: list[GitOpsEvent], now: datetime) -> None:
         for found in events:
             event = await self.commits.enrich(links.with_repository(found, self.states))
             self.stats[f"detected.{event.kind}"] += 1
             self.detected[(event.kind.value, event.tool.value)] += 1
-            routes = self._routes_of(event)
-            if not routes:
+            lanes = self._lanes_of(event)
+            if not lanes:
                 self.stats["unrouted"] += 1
-            for route in routes:
-                self.policy_state, decisions = policy.offer(
-                    self.policy_state, event, now, self._routes[route], self._routes
+            decisions: list[Decision] = []
+            for settings in lanes:
+                self.policy_state, decided = policy.offer(
+                    self.policy_state, event, now, settings, self._lanes
                 )
-                await self._deliver(decisions, now)
+                decisions.extend(decided)
+            await self._deliver(decisions, now)
         if events:
             await self.store.save_policy(self.policy_state)
 
     async def _deliver(self, decisions: list[Decision], now: datetime | None = None) -> None:
-        """Send what policy decided to send (or to remind of) to the receivers of the route
-        that decided it, and record each notification and its deliveries in the audit log
-        (`now`: when it was decided; a flush at the end of a stream uses the event's time)."""
+        """Send what policy decided to send (or to remind of) to the receiver that decided it,
+        one notification for the receivers that decided alike, and record each notification
+        and its deliveries in the audit log (`now`: when it was decided; a flush at the end
+        of a stream uses the event's time)."""
         for decision in decisions:
             if decision.action not in (Action.SEND, Action.REMIND):
                 self.stats[f"{decision.action}.{decision.reason}"] += 1
-                continue
-            route = self._route_config(decision.route)
-            names = tuple(dict.fromkeys(route.receivers)) if route is not None else ()
-            if not names:
-                self.stats["unrouted"] += 1
-                continue
-            reminds = decision.updates if decision.action is Action.REMIND else ""
-            note = Notification(
-                decision.event,
-                names,
-                tuple(dict.fromkeys(route.mention)) if route is not None else (),
-                decision.original,
-                group=decision.group,
-                updates="" if reminds else decision.updates,
-                reminds=reminds,
-            )
+        for note, decision in self._notifications(decisions):
             outcomes: dict[str, str] = {}
             timed = note.timed_ids()
             if timed is not None:
                 self.metrics.changes_seen(note.receivers, *timed)
             context = _about(note)
-            for name in names:
+            for name in note.receivers:
                 receiver = self.receivers.get(name)
                 if receiver is None:
                     logger.error(
@@ -252,8 +247,62 @@ class Pipeline:
                     outcomes[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
                     continue
                 outcomes[name] = "ok"
-            self.stats["reminded" if reminds else "sent"] += 1
+            self.stats["reminded" if note.reminds else "sent"] += 1
             await self._audit(note, decision, outcomes, now or decision.event.occurred_at)
+
+    def _notifications(self, decisions: list[Decision]) -> list[tuple[Notification, Decision]]:
+        """The notifications of `decisions` to send or remind of: one per distinct message,
+        with every receiver that decided it alike (same event or group, same update, same
+        mentions), each receiver's in the order it decided them."""
+        merged: list[tuple[tuple[object, ...], list[str], Decision, tuple[str, ...]]] = []
+        last: dict[str, int] = {}
+        mentions: dict[str, dict[str, tuple[str, ...]]] = {}
+        for decision in decisions:
+            if decision.action not in (Action.SEND, Action.REMIND):
+                continue
+            lane = decision.route
+            if lane not in self._lanes:
+                self.stats["unrouted"] += 1
+                continue
+            mention = self._mention(decision, lane, mentions)
+            key = (_sameness(decision), mention)
+            for index in range(last.get(lane, -1) + 1, len(merged)):
+                if merged[index][0] == key:
+                    merged[index][1].append(lane)
+                    break
+            else:
+                index = len(merged)
+                merged.append((key, [lane], decision, mention))
+            last[lane] = index
+        notes = []
+        for _, lanes, decision, mention in merged:
+            reminds = decision.updates if decision.action is Action.REMIND else ""
+            note = Notification(
+                decision.event,
+                tuple(lanes),
+                mention,
+                decision.original,
+                group=decision.group,
+                updates="" if reminds else decision.updates,
+                reminds=reminds,
+                thread=decision.thread,
+            )
+            notes.append((note, decision))
+        return notes
+
+    def _mention(
+        self, decision: Decision, lane: str, cache: dict[str, dict[str, tuple[str, ...]]]
+    ) -> tuple[str, ...]:
+        """The mentions of every route that takes the decision's events and names `lane`."""
+        events = decision.group.events if decision.group is not None else (decision.event,)
+        found: list[str] = []
+        for event in events:
+            by_lane = cache.get(event.id)
+            if by_lane is None:
+                taken = deliveries(match_routes(event, self.config), self.config)
+                by_lane = cache[event.id] = {d.receiver: d.mention for d in taken}
+            found.extend(by_lane.get(lane, ()))
+        return tuple(dict.fromkeys(found))
 
     async def _audit(
         self, note: Notification, decision: Decision, outcomes: dict[str, str], at: datetime
@@ -264,7 +313,7 @@ class Pipeline:
         detail: dict[str, Any] = {
             "notification": note.id,
             "kind": "group" if note.group else note.event.kind.value,
-            "route": decision.route,
+            "receiver_state": decision.route,
             "reason": decision.reason.value,
             "receivers": outcomes,
             "events": events,
@@ -282,15 +331,6 @@ class Pipeline:
         except StoreError:
             logger.exception("could not write the audit entry of %s", note.id, extra=_about(note))
 
-    def _route_config(self, route: str) -> RouteMatch | None:
-        index = route_index(route)
-        if index is None or index >= len(self.config.routes):
-            return None
-        r = self.config.routes[index]
-        return RouteMatch(
-            index, tuple(r.receivers), tuple(r.mention), effective_policy(self.config.policy, r)
-        )
-
 
 def _about(note: Notification) -> dict[str, Any]:
     """The log context of a notification: its app's, or for a group its cluster's."""
@@ -304,24 +344,15 @@ _NORMALIZED = (AppState, Hint, Rejected)
 """What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
 
 
-def route_id(index: int) -> str:
-    """The policy's name for a route: its place in the file (state is kept per route)."""
-    return f"routes[{index}]"
-
-
-def route_index(route: str) -> int | None:
-    if route.startswith("routes[") and route.endswith("]") and route[7:-1].isdigit():
-        return int(route[7:-1])
-    return None
-
-
-def policy_settings(match: RouteMatch, flap: FlapPolicy) -> PolicySettings:
-    """The policy settings of one route: its effective policy, the flap damping, and text
-    dedup over the flap window (a message repeated within it says nothing new)."""
-    p = match.policy
+def lane_settings(receiver: str, config: Config, owner: int) -> PolicySettings:
+    """The policy settings of one receiver's lane: the effective policy of `owner` (the first
+    route naming it), the flap damping, and text dedup over the flap window (a message
+    repeated within it says nothing new)."""
+    p = effective_policy(config.policy, config.routes[owner])
+    flap = config.policy.flap
     return PolicySettings(
         grace=p.grace,
-        route=route_id(match.route_index),
+        route=receiver,
         group_by=p.group_by,
         group_wait=p.group_wait,
         group_interval=p.group_interval,
@@ -330,6 +361,27 @@ def policy_settings(match: RouteMatch, flap: FlapPolicy) -> PolicySettings:
         flap_flips=flap.flips,
         flap_window=flap.window,
         dedup_window=flap.window if flap.flips else timedelta(0),
+    )
+
+
+def _sameness(decision: Decision) -> tuple[object, ...]:
+    """What makes two receivers' decisions one message: the same event (or group members and
+    recoveries), the same update, original and thread."""
+    group = decision.group
+    members = (
+        (tuple(e.id for e in group.events), tuple(e.id for e in group.resolved), group.told)
+        if group is not None
+        else ()
+    )
+    original = decision.original.id if decision.original is not None else ""
+    return (
+        decision.action,
+        decision.event.id,
+        decision.event.resolves,
+        members,
+        decision.updates,
+        original,
+        decision.thread,
     )
 
 

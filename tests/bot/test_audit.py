@@ -84,7 +84,7 @@ def test_the_text_output_is_a_readable_table(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["WHEN", "(UTC)", "ACTOR", "ACTION", "APP", "DETAIL"]
     assert len(lines) == 6
-    assert lines[4].startswith("2026-11-20 09:20:00  driftbot  announce  prod/argocd/payments")
+    assert lines[4].startswith("2026-11-20 09:16:00  driftbot  announce  prod/argocd/payments")
     assert lines[4].endswith("rollback_succeeded ea87599 by alice@example.com -> console ok")
     detail_column = lines[0].index("DETAIL")
     assert all(line[detail_column - 2 : detail_column] == "  " for line in lines)

@@ -418,10 +418,15 @@ async def test_replay_with_a_config_delivers_to_its_slack_receivers(
 
     assert summary.sent == len(EXPECTED_DEMO)
     recoveries = [row for row in EXPECTED_DEMO if row[2]]
+    # The rollback of payments while it is unhealthy is told in the unhealthy alert's thread.
+    threaded = [("rollback_succeeded", "payments", "")]
     posts = top_level(slack, "C0TEST")
     replies = [m for m in slack.messages("C0TEST") if "thread_ts" in m]
-    assert len(posts) == len(EXPECTED_DEMO) - len(recoveries)
-    assert len(replies) == len(recoveries)
+    assert len(posts) == len(EXPECTED_DEMO) - len(recoveries) - len(threaded)
+    assert len(replies) == len(recoveries) + len(threaded)
+    [unhealthy] = [m for m in posts if "payments on prod" in m["text"] and "health" in m["text"]]
+    rollback = [r for r in replies if "rolled back" in r["text"] and "payments" in r["text"]]
+    assert [r["thread_ts"] for r in rollback] == [unhealthy["ts"]]
     assert len([c for c in slack.calls_to("chat.update") if c.ok]) == len(recoveries)
     checkout = [m for m in posts if "checkout" in m["text"]]
     assert len(checkout) == 1 and checkout[0]["text"].startswith("Resolved")

@@ -81,9 +81,11 @@ CONFIG = Config.model_validate(
 
 
 def replay(path: Path, state: Path) -> list[dict[str, Any]]:
+    """The notifications, each once: every console receiver prints the ones it gets, and a
+    notification that several receivers decided alike names them all."""
     out = io.StringIO()
     replay_file(path, CONFIG, state, None, out)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    return [json.loads(line) for line in dict.fromkeys(out.getvalue().splitlines())]
 
 
 def test_a_storm_is_a_few_messages_per_receiver_updated_by_its_recovery(tmp_path: Path) -> None:
