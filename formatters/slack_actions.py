@@ -1,11 +1,10 @@
 """The contract between the buttons driftbot puts on a Slack alert and the handler of a click.
 
 A button's `action_id` says what to do (acknowledge, mute for N hours) and its `value` says to
-what: the event id and the app key, as compact JSON; on a storm's message, only the id of the
-group's notification (the handler acts on the members it recorded). Slack allows 2,000
-characters per value; driftbot keeps each under MAX_VALUE so that four buttons fit any message.
-When the key would not fit (names far beyond Kubernetes' own limits), only the event id is
-carried and the handler finds the app through the alert it recorded.
+what: the event id and the app key, as compact JSON. Slack allows 2,000 characters per value;
+driftbot keeps each under MAX_VALUE so that four buttons fit any message. When the key would
+not fit (names far beyond Kubernetes' own limits), only the event id is carried and the handler
+finds the app through the alert it recorded.
 """
 
 from __future__ import annotations
@@ -35,15 +34,10 @@ _VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class ActionTarget:
-    """What a button click refers to. `key` is None when it did not fit in the button.
-
-    `group`: for a button on a storm's message, the id of the group's notification (and
-    `event_id` empty): the handler finds the members in what it recorded, never in the value.
-    """
+    """What a button click refers to. `key` is None when it did not fit in the button."""
 
     event_id: str
     key: AppKey | None
-    group: str = ""
 
 
 def mute_action_id(hours: int) -> str:
@@ -60,8 +54,9 @@ def action_value(event: GitOpsEvent) -> str:
 
 
 def group_action_value(notification_id: str) -> str:
-    """The button value for a storm's message: only the id of the group's notification."""
-    return _dump({"v": _VERSION, "g": notification_id[:MAX_EVENT_ID]})
+    """The button value for a storm's message: only the id of the group's notification (its
+    first member's id); the handler acts on every open alert the policy recorded in it."""
+    return _dump({"v": _VERSION, "e": notification_id[:MAX_EVENT_ID]})
 
 
 def parse_action_value(value: str) -> ActionTarget:
@@ -72,11 +67,6 @@ def parse_action_value(value: str) -> ActionTarget:
         raise ValueError(f"button value is not JSON: {value[:80]!r}") from exc
     if not isinstance(data, dict) or data.get("v") != _VERSION:
         raise ValueError(f"button value is not a driftbot v{_VERSION} action: {value[:80]!r}")
-    group = data.get("g")
-    if group is not None:
-        if not isinstance(group, str) or not group:
-            raise ValueError("button value has a malformed group id")
-        return ActionTarget("", None, group)
     event_id = data.get("e")
     if not isinstance(event_id, str) or not event_id:
         raise ValueError("button value has no event id")

@@ -2,8 +2,8 @@
 the real slack_bolt AsyncApp, and its Web API calls answered by the fake Slack.
 
 Covers the signature check (forged, stale, tampered: 401), the slash command answered
-ephemerally, RBAC refusals (audited), the buttons on an alert (ack, mute, then chat.update),
-the response_url fallback, user groups resolved and cached, and the App Home tab.
+ephemerally, RBAC refusals (audited), the buttons on an alert and on a storm (ack, mute, then
+chat.update), the response_url fallback, user groups resolved and cached, and the App Home tab.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from bot.delivery.slack_sender import make_client
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config, RbacConfig
-from core.grouping import Group
+from core.grouping import EventGroup, Group
 from core.model import EventKind, Health, SyncStatus
 from core.policy import OpenAlert, PolicyState
 from formatters.chat import BLOCK_NOTE
-from formatters.slack import render_slack
-from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, action_value
+from formatters.slack import render_slack, render_slack_group
+from formatters.slack_actions import ACTION_ACK, ACTION_OPEN, action_value, group_action_value
 from tests.bot.chat_support import MemoryControls, fleet
 from tests.fakes.slack_api import TEAM_ID, VALID_TOKEN, FakeSlackApi, VirtualClock
 from tests.formatters.builders import NOW, event
@@ -846,3 +846,72 @@ async def test_a_reloaded_config_reaches_rbac_the_command_and_the_buttons(
     assert await ops("mute checkout 1h", VIEWER) == 200
     assert list(harness.controls.muted) == ["checkout"], "the new operator, by the new command"
     assert await harness.command("status", user=GROUP_MEMBER) == 404, "the old name is gone"
+
+
+# --- buttons on a storm: every member, found by the notification id the policy recorded ------
+
+
+async def _post_storm(harness: Harness) -> tuple[dict[str, Any], EventGroup]:
+    """A drift storm of two apps as the policy records it and driftbot posts it."""
+    drifted = [
+        event(EventKind.DRIFT_DETECTED, state)
+        for key, state in harness.pipeline.states.items()
+        if key.cluster == "prod" and key.name in ("checkout", "guestbook")
+    ]
+    assert len(drifted) == 2
+    group = Group(
+        id="oncall/" + drifted[0].id, route="oncall", key=("oncall",), members=tuple(drifted)
+    )
+    harness.pipeline.policy_state = PolicyState.of(
+        open=[OpenAlert(e, NOW, "oncall", group.id) for e in drifted], groups=[group]
+    )
+    storm = EventGroup.of(drifted)
+    client = make_client("xoxb-driftbot-test", harness.slack.url)
+    posted = await client.chat_postMessage(channel=CHANNEL, **render_slack_group(storm))
+    return dict(posted["message"]), storm
+
+
+def _button_values(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["action_id"]: e.get("value", "")
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    }
+
+
+async def test_a_storm_message_carries_ack_and_mute_naming_only_its_notification(
+    harness: Harness,
+) -> None:
+    message, storm = await _post_storm(harness)
+    values = _button_values(message)
+    assert set(values) == {ACTION_ACK, "driftbot_mute_1h", "driftbot_mute_4h", "driftbot_mute_24h"}
+    assert {json.loads(v)["e"] for v in values.values()} == {storm.id}
+    assert all("k" not in json.loads(v) for v in values.values())
+
+
+async def test_acknowledge_on_a_storm_acknowledges_every_member(harness: Harness) -> None:
+    message, storm = await _post_storm(harness)
+    assert await harness.click(ACTION_ACK, group_action_value(storm.id), message, OPERATOR) == 200
+    assert sorted(k.name for k, _, _ in harness.controls.acked) == ["checkout", "guestbook"]
+    entries = await harness.store.audit_log()
+    assert sorted(e.app.name for e in entries if e.app) == ["checkout", "guestbook"]
+    assert {e.detail["event"] for e in entries} == {storm.id}
+    note = harness.slack.message(CHANNEL, message["ts"])["blocks"][-1]["elements"][0]["text"]
+    assert f"Acknowledged by <@{OPERATOR}>" in note
+
+
+async def test_mute_on_a_storm_mutes_every_member(harness: Harness) -> None:
+    message, storm = await _post_storm(harness)
+    await harness.click("driftbot_mute_1h", group_action_value(storm.id), message, OPERATOR)
+    expected = {f"{e.cluster}/{e.namespace}/{e.name}" for e in storm.events}
+    assert set(harness.controls.muted) == expected and len(expected) == 2
+    assert all(m.until == NOW + timedelta(hours=1) for m in harness.controls.muted.values())
+
+
+async def test_a_group_id_the_policy_never_recorded_changes_nothing(harness: Harness) -> None:
+    message, _ = await _post_storm(harness)
+    await harness.click(ACTION_ACK, group_action_value("made-up"), message, OPERATOR)
+    assert harness.controls.acked == []
+    assert harness.slack.calls_to("chat.update") == []
+    assert harness.answers(OPERATOR), "the clicker is told the button is stale"

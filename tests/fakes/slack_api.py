@@ -5,7 +5,9 @@ views.publish, auth.test, conversations.info) the way Slack does: HTTP 200 with 
 an error code for refused requests, HTTP 429 with `Retry-After` when a channel (about one
 message per second, small burst) or the workspace posts too fast, and `invalid_blocks` /
 `msg_too_long` for messages over Block Kit's limits. It records every call, and can be told to
-fail the next calls with a 500, a hang (client time-out) or a dropped connection.
+fail the next calls with a 500, a hang (client time-out) or a dropped connection. It keeps each
+channel as Slack does (edits applied, threads, message metadata) and renders it as a person
+reads it (`transcript`).
 
 Its clock is injected: tests pass a `VirtualClock` that they (or the code under test, through
 the same clock's `sleep`) move forward, so rate limits are exercised without real waiting.
@@ -24,6 +26,8 @@ from enum import Enum
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.channel_view import slack_channel
 
 VALID_TOKEN = "xoxb-driftbot-test"
 TEAM_ID = "T0DRIFT01"
@@ -212,6 +216,20 @@ class FakeSlackApi:
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         return self._messages[channel][ts]
 
+    def transcript(self, channel: str) -> str:
+        """The channel as a person reads it: top-level messages in order with their final
+        text, replies indented under them (see tests/fakes/channel_view.py)."""
+        return slack_channel(self.messages(channel))
+
+    def posted_notifications(self, channel: str) -> list[str]:
+        """The notification id each message of the channel was posted for (from the message
+        metadata driftbot attaches), in the order posted: an id twice is a message twice."""
+        return [
+            m["metadata"]["event_payload"]["notification"]
+            for m in sorted(self.messages(channel), key=lambda m: m["ts"])
+            if isinstance(m.get("metadata"), dict)
+        ]
+
     @property
     def ephemeral(self) -> list[dict[str, Any]]:
         return list(self._ephemeral)
@@ -312,6 +330,9 @@ class FakeSlackApi:
         thread_ts = _as_str(params.get("thread_ts"))
         if thread_ts:
             message["thread_ts"] = thread_ts
+        metadata = _json_field(params.get("metadata"))
+        if isinstance(metadata, dict):
+            message["metadata"] = metadata
         self._messages.setdefault(channel, {})[ts] = message
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
 
@@ -332,6 +353,8 @@ class FakeSlackApi:
         message = _message_of(params, ts)
         if "thread_ts" in old:
             message["thread_ts"] = old["thread_ts"]
+        if "metadata" in old:
+            message["metadata"] = old["metadata"]
         message["edited"] = {"user": BOT_USER_ID, "ts": self._new_ts()}
         self._messages[channel][ts] = message
         body = {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}

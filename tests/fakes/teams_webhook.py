@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fakes.channel_view import teams_cards
+
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28_000
 MAX_VERSION = (1, 4)
@@ -68,6 +70,10 @@ class FakeTeamsWebhook:
     url: str = field(default="", init=False)
     _faults: list[_Fault] = field(default_factory=list, init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
+
+    def transcript(self) -> str:
+        """The accepted cards as the channel lists them, oldest first."""
+        return teams_cards(self.accepted)
 
     async def start(self) -> str:
         app = web.Application(client_max_size=4 << 20)
