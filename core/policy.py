@@ -1147,13 +1147,14 @@ def flush(
     settled. Used at the end of a replay: the stream is over, what it left is taken to last.
     """
     decisions: list[Decision] = []
-    for held in sorted(state.held.values(), key=lambda h: (h.due, h.event.id)):
-        state, released = _release(
-            state, held, held.due, _for(held.route, settings, routes), Reason.FLUSHED
-        )
-        decisions.extend(released)
-    state = _update(state, due=_due_queue())
     while True:
+        # Held problems first, also those a settling flap held again in the last round.
+        for held in sorted(state.held.values(), key=lambda h: (h.due, h.event.id)):
+            state, released = _release(
+                state, held, held.due, _for(held.route, settings, routes), Reason.FLUSHED
+            )
+            decisions.extend(released)
+        state = _update(state, due=_due_queue())
         for group_id, route in list(state.quieted.items()):
             group = state.groups.get(group_id)
             state = _update(state, quieted=state.quieted.remove(group_id))
@@ -1168,6 +1169,8 @@ def flush(
                 decisions.extend(sent_now)
         waiting = [t[0] for t in state.timers if t[1] in ("flush", "flap")]
         if not waiting:
+            if state.held:
+                continue
             break
         state, more = tick(state, min(waiting), settings, routes)
         decisions.extend(more)
