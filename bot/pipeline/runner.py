@@ -76,8 +76,18 @@ class Pipeline:
         receiver, with the settings of the first route naming it."""
 
     async def load(self) -> None:
-        self.policy_state = await self.store.load_policy()
+        self.policy_state = policy.relane(await self.store.load_policy(), self._lane_of_route)
         self.states = await self.store.all_states()
+
+    def _lane_of_route(self, lane: str) -> tuple[str, ...]:
+        """Where a state kept by an older version, per route (`routes[2]`), goes now: to each
+        receiver that route names in the current config (its alerts are updated there); any
+        other lane stays as it is."""
+        if not (lane.startswith("routes[") and lane.endswith("]") and lane[7:-1].isdigit()):
+            return (lane,)
+        index = int(lane[7:-1])
+        routes = self.config.routes
+        return tuple(dict.fromkeys(routes[index].receivers)) if index < len(routes) else ()
 
     async def close(self) -> None:
         await self.store.save_policy(self.policy_state)

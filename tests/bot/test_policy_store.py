@@ -7,12 +7,24 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
+from config.schema import Config
 from core.codec import policy_state_from_dict, policy_state_to_dict
 from core.commands import ack, mute
+from core.grouping import Group
 from core.model import EventKind
-from core.policy import Action, Decision, PolicySettings, PolicyState, tick
+from core.policy import (
+    Action,
+    Decision,
+    OpenAlert,
+    PolicySettings,
+    PolicyState,
+    RecentIds,
+    tick,
+)
 from tests.core.test_grouping import Step, at, ev, run
+from tests.formatters.builders import NOW, argocd_state, event
 
 K = EventKind
 SETTINGS = PolicySettings(
@@ -85,3 +97,39 @@ async def test_group_saves_write_new_events_only_and_follow_rewrites(
     async with await Store.open(path) as store:
         loaded = await store.load_policy()
     assert [g.members for g in loaded.groups.values()] == [shrunk.members]
+
+
+async def test_a_state_kept_per_route_by_an_older_version_is_kept_per_receiver_after_load(
+    tmp_path: Path,
+) -> None:
+    """Before states were kept per receiver they were kept per route (`routes[0]`): after an
+    upgrade, an alert announced through a route is updated in each channel the route names."""
+    drift = event(EventKind.DRIFT_DETECTED, argocd_state())
+    group = Group(
+        id="routes[0]/" + drift.id,
+        route="routes[0]",
+        key=("routes[0]", "prod"),
+        members=(drift,),
+        sent_members=1,
+        flushes=1,
+    )
+    old = PolicyState.of(
+        open=[OpenAlert(drift, NOW, "routes[0]", group.id)],
+        recent=RecentIds.of([("routes[0]/" + drift.id, NOW)]),
+        groups=[group],
+    )
+    config = Config.model_validate(
+        {
+            "receivers": [{"name": n, "console": {}} for n in ("oncall", "pm")],
+            "routes": [{"receivers": ["oncall", "pm"]}],
+        }
+    )
+    async with await Store.open(tmp_path / "state.sqlite") as store:
+        await store.save_policy(old)
+        pipeline = Pipeline(store, config, {})
+        await pipeline.load()
+    state = pipeline.policy_state
+    assert sorted(a.route for a in state.open.values()) == ["oncall", "pm"]
+    assert sorted(state.groups) == ["oncall/" + drift.id, "pm/" + drift.id]
+    assert all(a.group == f"{a.route}/{drift.id}" for a in state.open.values())
+    assert "oncall/" + drift.id in state.recent and "routes[0]/" + drift.id not in state.recent
