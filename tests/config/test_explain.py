@@ -231,4 +231,37 @@ def test_destination_namespace_is_a_condition_and_unknown_until_given() -> None:
     assert other[1] == (
         "routes[0] destination_namespace=shop: no match: destination_namespace 'search' does "
         "not match 'shop'"
+
+
+def test_a_receiver_reached_by_several_routes_is_explained_once_with_what_combines() -> None:
+    config = load_config(
+        textwrap.dedent(
+            """\
+            receivers:
+              - {name: shop, slack: {channel: C0SHOP}}
+              - {name: shop-teams, teams: {webhook_env: TEAMS_SHOP}}
+            routes:
+              - match: {min_severity: critical}
+                receivers: [shop]
+                mention: [S0ONCALL]
+                grace: 0s
+                continue: true
+              - receivers: [shop, shop-teams]
+                mention: ["@here"]
+                group_by: [cluster]
+            """
+        ),
+        "routes.yaml",
+    )
+    lines = explain("payments", "prod", EventKind.DEPLOY_FAILED, config)
+    assert lines[-2] == "result: sent to shop, shop-teams (by routes[0], routes[1])"
+    # shop-teams is reached by one route, whose settings are its own: no line of its own.
+    assert lines[-1] == (
+        "  shop (by routes[0], routes[1]): one message; mention S0ONCALL @here; grace 0 "
+        "(the shortest); grouping, repeat, quiet hours of routes[0] (the first naming it)"
+    )
+    drift = explain("payments", "prod", EventKind.DRIFT_DETECTED, config)
+    assert drift[-1] == (
+        "  shop (by routes[1]): one message; mention @here; grace 1m; "
+        "grouping, repeat, quiet hours of routes[0] (the first naming it)"
     )

@@ -53,7 +53,6 @@ RECEIVERS = {"chan": "slack", "side": "slack", "cards": "teams"}
 # --- generated stories --------------------------------------------------------------------------
 
 HIST = _history((1, argo.REV_OLD, -120, ""), (2, argo.REV_A, -60, ""))
-HIST_B = [*HIST, *_history((3, argo.REV_B, 1, "carol@example.com"))]
 DEPLOYED_A = _op("Succeeded", argo.REV_A, -61, -60)
 
 
@@ -89,7 +88,8 @@ def _app_in(name: str, state: str, minutes: float) -> dict[str, Any]:
         )
     assert state == "deployed"
     done = _op("Succeeded", argo.REV_B, minutes - 0.1, minutes, user="carol@example.com")
-    return _argo(name, desired=argo.REV_B, history=HIST_B, operation=done, **common)
+    deployed = [*HIST, *_history((3, argo.REV_B, minutes, "carol@example.com"))]
+    return _argo(name, desired=argo.REV_B, history=deployed, operation=done, **common)
 
 
 STATES = ("synced", "drifted", "unhealthy", "deploying", "failed", "deployed")
@@ -240,6 +240,43 @@ def test_a_flap_that_settles_on_a_problem_is_told_in_the_first_replay_not_the_se
         again = asyncio.run(_run(s.render(), config, Path(tmp) / "state.sqlite"))
     assert [n.event.kind.value for n in first["chan"].told] == ["flapping", "drift_detected"]
     assert again["chan"].told == []
+
+
+def test_overlapping_routes_give_a_receiver_one_message_with_every_mention() -> None:
+    s = Stream()
+    s.add(0, "prod", _app_in("cart", "synced", 0), "ADDED")
+    s.add(1, "prod", _app_in("cart", "failed", 1))
+    s.add(5, "prod", _app_in("cart", "deployed", 5))
+    config = Config.model_validate(
+        {
+            "receivers": [
+                {"name": "chan", "slack": {"channel": "C0CHAN"}},
+                {"name": "cards", "console": {}},
+            ],
+            "routes": [
+                {
+                    "match": {"min_severity": "critical"},
+                    "receivers": ["chan"],
+                    "mention": ["S0ONCALL"],
+                    "continue": True,
+                },
+                {"receivers": ["chan", "cards"], "mention": ["U0ALICE", "S0ONCALL"]},
+            ],
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        told = asyncio.run(_run(s.render(), config, Path(tmp) / "state.sqlite"))
+    chan = [(n.event.kind.value, n.mention, n.receivers) for n in told["chan"].told]
+    assert chan == [
+        ("deploy_failed", ("S0ONCALL", "U0ALICE"), ("chan",)),
+        ("deploy_succeeded", ("U0ALICE", "S0ONCALL"), ("chan", "cards")),
+    ]
+    assert told["chan"].posts == [n.event.id for n in told["chan"].told]
+    cards = [(n.event.kind.value, n.mention) for n in told["cards"].told]
+    assert cards == [
+        ("deploy_failed", ("U0ALICE", "S0ONCALL")),
+        ("deploy_succeeded", ("U0ALICE", "S0ONCALL")),
+    ]
 
 
 # --- one run with a SIGKILL and a restart --------------------------------------------------------
