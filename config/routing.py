@@ -424,8 +424,8 @@ def explain(
                 lines.append(f"{head}: MATCH -> {_delivery(taken)}; stop (no continue)")
                 stopped_at = index
 
-    lines.append(_result(certain, possible))
     lines.extend(_per_receiver(certain, config))
+    lines.append(_result(certain, possible))
     return lines
 
 

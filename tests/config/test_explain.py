@@ -254,14 +254,14 @@ def test_a_receiver_reached_by_several_routes_is_explained_once_with_what_combin
         "routes.yaml",
     )
     lines = explain("payments", "prod", EventKind.DEPLOY_FAILED, config)
-    assert lines[-2] == "result: sent to shop, shop-teams (by routes[0], routes[1])"
+    assert lines[-1] == "result: sent to shop, shop-teams (by routes[0], routes[1])"
     # shop-teams is reached by one route, whose settings are its own: no line of its own.
-    assert lines[-1] == (
+    assert lines[-2] == (
         "  shop (by routes[0], routes[1]): one message; mention S0ONCALL @here; grace 0 "
         "(the shortest); grouping, repeat, quiet hours of routes[0] (the first naming it)"
     )
     drift = explain("payments", "prod", EventKind.DRIFT_DETECTED, config)
-    assert drift[-1] == (
+    assert drift[-2] == (
         "  shop (by routes[1]): one message; mention @here; grace 1m; "
         "grouping, repeat, quiet hours of routes[0] (the first naming it)"
     )
