@@ -231,6 +231,7 @@ def test_destination_namespace_is_a_condition_and_unknown_until_given() -> None:
     assert other[1] == (
         "routes[0] destination_namespace=shop: no match: destination_namespace 'search' does "
         "not match 'shop'"
+    )
 
 
 def test_a_receiver_reached_by_several_routes_is_explained_once_with_what_combines() -> None:
