@@ -279,6 +279,39 @@ def test_overlapping_routes_give_a_receiver_one_message_with_every_mention() -> 
     ]
 
 
+def test_a_deploy_started_is_never_told_after_the_deploy_succeeded_of_its_sync() -> None:
+    """As seen on a live cluster: with the default grouping (by kind; group_wait 30s,
+    group_interval 5m), a second app's deploy_started joined the deploys-started group that had
+    just been sent, so it waited out the interval, while its deploy_succeeded began a new group
+    and went out after 30 s. The policy now sends the waiting group first."""
+    s = Stream()
+    for name in ("cart", "search"):
+        s.add(0, "prod", _app_in(name, "synced", 0), "ADDED")
+    s.add(1, "prod", _app_in("cart", "deploying", 1))
+    s.add(2, "prod", _app_in("search", "deploying", 2))
+    s.add(2.5, "prod", _app_in("search", "deployed", 2.5))
+    config = Config.model_validate(
+        {
+            "receivers": [{"name": "chan", "slack": {"channel": "C0CHAN"}}],
+            "routes": [{"receivers": ["chan"]}],
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        told = asyncio.run(_run(s.render(), config, Path(tmp) / "state.sqlite"))["chan"].told
+    search = [
+        kind
+        for note in told
+        for kind in (
+            [e.kind.value for e in note.group.events if e.name == "search"]
+            if note.group is not None
+            else [note.event.kind.value]
+            if note.event.name == "search"
+            else []
+        )
+    ]
+    assert search[:2] == ["deploy_started", "deploy_succeeded"], search
+
+
 # --- one run with a SIGKILL and a restart --------------------------------------------------------
 
 KILL_AT_CARD = 5
