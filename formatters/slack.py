@@ -25,6 +25,17 @@ from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters import group_progress as progress
+from formatters.blocks import (
+    MAX_BLOCKS,
+    MAX_FIELDS,
+    MAX_SECTION_TEXT,
+    Block,
+    context,
+    field,
+    fit_mrkdwn,
+    section,
+    slack_date,
+)
 from formatters.group import EventGroup
 from formatters.slack_actions import (
     ACTION_ACK,
@@ -35,14 +46,8 @@ from formatters.slack_actions import (
     mute_action_id,
 )
 
-Block = dict[str, Any]
 Message = dict[str, Any]
 
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_FIELDS = 10
-MAX_FIELD_TEXT = 2000
-MAX_CONTEXT_ELEMENTS = 10
 MAX_BUTTON_TEXT = 75
 MAX_ID = 255
 MAX_MESSAGE_CHARS = 12000
@@ -160,10 +165,13 @@ def render_slack_cleared(group: EventGroup) -> Message:
     """The one reply in a storm's thread that says it is over (pure)."""
     cleared = progress.cleared_headline(group, esc.slack)
     blocks = [
-        _section(f"{ICON_GOOD} *{cleared}*", BLOCK_HEADLINE),
-        _context([f"{phrases.tool_name(group.tool)} · {_date(_last_recovery(group))}"]),
+        section(f"{ICON_GOOD} *{cleared}*", BLOCK_HEADLINE),
+        context(
+            [f"{phrases.tool_name(group.tool)} · {slack_date(_last_recovery(group))}"],
+            BLOCK_CONTEXT,
+        ),
     ]
-    return {"text": _cut(cleared, MAX_FALLBACK), "blocks": blocks}
+    return {"text": fit_mrkdwn(cleared, MAX_FALLBACK), "blocks": blocks}
 
 
 def mention_tokens(mention: Iterable[str]) -> list[str]:
@@ -215,19 +223,9 @@ def _minimal(message: Message) -> Message:
     """The headline alone: for inputs so hostile that nothing else fits."""
     head = message["blocks"][0]["text"]["text"]
     return {
-        "text": _cut(message["text"], MAX_FALLBACK),
-        "blocks": [_section(_cut(head, MAX_FALLBACK), BLOCK_HEADLINE)],
+        "text": fit_mrkdwn(message["text"], MAX_FALLBACK),
+        "blocks": [section(fit_mrkdwn(head, MAX_FALLBACK), BLOCK_HEADLINE)],
     }
-
-
-_PARTIAL_ESCAPE = re.compile(r"(&[a-z]{0,3}|<[^>]*)$")
-
-
-def _cut(text: str, limit: int) -> str:
-    """Composed mrkdwn cut to `limit`, never leaving half an entity or half a mention."""
-    if len(text) <= limit:
-        return text
-    return _PARTIAL_ESCAPE.sub("", text[: limit - 1]) + esc.ELLIPSIS
 
 
 def _event_message(
@@ -245,23 +243,23 @@ def _event_message(
     reason = _why(resolves if resolves is not None else event, budget.message)
     if reason:
         head += "\n" + reason
-    blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
-    fields = [_fact_field(fact, budget.fact) for fact in details.facts(event, resolves=resolves)]
+    blocks = [section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
+    fields = [_factfield(fact, budget.fact) for fact in details.facts(event, resolves=resolves)]
     if fields:
         blocks.append({"type": "section", "block_id": BLOCK_FACTS, "fields": fields[:MAX_FIELDS]})
     resources = _resources_text(event, budget.resources)
     if resources:
-        blocks.append(_section(resources, BLOCK_RESOURCES, MAX_SECTION_TEXT))
+        blocks.append(section(resources, BLOCK_RESOURCES, MAX_SECTION_TEXT))
     quoted = _quote(details.detail_message(event), budget.message)
     if quoted:
         title = f"*{phrases.LABEL_MESSAGE}*\n"
-        blocks.append(_section(title + quoted, BLOCK_MESSAGE, MAX_SECTION_TEXT))
+        blocks.append(section(title + quoted, BLOCK_MESSAGE, MAX_SECTION_TEXT))
     about = esc.fit(phrases.object_line(event), budget.fact, esc.slack)
-    blocks.append(_context([about]))
+    blocks.append(context([about], BLOCK_CONTEXT))
     if buttons:
         blocks.append({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": buttons})
     text = f"{mentions} {fallback}" if mentions else fallback
-    return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+    return {"text": fit_mrkdwn(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
 
 
 def _why(event: GitOpsEvent, limit: int) -> str:
@@ -272,14 +270,14 @@ def _why(event: GitOpsEvent, limit: int) -> str:
     return _quote(text, max(limit, 200))
 
 
-def _fact_field(fact: details.Fact, limit: int) -> Block:
+def _factfield(fact: details.Fact, limit: int) -> Block:
     if fact.at is not None:
-        return _field(fact.label, _date(fact.at))
+        return field(fact.label, slack_date(fact.at))
     value = esc.fit(fact.value, limit, esc.slack)
     url = details.link(fact.url)
     if url:
         value = f"<{esc.slack(url)}|{value}>"
-    return _field(fact.label, value)
+    return field(fact.label, value)
 
 
 def _group_message(
@@ -300,19 +298,19 @@ def _group_message(
         head += f"\n*{counted}*"
     if mentions:
         head = f"{mentions}\n{head}"
-    blocks = [_section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
+    blocks = [section(head, BLOCK_HEADLINE, MAX_SECTION_TEXT)]
     members = _members_text(group, max(budget.resources, 500))
     if members:
-        blocks.append(_section(members, BLOCK_MEMBERS, MAX_SECTION_TEXT))
-    context = [phrases.tool_name(group.tool), _date(group.events[0].occurred_at)]
+        blocks.append(section(members, BLOCK_MEMBERS, MAX_SECTION_TEXT))
+    about = [phrases.tool_name(group.tool), slack_date(group.events[0].occurred_at)]
     revision = esc.one_line(group.revision)
     if revision:
-        context.insert(1, esc.fit(revision, budget.fact, esc.slack))
-    blocks.append(_context([" · ".join(context)]))
+        about.insert(1, esc.fit(revision, budget.fact, esc.slack))
+    blocks.append(context([" · ".join(about)], BLOCK_CONTEXT))
     if buttons:
         blocks.append({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": buttons})
     text = f"{mentions} {fallback}" if mentions else fallback
-    return {"text": _cut(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
+    return {"text": fit_mrkdwn(text, MAX_FALLBACK), "blocks": blocks[:MAX_BLOCKS]}
 
 
 def _group_buttons(group: EventGroup) -> list[Block]:
@@ -411,35 +409,6 @@ def _button(text: str, action_id: str, value: str = "") -> Block:
     if value:
         button["value"] = value
     return button
-
-
-def _section(text: str, block_id: str, limit: int = MAX_SECTION_TEXT) -> Block:
-    return {
-        "type": "section",
-        "block_id": block_id,
-        "text": {"type": "mrkdwn", "text": _cut(text, limit) or "-"},
-    }
-
-
-def _field(label: str, value: str) -> Block:
-    text = f"*{label}*\n{value or '-'}"
-    return {"type": "mrkdwn", "text": _cut(text, MAX_FIELD_TEXT)}
-
-
-def _context(texts: list[str]) -> Block:
-    elements = [{"type": "mrkdwn", "text": _cut(t, MAX_SECTION_TEXT) or "-"} for t in texts]
-    elements = elements[:MAX_CONTEXT_ELEMENTS]
-    return {"type": "context", "block_id": BLOCK_CONTEXT, "elements": elements}
-
-
-def _date(moment: datetime) -> str:
-    """A date Slack shows in each reader's own time zone, with a UTC fallback."""
-    fallback = phrases.time_utc(moment)
-    try:
-        epoch = int(moment.timestamp())
-    except (OverflowError, OSError, ValueError):
-        return fallback
-    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def _icon(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:

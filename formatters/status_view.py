@@ -26,9 +26,9 @@ from core.model import (
     HistoryEntry,
     SyncStatus,
 )
+from core.summary import Condition, condition
 from formatters import phrases
 from formatters import status_words as say
-from formatters.chat import Condition, condition
 from formatters.escape import one_line
 from formatters.revision import short_revision
 

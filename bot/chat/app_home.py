@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat.commands import Fleet
+from core.summary import ClusterSummary, summarize
 from formatters import chat
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ class HomePublisher:
         self.published_at: datetime | None = None
         self.publications = 0
 
-    def _summaries(self) -> list[chat.ClusterSummary]:
-        return chat.summarize(self.fleet.states.values())
+    def _summaries(self) -> list[ClusterSummary]:
+        return summarize(self.fleet.states.values())
 
     async def opened(self, user: str) -> None:
         """`user` opened the Home tab: remember them and show the fleet as it is now."""
@@ -81,9 +82,7 @@ class HomePublisher:
         self.published, self.published_at = fingerprint, now
         return True
 
-    async def _publish(
-        self, user: str, summaries: list[chat.ClusterSummary], now: datetime
-    ) -> None:
+    async def _publish(self, user: str, summaries: list[ClusterSummary], now: datetime) -> None:
         if await self.may_view(user):
             view = chat.home_view(summaries, now, self.command)
         else:

@@ -32,7 +32,7 @@ from core.model import (
     Tool,
 )
 from core.policy import PolicyState
-from formatters.chat import Condition, condition
+from core.summary import Condition, condition
 from formatters.digest import (
     ClusterDigest,
     Digest,

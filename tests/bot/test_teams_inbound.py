@@ -349,7 +349,7 @@ def test_slack_mrkdwn_becomes_teams_markdown() -> None:
 @given(st.text(max_size=300))
 def test_any_question_gets_a_valid_card(text: str) -> None:
     question, _ = question_of(activity(f"<at>driftbot</at> {text}"))
-    answer = chat.answer_text(chat._v(question, 200)) if question else chat.answer_text("-")
+    answer = chat.answer_text(chat.escaped(question, 200)) if question else chat.answer_text("-")
     reply = card_from_answer(answer)
     assert card_problems(card_of(reply)) == []
     assert payload_size(reply) <= MAX_PAYLOAD_BYTES

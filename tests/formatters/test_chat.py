@@ -23,6 +23,8 @@ from core.model import (
     SyncStatus,
     Tool,
 )
+from core.summary import Condition as AppCondition
+from core.summary import condition, summarize
 from formatters import chat
 from formatters.chat import (
     BLOCK_NOTE,
@@ -33,12 +35,9 @@ from formatters.chat import (
     answer_mutes,
     answer_status,
     answer_versions,
-    condition,
     home_view,
-    summarize,
     with_note,
 )
-from formatters.chat import Condition as AppCondition
 from formatters.slack import render_slack
 from tests.fakes.slack_api import validate_blocks
 from tests.formatters.builders import NOW, SHA, argocd_state, event, flux_state, helmrelease_state
@@ -101,7 +100,7 @@ def test_clusters_are_ordered_worst_first() -> None:
     ]
     summaries = summarize(states)
     assert [s.cluster for s in summaries] == ["prod", "staging", "qa", "dev"]
-    assert [s.icon for s in summaries] == [
+    assert [chat.cluster_icon(s) for s in summaries] == [
         chat.ICON_RED,
         chat.ICON_RED,
         chat.ICON_ORANGE,

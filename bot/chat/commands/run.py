@@ -43,6 +43,7 @@ from bot.chat.commands.scope import (
 from config.schema import Config
 from core.model import AppKey, AppState
 from core.policy import PolicyState
+from core.summary import live
 from formatters import chat
 from formatters import chat_phrases as say
 from formatters.chat import Answer, AuditRecord, MuteInfo
@@ -164,7 +165,7 @@ class CommandRunner:
         rbac = self.config.rbac
         states = [
             s
-            for s in chat.live(self.fleet.states.values())
+            for s in live(self.fleet.states.values())
             if rbac.sees(asker.user, asker.groups, s.cluster, s.namespace)
         ]
         scope = channel_scope(self.config, asker.channel, asker.channel_name)

@@ -14,7 +14,7 @@ from config.globs import glob_match
 from config.schema import Config
 from core.model import AppState
 from core.problems import open_alerts, problems_since
-from formatters import chat
+from core.summary import live
 
 __all__ = [
     "Scope",
@@ -52,7 +52,7 @@ def selects(selector: Selector, state: AppState) -> bool:
 def select(states: Iterable[AppState], selector: Selector) -> list[AppState]:
     """The live apps `selector` picks. A bare word that names no app but names a cluster
     picks that cluster (`status staging`)."""
-    present = chat.live(states)
+    present = live(states)
     picked = [s for s in present if selects(selector, s)]
     if picked or selector.kind != "app" or selector.namespace or selector.cluster:
         return picked
