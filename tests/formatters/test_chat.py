@@ -1,4 +1,4 @@
-"""Chat answers and the App Home view: what an app's state means, clusters worst first,
+"""Chat answers and the App Home view: clusters worst first,
 escaping of everything from a cluster, and Block Kit limits whatever the input."""
 
 from __future__ import annotations
@@ -9,22 +9,18 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from core.model import (
     AppState,
-    Condition,
     EventKind,
     Health,
     HistoryEntry,
-    Operation,
     SyncStatus,
     Tool,
 )
-from core.summary import Condition as AppCondition
-from core.summary import condition, summarize
+from core.summary import summarize
 from formatters import chat
 from formatters.chat import (
     BLOCK_NOTE,
@@ -56,40 +52,6 @@ def assert_safe(answer: dict[str, Any], max_blocks: int = 50) -> None:
 ok = {"sync": SyncStatus.SYNCED, "health": Health.HEALTHY}
 
 
-@pytest.mark.parametrize(
-    ("state", "expected"),
-    [
-        (argocd_state(**ok), AppCondition.OK),
-        (argocd_state(sync=SyncStatus.SYNCED, health=Health.DEGRADED), AppCondition.FAILING),
-        (argocd_state(sync=SyncStatus.SYNCED, health=Health.MISSING), AppCondition.FAILING),
-        (argocd_state(**ok, operation=Operation(phase="Failed")), AppCondition.FAILING),
-        (argocd_state(sync=SyncStatus.OUT_OF_SYNC, health=Health.HEALTHY), AppCondition.DRIFTED),
-        (
-            argocd_state(sync=SyncStatus.OUT_OF_SYNC, desired_revision="b" * 40),
-            AppCondition.PENDING,
-        ),
-        (
-            argocd_state(
-                sync=SyncStatus.UNKNOWN,
-                conditions=(Condition("ComparisonError", "True", "", "repo not found"),),
-            ),
-            AppCondition.FAILING,
-        ),
-        (argocd_state(**ok, operation=Operation(phase="Running")), AppCondition.PROGRESSING),
-        (argocd_state(sync=SyncStatus.SYNCED, health=Health.PROGRESSING), AppCondition.PROGRESSING),
-        (argocd_state(**ok, suspended=True), AppCondition.PAUSED),
-        (argocd_state(sync=SyncStatus.UNKNOWN, health=Health.UNKNOWN), AppCondition.UNKNOWN),
-        (flux_state(ready=True, sync=SyncStatus.SYNCED), AppCondition.OK),
-        (flux_state(ready=False, ready_reason="BuildFailed"), AppCondition.FAILING),
-        (flux_state(ready=False, ready_reason="Progressing"), AppCondition.PROGRESSING),
-        (flux_state(ready=False, ready_reason="BuildFailed", suspended=True), AppCondition.PAUSED),
-        (helmrelease_state(ready=True), AppCondition.OK),
-    ],
-)
-def test_what_a_state_means(state: AppState, expected: AppCondition) -> None:
-    assert condition(state) is expected
-
-
 def test_clusters_are_ordered_worst_first() -> None:
     states = [
         argocd_state(cluster="dev", name="a", **ok),
@@ -108,11 +70,6 @@ def test_clusters_are_ordered_worst_first() -> None:
     ]
     prod = summaries[0]
     assert (prod.total, prod.synced, prod.drifted, prod.failing) == (2, 1, 0, 1)
-
-
-def test_deleted_apps_are_not_counted() -> None:
-    summaries = summarize([argocd_state(**ok), argocd_state(name="gone", deleted=True)])
-    assert summaries[0].total == 1
 
 
 def test_status_answer_for_a_green_fleet() -> None:
