@@ -33,11 +33,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bot.chat.commands import Asker, CommandRunner, Usage, parse_command
-from bot.ops.http import problem, read_capped
+from bot.ops.http import problem
+from bot.ops.webhook import SignedWebhook
 from bot.pipeline.runner import Pipeline
 from bot.pipeline.sources import Clock, utc_now
 from config.schema import Config
@@ -46,7 +46,7 @@ from formatters import chat
 from formatters import chat_phrases as say
 from formatters import escape as esc
 from formatters.chat import Answer, MuteInfo
-from formatters.teams import MAX_PAYLOAD_BYTES, SCHEMA, VERSION, envelope, payload_size
+from formatters.teams_answer import card_from_answer
 
 __all__ = [
     "MAX_BODY",
@@ -55,7 +55,6 @@ __all__ = [
     "TeamsInboundError",
     "TeamsQuestions",
     "add_teams_route",
-    "card_from_answer",
     "decode_token",
     "question_of",
     "secret_from_env",
@@ -80,18 +79,6 @@ SLACK_ONLY = (
     "`{verb}` is answered in Slack only; here I answer status, drift, history and versions."
 )
 TOO_SLOW = "That took too long to answer; please ask again in a moment."
-ANSWER_CUT = "…and more than a Teams message can hold; ask about one app or cluster."
-
-EMOJI = {
-    "red_circle": "🔴",
-    "large_orange_circle": "🟠",
-    "large_green_circle": "🟢",
-    "white_circle": "⚪",
-    "warning": "⚠️",
-    "white_check_mark": "✅",
-    "bell": "🔔",
-    "no_bell": "🔕",
-}
 
 
 class TeamsInboundError(Exception):
@@ -167,138 +154,6 @@ def question_of(activity: Mapping[str, Any]) -> tuple[str, str]:
     return esc.one_line(text), name or NAME_FALLBACK
 
 
-# --- Block Kit answer -> Adaptive Card (pure) ----------------------------------------------------
-
-_TOKEN = re.compile(
-    r"<(?P<link>[^<>\n]*)>"
-    r"|`(?P<code>[^`\n]*)`"
-    r"|(?<![\w*])\*(?=\S)(?P<bold>[^*\n]*?\S)\*(?![\w*])"
-    r"|(?<![\w_])_(?=\S)(?P<italic>[^_\n]*?\S)_(?![\w_])"
-    r"|:(?P<emoji>[a-z0-9_+-]+):"
-)
-
-
-def _unslack(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def _plain(text: str) -> str:
-    """Slack-escaped text as Teams-escaped text."""
-    return esc.teams(_unslack(text))
-
-
-def teams_markdown(mrkdwn: str) -> str:
-    """Slack mrkdwn (as formatters.chat writes it) as Teams markdown. Values were escaped for
-    Slack only: they are unescaped and escaped again for Teams, so a `[x](y)` from a
-    cluster stays text."""
-    return "\n\n".join(_line(line) for line in mrkdwn.split("\n"))
-
-
-def _line(text: str) -> str:
-    out: list[str] = []
-    last = 0
-    for match in _TOKEN.finditer(text):
-        out.append(_plain(text[last : match.start()]))
-        out.append(_token(match))
-        last = match.end()
-    out.append(_plain(text[last:]))
-    return "".join(out)
-
-
-def _token(match: re.Match[str]) -> str:
-    kind = match.lastgroup
-    value = match.group(kind or 0)
-    if kind == "bold":
-        return f"**{_line(value)}**"
-    if kind == "italic":
-        return f"_{_line(value)}_"
-    if kind == "code":
-        return _plain(value)
-    if kind == "emoji":
-        return EMOJI.get(value, _plain(match.group(0)))
-    target, _, label = value.partition("|")
-    if target.startswith("!"):
-        return _plain(label or target[1:].split("^")[0])
-    if target.startswith(("@", "#")):
-        return _plain(label or target)
-    url = _unslack(target)
-    if not re.fullmatch(r"https?://[^\s()]+", url.replace("(", "%28").replace(")", "%29")):
-        return _plain(label or target)
-    url = url.replace("(", "%28").replace(")", "%29")
-    return f"[{_plain(label or target)}]({url})"
-
-
-def _text_block(text: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text or "-", "wrap": True, **extra}
-
-
-def _elements(block: Mapping[str, Any]) -> list[dict[str, Any]]:
-    kind = block.get("type")
-    if kind == "header":
-        text = block.get("text", {}).get("text", "")
-        return [_text_block(esc.teams(str(text)), weight="Bolder", size="Medium")]
-    if kind == "context":
-        parts = [e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict)]
-        text = " ".join(teams_markdown(str(p)) for p in parts)
-        return [_text_block(text, isSubtle=True, size="Small")]
-    if kind != "section":
-        return []
-    found: list[dict[str, Any]] = []
-    text = block.get("text")
-    if isinstance(text, dict) and text.get("text"):
-        found.append(_text_block(teams_markdown(str(text["text"]))))
-    facts = []
-    for item in block.get("fields") or []:
-        label, _, value = str(item.get("text", "")).partition("\n")
-        title = label.strip()
-        if len(title) > 2 and title.startswith("*") and title.endswith("*"):
-            title = title[1:-1]
-        facts.append({"title": _plain(title), "value": teams_markdown(value) or "-"})
-    if facts:
-        found.append({"type": "FactSet", "facts": facts})
-    return found
-
-
-def card_from_answer(answer: Answer) -> dict[str, Any]:
-    """The reply message (envelope and Adaptive Card) for a formatters.chat answer, within
-    Teams' size limit: blocks that do not fit are left out, and a last line says so."""
-    body: list[dict[str, Any]] = []
-    separate = False
-    for block in answer.get("blocks") or []:
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "divider":
-            separate = True
-            continue
-        for element in _elements(block):
-            if separate:
-                element["separator"] = True
-                separate = False
-            body.append(element)
-    if not body:
-        body.append(_text_block(teams_markdown(str(answer.get("text", "")))))
-    message = envelope(_card(body))
-    if payload_size(message) <= MAX_PAYLOAD_BYTES:
-        return message
-    cut = _text_block(esc.teams(ANSWER_CUT), isSubtle=True)
-    while len(body) > 1:
-        body.pop()
-        message = envelope(_card([*body, cut]))
-        if payload_size(message) <= MAX_PAYLOAD_BYTES:
-            return message
-    return envelope(_card([_text_block(esc.fit(str(body[0]["text"]), 2000)), cut]))
-
-
-def _card(body: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "type": "AdaptiveCard",
-        "$schema": SCHEMA,
-        "version": VERSION,
-        "body": body,
-        "msteams": {"width": "Full"},
-    }
-
-
 def _help(name: str) -> Answer:
     lines = [
         f"`@{name} {usage}`: {meaning}"
@@ -334,9 +189,11 @@ class _ReadOnly:
         raise PermissionError("ack is not available from Teams")
 
 
-class TeamsQuestions:
+class TeamsQuestions(SignedWebhook[None]):
     """The request handler; `pipeline` returns the running pipeline (its states, its store),
     or None before it has started."""
+
+    accepted_status = 200
 
     def __init__(
         self,
@@ -348,36 +205,25 @@ class TeamsQuestions:
         max_body: int = MAX_BODY,
         reply_within: float = REPLY_WITHIN,
     ) -> None:
+        super().__init__(max_body=max_body, read_timeout=config.server.read_timeout.total_seconds())
         self._key = key
         self._config = config
         self._pipeline = pipeline
         self._clock = clock
-        self._max_body = max_body
         self._reply_within = reply_within
-        self._read_timeout = config.server.read_timeout.total_seconds()
-        self.answered = 0
-        self.refused = 0
 
     def reconfigure(self, config: Config, key: bytes | None) -> None:
         """Take a reloaded config and the token it names (None: the endpoint answers 404)."""
         self._config = config
         self._key = key
-        self._read_timeout = config.server.read_timeout.total_seconds()
+        self.read_timeout = config.server.read_timeout.total_seconds()
 
     async def handle(self, request: web.Request) -> web.Response:
         if self._key is None:
             return problem(404, "no Teams outgoing webhook is configured")
-        response = await self._handle(request)
-        if response.status == 200:
-            self.answered += 1
-        else:
-            self.refused += 1
-        return response
+        return await super().handle(request)
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await read_capped(request, self._max_body, self._read_timeout)
-        if isinstance(body, web.Response):
-            return body
+    def check(self, request: web.Request, body: bytes) -> web.Response | None:
         header = request.headers.get(AUTH_HEADER)
         if self._key is None or not verify(header, body, self._key):
             logger.warning(
@@ -386,17 +232,16 @@ class TeamsQuestions:
                 "no Authorization header" if header is None else "bad HMAC signature",
             )
             return problem(401, "missing or invalid HMAC signature")
-        try:
-            activity = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem(400, f"body is not JSON: {exc}")
-        if not isinstance(activity, dict):
+        return None
+
+    async def take(self, payload: Any, checked: None) -> web.Response:
+        if not isinstance(payload, dict):
             return problem(400, "body is not a JSON object (a Teams activity)")
         if self._pipeline() is None:
             return problem(503, "driftbot is starting; ask again in a moment")
         try:
             async with asyncio.timeout(self._reply_within):
-                answer = await self.answer(activity)
+                answer = await self.answer(payload)
         except TimeoutError:
             logger.warning("a Teams question took over %.1f s to answer", self._reply_within)
             answer = chat.answer_text(TOO_SLOW)

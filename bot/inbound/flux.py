@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bot.inbound.flux_auth import (
@@ -36,7 +35,8 @@ from bot.inbound.flux_auth import (
     WebhookConfigError,
     token_from_env,
 )
-from bot.ops.http import problem, read_capped
+from bot.ops.http import problem
+from bot.ops.webhook import SignedWebhook
 from bot.pipeline.sources import Clock, utc_now
 
 __all__ = [
@@ -86,9 +86,11 @@ def verify_signature(header: str | None, body: bytes, token: bytes) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 
-class FluxWebhook:
+class FluxWebhook(SignedWebhook[str]):
     """The request handler; `notify` is Pipeline.notify (or the service's gate in front of it).
     `auth` may be replaced while serving (a config reload)."""
+
+    accepted_status = 202
 
     def __init__(
         self,
@@ -99,26 +101,14 @@ class FluxWebhook:
         max_body: int = MAX_BODY,
         read_timeout: float | None = None,
     ) -> None:
+        super().__init__(max_body=max_body, read_timeout=read_timeout)
         self._notify = notify
         self.auth = auth
         self._clock = clock
-        self._max_body = max_body
-        self.read_timeout = read_timeout
-        self.accepted = 0
-        self.refused = 0
 
-    async def handle(self, request: web.Request) -> web.Response:
-        response = await self._handle(request)
-        if response.status == 202:
-            self.accepted += 1
-        else:
-            self.refused += 1
-        return response
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await read_capped(request, self._max_body, self.read_timeout)
-        if isinstance(body, web.Response):
-            return body
+    def check(self, request: web.Request, body: bytes) -> str | web.Response:
+        """The cluster the event is for, once its name, its presence in the config and the
+        signature with its token hold."""
         auth = self.auth
         named = request.query.get("cluster") or request.headers.get(CLUSTER_HEADER) or ""
         if named and not CLUSTER_NAME.fullmatch(named):
@@ -163,10 +153,10 @@ class FluxWebhook:
                 else "bad X-Signature",
             )
             return problem(401, "missing or invalid X-Signature")
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem(400, f"body is not JSON: {exc}")
+        return cluster
+
+    async def take(self, payload: Any, checked: str) -> web.Response:
+        cluster = checked
         outcome = await self._notify(payload, cluster, self._clock())
         if outcome.startswith("rejected"):
             reason = outcome.partition(": ")[2] or outcome

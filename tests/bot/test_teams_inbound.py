@@ -31,12 +31,10 @@ from bot.chat.teams_inbound import (
     TeamsInboundError,
     TeamsQuestions,
     add_teams_route,
-    card_from_answer,
     decode_token,
     question_of,
     secret_from_env,
     sign,
-    teams_markdown,
     verify,
 )
 from bot.pipeline.runner import Pipeline
@@ -46,6 +44,7 @@ from core.model import SyncStatus
 from formatters import chat
 from formatters import escape as esc
 from formatters.teams import MAX_PAYLOAD_BYTES, payload_size
+from formatters.teams_answer import card_from_answer, teams_markdown
 from tests.bot.chat_support import fleet
 from tests.formatters.adaptive_card import card_of, card_problems, card_texts
 from tests.formatters.builders import NOW, argocd_state
@@ -183,10 +182,10 @@ async def test_missing_forged_and_tampered_signatures_get_401_and_no_answer(
     assert (await ask(http, body, auth=forged))[0] == 401
     assert (await ask(http, tampered, auth=sign(body, KEY)))[0] == 401
     assert (await ask(http, body, auth="HMAC " + sign(body, KEY)[5:][::-1]))[0] == 401
-    assert handler.answered == 0 and handler.refused == 4
+    assert handler.accepted == 0 and handler.refused == 4
 
     status, reply = await ask(http, body)
-    assert status == 200 and handler.answered == 1
+    assert status == 200 and handler.accepted == 1
     assert "GitOps status" in answer_text(reply)
 
 
@@ -274,7 +273,7 @@ async def test_calls_before_the_pipeline_runs_get_503() -> None:
     async with TestClient(TestServer(app)) as http:
         assert (await ask(http, body_of("<at>driftbot</at> status")))[0] == 503
         assert (await ask(http, body_of("<at>driftbot</at> status"), auth=None))[0] == 401
-    assert handler.answered == 0
+    assert handler.accepted == 0
 
 
 async def test_a_slow_answer_is_an_apology_within_the_time(pipeline: Pipeline) -> None:
