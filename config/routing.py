@@ -24,7 +24,7 @@ from config.schema import (
     parse_event_kind,
     parse_severity,
 )
-from core.model import DEFAULT_SEVERITY, EventKind, GitOpsEvent, Severity, Tool
+from core.model import DEFAULT_SEVERITY, AppState, EventKind, GitOpsEvent, Severity, Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +121,27 @@ def destination_namespace(event: GitOpsEvent) -> str:
     if event.destination_namespace:
         return event.destination_namespace
     return event.namespace if event.tool is Tool.FLUX else ""
+
+
+def subject_of_state(state: AppState, kind: EventKind) -> Subject:
+    """What routing looks at for an event of `kind` about `state`, at the kind's default
+    severity: how a state that is not right (a digest's still-open item) is matched."""
+    return Subject(
+        kind=kind,
+        severity=DEFAULT_SEVERITY[kind],
+        cluster=state.cluster,
+        name=state.name,
+        namespace=state.namespace,
+        tool=state.tool.value,
+        project=state.project,
+        labels=state.labels,
+        object_kind=state.kind,
+        destination_namespace=state.destination_namespace
+        or (state.namespace if state.tool is Tool.FLUX else ""),
+        destination_cluster=state.destination_cluster or IN_CLUSTER,
+        source=source_name(state.source_ref, state.kind, state.name),
+        annotations=state.annotations,
+    )
 
 
 Outcome = Literal["match", "no", "maybe"]

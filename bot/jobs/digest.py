@@ -19,17 +19,15 @@ from bot.delivery.receivers import ConsoleReceiver, Receiver
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.teams_receiver import TeamsReceiver
 from bot.store.store import AuditEntry, Store
-from config.routing import IN_CLUSTER, Subject, check_match, source_name, subject_of
+from config.routing import Subject, check_match, subject_of, subject_of_state
 from config.schema import DigestConfig, Match
 from core.codec import CodecError, event_from_dict
 from core.model import (
-    DEFAULT_SEVERITY,
     AppKey,
     AppState,
     EventKind,
     GitOpsEvent,
     Health,
-    Tool,
 )
 from core.policy import PolicyState
 from core.summary import Condition, condition
@@ -103,10 +101,6 @@ def _matches(match: Match | None, subject: Subject) -> bool:
     return check_match(match, subject).outcome == "match"
 
 
-def _event_subject(event: GitOpsEvent) -> Subject:
-    return subject_of(event)
-
-
 _STATE_KIND = {
     Condition.DRIFTED: EventKind.DRIFT_DETECTED,
     Condition.PENDING: EventKind.OUT_OF_SYNC,
@@ -140,7 +134,7 @@ def collect_digest(
     told = [
         (e, original)
         for e, original in announced_events(entries)
-        if since <= e.occurred_at <= until and _matches(match, _event_subject(e))
+        if since <= e.occurred_at <= until and _matches(match, subject_of(e))
     ]
     fixes: dict[str, GitOpsEvent] = {e.resolves: e for e, _ in told if e.resolves}
     clusters: dict[str, dict[str, list[Any]]] = {}
@@ -196,7 +190,7 @@ def still_open(
     for alert in sorted(policy_state.open.values(), key=lambda a: a.event.occurred_at):
         event = alert.event
         key = (event.key, event.kind.value)
-        if key in items or not _matches(match, _event_subject(event)):
+        if key in items or not _matches(match, subject_of(event)):
             continue
         items[key] = StillOpen(
             cluster=event.cluster,
@@ -215,23 +209,7 @@ def still_open(
         if cond not in (Condition.FAILING, Condition.DRIFTED, Condition.PENDING):
             continue
         kind = _state_kind(state, cond)
-        subject = Subject(
-            kind=kind,
-            severity=DEFAULT_SEVERITY[kind],
-            cluster=state.cluster,
-            name=state.name,
-            namespace=state.namespace,
-            tool=state.tool.value,
-            project=state.project,
-            labels=state.labels,
-            object_kind=state.kind,
-            destination_namespace=state.destination_namespace
-            or (state.namespace if state.tool is Tool.FLUX else ""),
-            destination_cluster=state.destination_cluster or IN_CLUSTER,
-            source=source_name(state.source_ref, state.kind, state.name),
-            annotations=state.annotations,
-        )
-        if not _matches(match, subject):
+        if not _matches(match, subject_of_state(state, kind)):
             continue
         items[(state.key, cond.value)] = StillOpen(
             cluster=state.cluster,
