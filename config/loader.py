@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from config.schema import Config, Loc, _close, cross_check, default_config, lint
+from config.schema import Config, Loc, cross_check, default_config, did_you_mean, lint
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ def _message(error: ErrorDetails) -> str:
         if model is None:
             return f"unknown key {key!r}"
         keys = _keys_of(model)
-        return f"unknown key {key!r} ({_close(key, keys)}expected one of: {', '.join(keys)})"
+        return f"unknown key {key!r} ({did_you_mean(key, keys)}expected one of: {', '.join(keys)})"
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     if kind in ("tuple_type", "list_type"):
@@ -240,7 +240,7 @@ def _message(error: ErrorDetails) -> str:
     if kind == "literal_error":
         expected = str(error.get("ctx", {}).get("expected", ""))
         choices = re.findall(r"'([^']*)'", expected)
-        hint = _close(value, choices) if isinstance(value, str) else ""
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
         return f"invalid value {value!r} ({hint}expected one of: {', '.join(choices)})"
     if kind == "string_pattern_mismatch":
         return f"invalid value {value!r} (expected the form {error.get('ctx', {}).get('pattern')})"
