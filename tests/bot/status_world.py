@@ -26,7 +26,7 @@ from bot.chat.commands import Asker, CommandRunner
 from bot.chat.controls import PolicyControls
 from tests import builders_flux as flux
 from tests import scenarios
-from tests.bot.test_service import (
+from tests.bot.service_world import (
     WATCHER_OPTIONS,
     VirtualClock,
     fakes,

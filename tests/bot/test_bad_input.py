@@ -34,14 +34,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app.replay import build_receivers
-from bot.app.service import open_service
 from bot.delivery.teams_receiver import TeamsOptions
 from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
-from tests.bot.test_service import (
-    WATCHER_OPTIONS,
+from tests.bot.service_world import (
     Obj,
     VirtualClock,
     World,
@@ -50,6 +48,7 @@ from tests.bot.test_service import (
     kubeconfigs,
     make_config,
     until,
+    watching_service,
 )
 from tests.bot.test_slack_app import OPERATOR, Harness, harness, text_of
 from tests.bot.test_slack_receiver import slack_options
@@ -316,15 +315,7 @@ async def test_a_5_mb_object_and_a_100k_deep_line_neither_stop_the_watch_nor_los
         world.put(small)
         out = io.StringIO()
         config = make_config(kubeconfigs(apis, tmp_path))
-        async with open_service(
-            config,
-            tmp_path / "s.sqlite",
-            clock=clock,
-            stream=out,
-            watcher_options=WATCHER_OPTIONS,
-            tick_interval=3600,
-        ) as service:
-            await until(lambda: not service.not_ready())
+        async with watching_service(config, tmp_path / "s.sqlite", clock, out) as service:
             apps = next(r for r in service.resources if r.watched.spec.plural == "applications")
             huge = five_mb_application("big")
             clock.advance()

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app.server import LIVE, create_app, serve
+from bot.app.server import LIVE, create_app
 from bot.delivery.rate_limit import Rate, RateLimiter
 from bot.delivery.retry import Backoff
 from bot.delivery.slack_receiver import SlackReceiver
@@ -28,15 +28,16 @@ from bot.ops.metrics import METRICS, DeliveryMetrics
 from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
-from tests.bot.test_service import (
-    WATCHER_OPTIONS,
+from tests.bot.service_world import (
     Obj,
     VirtualClock,
     World,
     _argocd_full,
     fakes,
     make_config,
+    serving,
     until,
+    until_ready,
 )
 from tests.bot.test_store_faults import fault, states
 from tests.bot.test_teams_sender import card
@@ -296,36 +297,16 @@ async def test_metrics_served_after_a_drift_reached_slack_and_teams(
             slack={"mode": "http", "api_url": slack.url},
         )
         teams.fail_next(429, retry_after=0)
-        stop = asyncio.Event()
-        ports: list[int] = []
-        task = asyncio.create_task(
-            serve(
-                config,
-                tmp_path / "state.sqlite",
-                host="127.0.0.1",
-                port=0,
-                stop=stop,
-                on_started=ports.append,
-                clock=clock,
-                stream=io.StringIO(),
-                watcher_options=WATCHER_OPTIONS,
-                tick_interval=3600,
-                environ={
-                    "SLACK_BOT_TOKEN": VALID_TOKEN,
-                    "SLACK_SIGNING_SECRET": "metrics-signing-secret",
-                    "TEAMS_HOOK": teams.url,
-                },
-            )
-        )
-        await until(lambda: bool(ports))
-        base = f"http://127.0.0.1:{ports[0]}"
-        async with aiohttp.ClientSession() as http:
-            async with asyncio.timeout(20):
-                while True:
-                    async with http.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            break
-                    await asyncio.sleep(0.01)
+        environ = {
+            "SLACK_BOT_TOKEN": VALID_TOKEN,
+            "SLACK_SIGNING_SECRET": "metrics-signing-secret",
+            "TEAMS_HOOK": teams.url,
+        }
+        async with (
+            serving(config, tmp_path / "state.sqlite", clock, environ=environ) as base,
+            aiohttp.ClientSession() as http,
+        ):
+            await until_ready(http, base)
             clock.advance()
             world.change(app)
             await until(lambda: bool(slack.messages(CHANNEL)) and bool(teams.accepted))
@@ -346,8 +327,6 @@ async def test_metrics_served_after_a_drift_reached_slack_and_teams(
                     }:
                         break
                     await asyncio.sleep(0.01)
-        stop.set()
-        assert await task == 0
 
     assert all(name.startswith("driftbot_") for name in families)
     checks = {

@@ -4,28 +4,26 @@ fake Kubernetes API server and the fake Slack Web API."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import io
 import time
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from bot.app.server import serve
 from bot.chat.teams_inbound import sign as teams_sign
 from bot.store.store import Store
 from core.commands import active_mutes
-from tests.bot.test_service import (
-    WATCHER_OPTIONS,
+from tests.bot.service_world import (
     Obj,
     VirtualClock,
     World,
     _argocd_full,
     fakes,
     make_config,
+    serving,
     until,
+    until_ready,
 )
 from tests.bot.test_slack_app import CHANNEL, OPERATOR, SECRET, command_body, sign
 from tests.builders_flux import T0
@@ -48,36 +46,16 @@ async def test_run_posts_alerts_to_slack_and_answers_slack_and_teams(tmp_path: P
             rbac={"operators": {"users": [OPERATOR]}},
             teams={"outgoing_webhook_secret_env": "TEAMS_SECRET"},
         )
-        stop = asyncio.Event()
-        ports: list[int] = []
-        task = asyncio.create_task(
-            serve(
-                config,
-                tmp_path / "state.sqlite",
-                host="127.0.0.1",
-                port=0,
-                stop=stop,
-                on_started=ports.append,
-                clock=clock,
-                stream=io.StringIO(),
-                watcher_options=WATCHER_OPTIONS,
-                tick_interval=3600,
-                environ={
-                    "SLACK_BOT_TOKEN": VALID_TOKEN,
-                    "SLACK_SIGNING_SECRET": SECRET,
-                    "TEAMS_SECRET": base64.b64encode(TEAMS_KEY).decode(),
-                },
-            )
-        )
-        await until(lambda: bool(ports))
-        base = f"http://127.0.0.1:{ports[0]}"
-        async with aiohttp.ClientSession() as http:
-            async with asyncio.timeout(20):
-                while True:
-                    async with http.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            break
-                    await asyncio.sleep(0.01)
+        environ = {
+            "SLACK_BOT_TOKEN": VALID_TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "TEAMS_SECRET": base64.b64encode(TEAMS_KEY).decode(),
+        }
+        async with (
+            serving(config, tmp_path / "state.sqlite", clock, environ=environ) as base,
+            aiohttp.ClientSession() as http,
+        ):
+            await until_ready(http, base)
 
             clock.advance()
             world.change(app)
@@ -111,8 +89,6 @@ async def test_run_posts_alerts_to_slack_and_answers_slack_and_teams(tmp_path: P
             assert "checkout" in orjson.dumps(answer).decode()
             async with http.post(f"{base}/webhooks/teams", data=activity) as r:
                 assert r.status == 401
-        stop.set()
-        assert await task == 0
 
     store = await Store.open(tmp_path / "state.sqlite")
     try:

@@ -27,8 +27,8 @@ import yaml
 from bot.chat.teams_inbound import sign as teams_sign
 from bot.inbound.flux import sign as flux_sign
 from tests.bot.run_process import start_driftbot_run
+from tests.bot.service_world import Obj, VirtualClock, World, _argocd_full, fakes
 from tests.bot.test_server import _free_port
-from tests.bot.test_service import Obj, VirtualClock, World, _argocd_full, fakes
 from tests.builders_flux import T0, notification
 from tests.fakes.argocd_api import FakeArgoCDAPI
 from tests.fakes.slack_api import FakeSlackApi, Fault

@@ -16,12 +16,11 @@ import aiohttp
 import orjson
 import yaml
 
-from bot.app.server import serve
 from bot.inbound.flux import sign
 from bot.store.store import Store
 from config.schema import Config
 from tests.bot.run_process import start_driftbot_run
-from tests.bot.test_service import (
+from tests.bot.service_world import (
     WATCHER_OPTIONS,
     Obj,
     VirtualClock,
@@ -30,7 +29,9 @@ from tests.bot.test_service import (
     _kustomization,
     fakes,
     make_config,
+    serving,
     until,
+    until_ready,
 )
 from tests.builders_flux import T0, notification
 
@@ -47,42 +48,26 @@ async def test_serve_answers_health_readiness_metrics_and_the_flux_webhook(tmp_p
             server={"flux_webhook_token_env": "FLUX_TOKEN"},
         )
         out = io.StringIO()
-        stop = asyncio.Event()
-        ports: list[int] = []
-        task = asyncio.create_task(
-            serve(
+        slow_list = {**WATCHER_OPTIONS, "list_timeout": 0.5}
+        environ = {"FLUX_TOKEN": "tok"}
+        async with (
+            serving(
                 config,
                 tmp_path / "state.sqlite",
-                host="127.0.0.1",
-                port=0,
-                stop=stop,
-                on_started=ports.append,
-                clock=clock,
-                stream=out,
-                watcher_options={**WATCHER_OPTIONS, "list_timeout": 0.5},
-                tick_interval=3600,
-                environ={"FLUX_TOKEN": "tok"},
-            )
-        )
-        await until(lambda: bool(ports))
-        base = f"http://127.0.0.1:{ports[0]}"
-        async with aiohttp.ClientSession() as http:
+                clock,
+                environ=environ,
+                out=out,
+                watcher_options=slow_list,
+            ) as base,
+            aiohttp.ClientSession() as http,
+        ):
             async with http.get(f"{base}/healthz") as response:
                 assert response.status == 200
             async with http.get(f"{base}/readyz") as response:
                 first = (response.status, await response.json())
             assert first[0] == 503
             assert first[1]["not_ready"], "a source that has not listed is named"
-
-            async def ready() -> bool:
-                async with http.get(f"{base}/readyz") as response:
-                    return response.status == 200
-
-            async with asyncio.timeout(20):
-                while True:
-                    if await ready():
-                        break
-                    await asyncio.sleep(0.01)
+            await until_ready(http, base)
 
             clock.advance()
             world.change(app)
@@ -99,8 +84,6 @@ async def test_serve_answers_health_readiness_metrics_and_the_flux_webhook(tmp_p
             async with http.get(f"{base}/metrics") as response:
                 assert response.status == 200
                 metrics = await response.text()
-        stop.set()
-        assert await task == 0
 
     for line in (
         'driftbot_events_total{kind="drift_detected",tool="argocd"} 1.0',

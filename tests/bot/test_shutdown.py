@@ -23,7 +23,7 @@ from bot.store.store import Store
 from config.schema import Config
 from core.model import EventKind
 from tests.bot.run_process import start_driftbot_run
-from tests.bot.test_service import until
+from tests.bot.service_world import until
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.formatters.builders import NOW, argocd_state, event
 

@@ -24,7 +24,7 @@ from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from core.model import AppState, EventKind, make_event
 from core.policy import PolicySettings, PolicyState, offer
-from tests.bot.test_service import VirtualClock, until
+from tests.bot.service_world import VirtualClock, until
 from tests.bot.test_store import app
 from tests.bot.test_store_postgres import server_cut
 from tests.builders_argocd import argocd_app
