@@ -41,6 +41,8 @@ LABEL_OUT_OF_SYNC = "Out of sync"
 LABEL_UNHEALTHY = "Unhealthy"
 LABEL_MESSAGE = "Controller message"
 LABEL_WHY = "Why"
+LABEL_WHAT_WENT_WRONG = "What went wrong"
+"""The reason of an alert, shown again once it is resolved."""
 LABEL_LINK = "Link"
 LABEL_COMMIT_LINK = "Commit link"
 LABEL_APPS = "Apps"
@@ -234,7 +236,7 @@ def headline(
         text = f"{who} keeps flipping between states; further changes are held until it settles"
     else:  # a kind added to the model before a phrase was written for it
         text = f"{who}: {escape(str(kind).replace('_', ' '))}"
-    if kind in RECOVERY_KINDS:
+    if kind in RECOVERY_KINDS and kind is not EventKind.ROLLBACK_SUCCEEDED:
         lasted = recovery_time(event, problem_start)
         if lasted is not None:
             text += f" (after {duration(lasted)})"
@@ -263,8 +265,10 @@ def rollback_sentence(
     if problem is not None and problem.kind is EventKind.HEALTH_DEGRADED:
         attempt = prev or "the release"
         return f"{who}: {attempt} was unhealthy and was rolled back{to}{by}"
+    if prev and target:
+        return f"{who}: {prev} was rolled back{by}; {target} runs again"
     if prev:
-        return f"{who}: {prev} was rolled back{to}{by}"
+        return f"{who}: {prev} was rolled back{by}"
     return f"{who} was rolled back{to}{by}"
 
 
@@ -278,11 +282,15 @@ def resolved_headline(original: GitOpsEvent, recovery: GitOpsEvent, escape: Esca
 
 def status_word(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
     """`Needs action`, `Needs attention`, `For your information` or `Resolved`: what the
-    reader has to do, said in words. `resolves` is the alert `event` closes, if any; a
-    rollback is never "Resolved" (the release did not ship)."""
-    if event.kind is not EventKind.ROLLBACK_SUCCEEDED and (
-        resolves is not None or event.kind in CLOSING_KINDS
-    ):
+    reader has to do, said in words. `resolves` is the alert `event` closes, if any (a
+    recovery whose problem is known, `since`, closes one too); a rollback is never
+    "Resolved" (the release did not ship)."""
+    closes = (
+        resolves is not None
+        or event.kind in CLOSING_KINDS
+        or (event.since is not None and event.kind in RECOVERY_KINDS)
+    )
+    if closes and event.kind is not EventKind.ROLLBACK_SUCCEEDED:
         return WORD_RESOLVED
     return SEVERITY_WORDS[event.severity]
 

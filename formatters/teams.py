@@ -150,7 +150,10 @@ def _event_card(
     if (said or sick) and budget.message:
         lines = [esc.fit(said, budget.message, _teams_paragraphs)] if said else []
         lines += [f"- {esc.fit(line, 400, esc.teams)}" for line in sick]
-        body.append(_text(f"**{phrases.LABEL_WHY}**", spacing="Medium"))
+        label = phrases.LABEL_WHY
+        if resolves is not None and event.kind is not EventKind.ROLLBACK_SUCCEEDED:
+            label = phrases.LABEL_WHAT_WENT_WRONG
+        body.append(_text(f"**{label}**", spacing="Medium"))
         body.append(_text("\r".join(lines), spacing="None"))
     facts = [
         {"title": fact.label, "value": esc.fit(fact.value, budget.fact, esc.teams) or "-"}

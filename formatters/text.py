@@ -68,7 +68,10 @@ def render_group_text(group: EventGroup) -> str:
 def _detail_lines(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> list[str]:
     said, sick = details.why(resolves if resolves is not None else event)
     reason = "\n".join(part for part in (truncate(said, MAX_MESSAGE), *sick) if part)
-    rows = [_row(phrases.LABEL_WHY, reason)] if reason else []
+    label = phrases.LABEL_WHY
+    if resolves is not None and event.kind is not EventKind.ROLLBACK_SUCCEEDED:
+        label = phrases.LABEL_WHAT_WENT_WRONG
+    rows = [_row(label, reason)] if reason else []
     rows += [_row(fact.label, fact.value) for fact in details.facts(event, resolves=resolves)]
     rows.append(_row(phrases.LABEL_OBJECT, phrases.object_line(event)))
     names, total = details.resources(event)

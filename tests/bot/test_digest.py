@@ -68,7 +68,7 @@ async def test_the_demo_digest_names_deploys_drifts_rollbacks_and_what_is_open(
     for sentence in (
         "In short: 3 deploys, 2 rollbacks, 2 drifts, 4 problems; 2 apps need attention.",
         "09:08 payments on prod was updated from ea87599 to 7d2e4f6 by carol@example.com",
-        "09:16 payments on prod: 7d2e4f6 was rolled back to ea87599 by alice@example.com",
+        "09:16 payments on prod: 7d2e4f6 was rolled back by alice@example.com; ea87599 runs again",
         "09:05 checkout on prod no longer matches Git: fixed after 15 min",
         "09:22 podinfo on staging: deploy of 6.6.1 failed: rolled back after 1 min, not shipped",
         "payments has changes in Git waiting to be deployed (7d2e4f6)",

@@ -176,7 +176,7 @@ def test_demo_tells_the_story_in_plain_words(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for phrase in (
         "checkout on prod no longer matches Git",
-        "payments on prod: 7d2e4f6 was rolled back to ea87599 by alice@example.com",
+        "payments on prod: 7d2e4f6 was rolled back by alice@example.com; ea87599 runs again",
         "deploy of 7d2e4f6 failed",
         "matches Git again",
         "podinfo on staging: upgrade to 6.6.1 failed and was rolled back to 6.6.0",

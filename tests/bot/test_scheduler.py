@@ -315,7 +315,10 @@ async def test_the_digest_job_tells_the_period_once_and_records_where_it_ended(l
     assert await live.scheduler.run_job("digest:morning")
     first = live.told()
     assert first.startswith("morning: Nov 19 10:00 to Nov 20 10:00 (UTC)")
-    assert "09:16 payments on prod: 7d2e4f6 was rolled back to ea87599" in first
+    assert (
+        "09:16 payments on prod: 7d2e4f6 was rolled back by alice@example.com; ea87599 runs"
+        in first
+    )
     [entry] = [e for e in await live.store.audit_log() if e.action == "digest"]
     assert entry.detail["receivers"] == {"team": "ok"}
 

@@ -71,7 +71,7 @@ HEADLINES: list[tuple[str, GitOpsEvent, str]] = [
             previous_revision="ea8759964626a583667a2bfd08f334ec2070040a",
             actor="alice@example.com",
         ),
-        "guestbook on prod: ea87599 was rolled back to 731f7ea by alice@example.com",
+        "guestbook on prod: ea87599 was rolled back by alice@example.com; 731f7ea runs again",
     ),
     (
         "rollback_succeeded_flux",

@@ -150,7 +150,7 @@ def test_text_is_clean(a: GitOpsEvent, b: GitOpsEvent) -> None:
     assert first_line(a).endswith(headline(a))
 
 
-_OURS = ("**Out of sync (", "**Controller message**", "**Why**")
+_OURS = ("**Out of sync (", "**Controller message**", "**Why**", "**What went wrong**")
 
 
 def _unescaped_markdown(text: str) -> list[str]:

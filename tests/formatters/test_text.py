@@ -106,7 +106,7 @@ def test_resolved_names_the_original_alert() -> None:
     lines = text.splitlines()
     assert lines[0] == "Resolved · guestbook on prod matches Git again (after 14 min)"
     assert "earlier alert:      guestbook on prod no longer matches Git" in text
-    assert "why:                Deployment/test-lla/guestbook changed" in text
+    assert "what went wrong:    Deployment/test-lla/guestbook changed" in text
     assert "problem began:      2026-11-20 09:40 UTC" in text
     assert "resolved at:        2026-11-20 09:54 UTC" in text
 
