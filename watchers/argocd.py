@@ -30,7 +30,7 @@ Where the CRD leaves room, the choices are:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict, cast
 
@@ -369,46 +369,45 @@ def _first_revision(raw: Mapping[str, Any]) -> str:
 
 
 def _out_of_sync(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
-    refs: list[ResourceRef] = []
-    count = 0
-    for raw in _list(status.get("resources")):
-        res: RawResourceStatus = _map(raw)
-        if res.get("status") != "OutOfSync":
-            continue
-        count += 1
-        if len(refs) < MAX_RESOURCES:
-            refs.append(
-                ResourceRef(
-                    kind=_str(res.get("kind")),
-                    namespace=_str(res.get("namespace")),
-                    name=_str(res.get("name")),
-                )
-            )
-    return tuple(refs), count
+    return _resources(status, lambda res: ("", "") if res.get("status") == "OutOfSync" else None)
 
 
 def _unhealthy(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
     """Resources whose health is Degraded or Missing, worst first (Degraded before Missing)."""
+    refs, count = _resources(status, _bad_health)
+    return tuple(sorted(refs, key=lambda ref: ref.health != "Degraded")), count
+
+
+def _bad_health(res: RawResourceStatus) -> tuple[str, str] | None:
+    health: RawHealth = _map(res.get("health"))
+    state = _str(health.get("status"))
+    return (state, _str(health.get("message"))) if state in _BAD_HEALTH else None
+
+
+def _resources(
+    status: RawStatus, pick: Callable[[RawResourceStatus], tuple[str, str] | None]
+) -> tuple[tuple[ResourceRef, ...], int]:
+    """status.resources that `pick` takes (with the health and message it reads), at most
+    MAX_RESOURCES of them, and how many it took in all."""
     refs: list[ResourceRef] = []
     count = 0
     for raw in _list(status.get("resources")):
         res: RawResourceStatus = _map(raw)
-        health: RawHealth = _map(res.get("health"))
-        state = _str(health.get("status"))
-        if state not in _BAD_HEALTH:
+        picked = pick(res)
+        if picked is None:
             continue
         count += 1
         if len(refs) < MAX_RESOURCES:
+            health, message = picked
             refs.append(
                 ResourceRef(
                     kind=_str(res.get("kind")),
                     namespace=_str(res.get("namespace")),
                     name=_str(res.get("name")),
-                    health=state,
-                    message=_str(health.get("message")),
+                    health=health,
+                    message=message,
                 )
             )
-    refs.sort(key=lambda ref: ref.health != "Degraded")
     return tuple(refs), count
 
 
