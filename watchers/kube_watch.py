@@ -13,8 +13,10 @@ models, and never notices a connection that went silent. This loop does what a c
   jitter; on no event or bookmark for `inactivity_timeout` seconds reconnect;
 - on 404 (the CRD is not installed) log once and check again every `absent_recheck` seconds.
 
-Objects stay raw JSON dicts (parsed with orjson); list items get the `kind` and `apiVersion`
-that the API server leaves out of built-in list items, so they look like watch objects.
+Lines and pages are decoded by the resource's decoder (`watchers.decode.lines`): straight into
+the typed view of what driftbot reads where the resource has one, else in full with orjson.
+List items get the `kind` and `apiVersion` that the API server leaves out of built-in list
+items, so they look like watch objects.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from watchers.backoff import Backoff
+from watchers.decode.lines import JsonDecoder, identity, resource_version
 
 __all__ = [
     "KubeApiError",
@@ -51,10 +54,12 @@ RawObject = dict[str, Any]
 OnList = Callable[[list[Any], str], Awaitable[None]]
 """Called with every object of the resource (or what `prepare` made of it) and the list's
 resourceVersion, after each (re)list."""
-Prepare = Callable[[RawObject], Any]
-"""Turns each listed object, as its page arrives, into what on_list gets (None: left out)."""
-OnEvent = Callable[[str, RawObject], Awaitable[None]]
-"""Called with "ADDED", "MODIFIED" or "DELETED" and the object, in the server's order."""
+Prepare = Callable[[Any], Any]
+"""Turns each listed object (a typed view or a dict, as the decoder made it), as its page
+arrives, into what on_list gets (None: left out)."""
+OnEvent = Callable[[str, Any], Awaitable[None]]
+"""Called with "ADDED", "MODIFIED" or "DELETED" and the object (a typed view or a dict), in the
+server's order."""
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
@@ -190,8 +195,11 @@ class ResourceWatcher:
         min_watch_seconds: float = 1.0,
         max_line_bytes: int = 64 * 1024 * 1024,
         prepare: Prepare | None = None,
+        decoder: JsonDecoder | None = None,
     ) -> None:
         self._api = api_client
+        self._decoder = decoder or JsonDecoder()
+        """Typed views for the resources driftbot reads (`watchers.decode.lines.decoder_for`)."""
         self._prepare = prepare
         """With it, a list of thousands of large objects is never held whole in raw form."""
         self.resource = resource
@@ -328,21 +336,21 @@ class ResourceWatcher:
                     query.append(("labelSelector", self.resource.label_selector))
                 response = await self._request(query)
                 try:
-                    body = orjson.loads(await response.read())
+                    body = await response.read()
                 finally:
                     response.release()
-                if not isinstance(body, dict):
-                    raise KubeApiError(200, "Malformed", "list response is not a JSON object")
-                metadata = body.get("metadata") or {}
-                resource_version = resource_version or str(metadata.get("resourceVersion") or "")
-                page = _with_kind(body)
+                try:
+                    page, version, token = self._decoder.page(body)
+                except ValueError as exc:
+                    raise KubeApiError(200, "Malformed", f"list response: {exc}") from None
                 del body
+                resource_version = resource_version or version
                 if self._prepare is None:
                     objects.extend(page)
                 else:
                     prepared = (self._prepare(obj) for obj in page)
                     objects.extend(item for item in prepared if item is not None)
-                token = metadata.get("continue") or None
+                del page
                 if not token:
                     break
         if not resource_version:
@@ -424,22 +432,19 @@ class ResourceWatcher:
 
     async def _handle_line(self, line: bytes) -> None:
         try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            event_type, obj = self._decoder.event(line)
+        except ValueError:
             raise KubeApiError(
                 200, "Malformed", f"watch sent a line that is not JSON: {line[:200]!r}"
             ) from None
-        obj = event.get("object") if isinstance(event, dict) else None
-        if not isinstance(obj, dict):
+        if obj is None or isinstance(obj, list | str | int | float | bool):
             raise KubeApiError(200, "Malformed", f"watch event without an object: {line[:200]!r}")
-        event_type = event.get("type")
         if event_type == "ERROR":
-            code = obj.get("code")
+            code = obj.get("code") if isinstance(obj, dict) else None
             raise _error_from(code if isinstance(code, int) else 500, obj)
         self._expired_in_a_row = 0
         self._backoff.reset()
-        metadata = obj.get("metadata")
-        version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+        version = resource_version(obj)
         if event_type == "BOOKMARK":
             self.counters.bookmarks += 1
         elif event_type in _WATCH_TYPES:
@@ -449,18 +454,14 @@ class ResourceWatcher:
             except Exception as exc:
                 raise _CallbackFailed(f"on_event failed on {event_type}") from exc
         else:
+            _, namespace, name, _ = identity(obj)
             self._log.warning(
                 "skipping a watch event of unknown type %r",
                 event_type,
-                extra={
-                    "namespace": str(metadata.get("namespace") or ""),
-                    "object_name": str(metadata.get("name") or ""),
-                }
-                if isinstance(metadata, dict)
-                else {},
+                extra={"namespace": namespace, "object_name": name},
             )
             return
-        if isinstance(version, str) and version:
+        if version:
             self.resource_version = version
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -487,28 +488,6 @@ class ResourceWatcher:
                 response.release()
             raise _error_from(response.status, body)
         return response
-
-
-def _with_kind(body: dict[str, Any]) -> list[RawObject]:
-    """List items, with the kind and apiVersion that built-in list items leave out."""
-    items = body.get("items") or []
-    list_kind = body.get("kind")
-    kind = (
-        list_kind[: -len("List")]
-        if isinstance(list_kind, str) and list_kind.endswith("List")
-        else None
-    )
-    api_version = body.get("apiVersion")
-    result: list[RawObject] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        if kind and "kind" not in item:
-            item["kind"] = kind
-        if isinstance(api_version, str) and "apiVersion" not in item:
-            item["apiVersion"] = api_version
-        result.append(item)
-    return result
 
 
 async def watch_resource(

@@ -57,6 +57,7 @@ from config.schema import ArgoCDApiConfig, Config
 from core.model import AppKey, Tool
 from watchers.argocd_api import ArgoCDApiWatcher
 from watchers.commit_info import CommitDescriber
+from watchers.decode.lines import decoder_for
 from watchers.kube_watch import ResourceWatcher
 
 __all__ = [
@@ -191,6 +192,7 @@ class Service:
                     on_list=feed.on_list,
                     on_event=feed.on_event,
                     prepare=feed.prepare,
+                    decoder=decoder_for(watched.spec.group, watched.spec.plural),
                     cluster=cluster.name,
                     **dict(watcher_options or {}),
                 )

@@ -33,6 +33,8 @@ from bot.ops.logs import about_object
 from bot.pipeline.kube_credentials import refresh_credentials
 from config.schema import ClusterConfig
 from core.model import AppKey, AppState, Hint, Tool
+from watchers.decode.lines import object_mapping
+from watchers.decode.unchanged import HeldViews
 from watchers.kube_watch import ResourceSpec
 from watchers.normalize import Rejected, normalize_object
 
@@ -160,11 +162,11 @@ class Source(Protocol):
 class Feed(Protocol):
     """The callbacks of a ResourceWatcher for one resource of one cluster."""
 
-    def prepare(self, obj: dict[str, Any]) -> Any: ...
+    def prepare(self, obj: Any) -> Any: ...
 
     async def on_list(self, objects: list[Any], resource_version: str) -> None: ...
 
-    async def on_event(self, watch_type: str, obj: dict[str, Any]) -> None: ...
+    async def on_event(self, watch_type: str, obj: Any) -> None: ...
 
 
 def _rejected(outcome: str, cluster: str, what: str, obj: dict[str, Any]) -> None:
@@ -189,24 +191,33 @@ class ObjectFeed:
         self._cluster = cluster
         self._watched = watched
         self._clock = clock
+        self.views = HeldViews()
+        """What the pipeline holds of each object: updates that change none of it stop here."""
 
-    def prepare(self, obj: dict[str, Any]) -> AppState | Rejected:
+    def prepare(self, obj: Any) -> AppState | Rejected:
         """A listed object, normalized as its page arrives: the list holds app states, not
         thousands of raw objects of 10 KB and more."""
-        found = normalize_object(obj, self._cluster, self._clock())
+        change = self.views.listing(obj)
+        found = normalize_object(change.obj, self._cluster, self._clock())
         if isinstance(found, Rejected):
-            _rejected(f"rejected: {found.reason}", self._cluster, self._watched.name, obj)
+            _rejected(f"rejected: {found.reason}", self._cluster, self._watched.name, change.obj)
             return found
         if isinstance(found, Hint):
             return Rejected(f"a {self._watched.name} list holds an Event")
+        self.views.listed(change)
         return found
 
     async def on_list(self, objects: list[Any], resource_version: str) -> None:
         await self._observer.relist(self._cluster, objects, self._clock(), self._watched.covers)
+        self.views.relisted()
 
-    async def on_event(self, watch_type: str, obj: dict[str, Any]) -> None:
-        outcome = await self._observer.observe(obj, self._cluster, watch_type, self._clock())
-        _rejected(outcome, self._cluster, self._watched.name, obj)
+    async def on_event(self, watch_type: str, obj: Any) -> None:
+        change = self.views.change(watch_type, obj)
+        if change is None:
+            return  # nothing the pipeline reads changed; the watcher's resourceVersion moved
+        outcome = await self._observer.observe(change.obj, self._cluster, watch_type, self._clock())
+        self.views.settle(change, taken=outcome == "observed")
+        _rejected(outcome, self._cluster, self._watched.name, change.obj)
 
 
 def _identity(obj: dict[str, Any]) -> tuple[str, str]:
@@ -230,12 +241,13 @@ class EventFeed:
         self.ignored = 0
         """Events about other objects, dropped here."""
 
-    def prepare(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+    def prepare(self, obj: Any) -> dict[str, Any] | None:
         """Only GitOps Events are kept of a listed page: a cluster has many others."""
-        if not is_gitops_event(obj):
+        event: dict[str, Any] = object_mapping(obj)
+        if not is_gitops_event(event):
             self.ignored += 1
             return None
-        return obj
+        return event
 
     async def on_list(self, objects: list[Any], resource_version: str) -> None:
         listed: dict[str, str] = {}
@@ -262,7 +274,8 @@ class EventFeed:
         for obj in fresh:
             await self._hand_over("ADDED", obj)
 
-    async def on_event(self, watch_type: str, obj: dict[str, Any]) -> None:
+    async def on_event(self, watch_type: str, obj: Any) -> None:
+        obj = object_mapping(obj)
         if not is_gitops_event(obj):
             self.ignored += 1
             return

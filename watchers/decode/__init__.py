@@ -1,0 +1,13 @@
+"""Typed decoding of what driftbot reads: watch lines and list pages straight from bytes.
+
+An Argo CD Application is 10-20 KB of JSON of which the normalizer reads a few hundred bytes.
+msgspec decodes a line into Structs (`views`) that declare only the fields the normalizers
+read, skipping the rest without building Python objects for it; `lines` holds the decoders of
+watch lines, list pages and recorded lines; `unchanged` tells an update that moved nothing the
+pipeline reads (Argo CD's refresh every three minutes, Flux's reconcile at every interval)
+from a change, by a digest of that relevant view.
+
+Anything the Structs cannot take (a field of an unexpected type, an unknown kind) is decoded
+in full with orjson instead, so the normalizers still see it and reject or accept it as before:
+typed decoding changes what is parsed, never what is decided.
+"""
