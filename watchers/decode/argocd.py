@@ -146,7 +146,8 @@ class Application(ObjectView, tag="Application"):
 
 
 def _stale(status: Status) -> bool | None:
-    """True when the sync status was compared before the last operation finished."""
+    """True when the sync status was compared before the last operation finished (None when
+    either time is unknown), as `core.detect_argocd._sync_status_stale` decides it."""
     op = status.operationState
     finished = parse_time(op.finishedAt) if op is not None else None
     if finished is None:

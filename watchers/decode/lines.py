@@ -154,22 +154,30 @@ def resource_version(obj: Any) -> str | None:
 
 def identity(obj: Any) -> tuple[str, str, str, str]:
     """(kind, namespace, name, uid) of a decoded object (view or dict); "" where absent."""
-    kind: Any
     if isinstance(obj, ObjectView):
         meta = obj.metadata
         kind = type(obj).__name__
         if meta is None:
             return kind, "", "", ""
         ns, name, uid = meta.namespace, meta.name, meta.uid
-    else:
-        kind = obj.get("kind") if isinstance(obj, Mapping) else None
-        metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
-        if not isinstance(metadata, Mapping):
-            metadata = {}
-        ns, name, uid = metadata.get("namespace"), metadata.get("name"), metadata.get("uid")
-    return tuple(  # type: ignore[return-value]
-        v if isinstance(v, str) else "" for v in (kind, ns, name, uid)
+        if type(ns) is str and type(name) is str and type(uid) is str:
+            return kind, ns, name, uid
+        return kind, _text(ns), _text(name), _text(uid)
+    if not isinstance(obj, Mapping):
+        return "", "", "", ""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    return (
+        _text(obj.get("kind")),
+        _text(metadata.get("namespace")),
+        _text(metadata.get("name")),
+        _text(metadata.get("uid")),
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _with_kind(body: dict[str, Any]) -> list[dict[str, Any]]:
