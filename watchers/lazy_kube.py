@@ -8,6 +8,10 @@ their `from X import Name` lines are read, not run, and a name is imported the f
 is looked up (module `__getattr__`, PEP 562). Everything else of the package is untouched, and
 anything named in those packages stays reachable under its usual name.
 
+The package itself is made lazy the same way: its `__init__` imports `dynamic` (and with it
+kubernetes_validate and jsonschema, about 10 MiB), `stream` and `utils`, none of which driftbot
+uses; `kubernetes_asyncio.config` then loads only what it imports itself.
+
 It must run before the first import of kubernetes_asyncio to take effect (`bot` and `watchers`
 install it on import); afterwards it changes nothing.
 """
@@ -27,12 +31,14 @@ from typing import Any
 
 LAZY_PACKAGES = frozenset(
     {
+        "kubernetes_asyncio",
         "kubernetes_asyncio.client",
         "kubernetes_asyncio.client.models",
         "kubernetes_asyncio.client.api",
     }
 )
 _FROM_IMPORT = re.compile(r"^from (kubernetes_asyncio\.client[\w.]*) import (\w+)\s*$", re.M)
+_IMPORT_AS = re.compile(r"^import (kubernetes_asyncio\.\w+) as (\w+)\s*$", re.M)
 _VERSION = re.compile(r"^__version__ = \"([^\"]*)\"", re.M)
 
 
@@ -48,15 +54,18 @@ class _LazyPackage(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         source = Path(self.origin).read_text(encoding="utf-8")
         where = {name: target for target, name in _FROM_IMPORT.findall(source)}
+        submodules = {name: target for target, name in _IMPORT_AS.findall(source)}
         version = _VERSION.search(source)
         if version:
             module.__version__ = version.group(1)  # type: ignore[attr-defined]
-        module.__all__ = list(where)  # type: ignore[attr-defined]
+        module.__all__ = list(where or submodules)  # type: ignore[attr-defined]
         package = module.__name__
 
         def __getattr__(name: str) -> Any:
             target = where.get(name)
-            if target is not None:
+            if name in submodules:
+                value = importlib.import_module(submodules[name])
+            elif target is not None:
                 value = getattr(importlib.import_module(target), name)
             elif importlib.util.find_spec(f"{package}.{name}") is not None:
                 value = importlib.import_module(f"{package}.{name}")

@@ -16,29 +16,19 @@ import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
-
-from bot.app.audit_view import read_audit, render_jsonl, render_table
-from bot.app.importing import add_import_parser, cmd_import
-from bot.app.replay import CliError, replay_file
-from bot.app.server import serve
-from bot.app.service import ServiceError
-from bot.ops.logs import add_secrets, configure_logging, secrets_from
-from bot.store.postgres import is_postgres_dsn
-from bot.store.store import (
-    AuditEntry,
-    StoreError,
-    default_state_path,
-    open_store,
-    redact_dsn,
-    store_location,
-)
-from config.loader import ConfigError, check_config_file
-from config.routing import explain
-from config.schema import Config
-from config.settings import apply_settings, load_settings
+from bot.app.errors import CliError
 from core.model import EventKind, Severity, Tool
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from bot.store.store import AuditEntry
+    from config.schema import Config
+
+# Each command imports what it uses when it runs: `check-config` needs no Slack client and
+# `run` with console receivers no Teams or PostgreSQL driver (docs/benchmarks.md, start-up).
 
 logger = logging.getLogger("driftbot")
 
@@ -119,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the store file (default: $DRIFTBOT_STATE or ~/.local/state/driftbot/state.sqlite)",
     )
     audit.add_argument("--output", choices=["text", "jsonl"], default="text")
+    from bot.app.importing import add_import_parser
+
     add_import_parser(sub)
     return parser
 
@@ -135,6 +127,8 @@ def _config_path(arg: Path | None) -> Path | None:
 
 
 def _load_config(arg: Path | None) -> Config:
+    from config.loader import check_config_file
+
     loaded = check_config_file(_config_path(arg))
     for warning in loaded.warnings:
         logger.warning("%s", warning)
@@ -145,6 +139,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     """Replay keeps its state in a SQLite file (--state, else DRIFTBOT_STATE, else the default
     location) even when DRIFTBOT_STORE_DSN names the service's shared PostgreSQL store: what it
     announces and sends would otherwise count as announced for the running service."""
+    from bot.app.replay import replay_file
+    from bot.store.dsn import is_postgres_dsn
+    from bot.store.store import default_state_path, redact_dsn
+
     config = _load_config(args.config)
     state = args.state or default_state_path()
     dsn = os.environ.get("DRIFTBOT_STORE_DSN", "").strip()
@@ -172,6 +170,9 @@ def _note_store(state_arg: Path | None, dsn: SecretStr | None) -> None:
     --state or DRIFTBOT_STATE is not used: say which store, never the DSN's password."""
     if dsn is None:
         return
+    from bot.store.dsn import is_postgres_dsn
+    from bot.store.store import redact_dsn
+
     text = dsn.get_secret_value()
     if not is_postgres_dsn(text):
         raise CliError(
@@ -187,6 +188,12 @@ def _note_store(state_arg: Path | None, dsn: SecretStr | None) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bot.app.server import serve
+    from bot.app.service import ServiceError
+    from bot.ops.logs import add_secrets, secrets_from
+    from bot.store.store import default_state_path
+    from config.settings import apply_settings, load_settings
+
     settings = load_settings()
     config = apply_settings(_load_config(args.config), settings)
     add_secrets(secrets_from(config, os.environ))
@@ -208,6 +215,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from bot.app.replay import replay_file
+    from config.schema import Config
+
     scenario = resources.files("bot.app.scenarios").joinpath(DEMO_SCENARIO)
     with resources.as_file(scenario) as path, tempfile.TemporaryDirectory() as tmp:
         if args.output == "text":
@@ -223,6 +233,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     path = _config_path(args.file or args.config)
     if path is None:
         raise CliError("no config file: give one as an argument, with --config or $DRIFTBOT_CONFIG")
+    from config.loader import check_config_file
+
     loaded = check_config_file(path)
     for warning in loaded.warnings:
         print(f"warning: {warning}")
@@ -235,6 +247,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:
+    from config.routing import explain
+
     config = _load_config(args.config)
     try:
         kind = EventKind(args.kind)
@@ -279,6 +293,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     is set, else the SQLite file of --state, DRIFTBOT_STATE or the default location."""
     if args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
+    from pydantic import SecretStr
+
+    from bot.app.audit_view import read_audit, render_jsonl, render_table
+    from bot.store.store import open_store, store_location
+
     location = store_location(args.state, os.environ)
     if isinstance(location, Path):
         if not location.is_file():
@@ -306,6 +325,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from bot.app.importing import cmd_import
+
+    return cmd_import(args)
+
+
 COMMANDS = {
     "run": _cmd_run,
     "replay": _cmd_replay,
@@ -313,7 +338,7 @@ COMMANDS = {
     "check-config": _cmd_check_config,
     "routes": _cmd_routes,
     "audit": _cmd_audit,
-    "import": cmd_import,
+    "import": lambda args: _cmd_import(args),
 }
 
 
@@ -321,6 +346,10 @@ def _configure_logging(verbose: bool) -> None:
     """Logs to stderr as DRIFTBOT_LOG_FORMAT and DRIFTBOT_LOG_LEVEL say (-v: DEBUG), with the
     secrets of the environment masked. A bad variable is reported by the command that needs
     the settings; the logs then use the defaults."""
+    from bot.ops.logs import configure_logging, secrets_from
+    from config.loader import ConfigError
+    from config.settings import load_settings
+
     try:
         settings = load_settings()
         fmt, level = settings.log_format, settings.log_level
@@ -332,6 +361,9 @@ def _configure_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.verbose)
+    from bot.store.store import StoreError
+    from config.loader import ConfigError
+
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -15,26 +15,24 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from slack_sdk.web.async_client import AsyncWebClient
-
-from bot.delivery.rate_limit import RateLimiter
+from bot.app.errors import CliError
 from bot.delivery.receivers import ConsoleReceiver, Receiver
-from bot.delivery.slack_receiver import SlackReceiver
-from bot.delivery.slack_sender import SlackSender, make_client
-from bot.delivery.teams_receiver import TeamsOptions, TeamsReceiver, build_teams_receivers
-from bot.delivery.teams_sender import TeamsConfigError
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
 from watchers.replay import ReplayError, read_replay
 
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.delivery.slack_sender import SlackSender
+    from bot.delivery.teams_receiver import TeamsOptions
+
 logger = logging.getLogger(__name__)
 
-
-class CliError(Exception):
-    """A failure the CLI reports as one line on stderr, with a non-zero exit."""
+__all__ = ["CliError", "ReplaySummary", "build_receivers", "replay_file", "replay_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +78,8 @@ def build_receivers(
     Teams receivers too need `store`; their webhook URLs are read from `environ` or files.
     """
     env = os.environ if environ is None else environ
+    # Slack's and Teams' modules (slack_sdk, the outbox workers) load only when a receiver of
+    # theirs is configured: a console-only service never imports them.
     receivers: dict[str, Receiver] = {}
     teams_receivers: dict[str, Receiver] | None = None
     sender: SlackSender | None = None
@@ -90,6 +90,10 @@ def build_receivers(
             fmt = output or rc.console.format
             receivers[rc.name] = ConsoleReceiver(rc.name, fmt, stream)
         elif rc.slack is not None and store is not None:
+            from bot.delivery.rate_limit import RateLimiter
+            from bot.delivery.slack_receiver import SlackReceiver
+            from bot.delivery.slack_sender import SlackSender, make_client
+
             if sender is None or client is None:
                 token = env.get("SLACK_BOT_TOKEN", "").strip()
                 if not token:
@@ -113,6 +117,9 @@ def build_receivers(
             receiver.start()  # what an earlier run left in the outbox goes out first
             receivers[rc.name] = receiver
         elif rc.teams is not None and store is not None:
+            from bot.delivery.teams_receiver import TeamsReceiver, build_teams_receivers
+            from bot.delivery.teams_sender import TeamsConfigError
+
             if teams_receivers is None:
                 try:
                     teams_receivers = build_teams_receivers(config, store, env, teams)
@@ -186,6 +193,10 @@ async def replay_stream(
 ) -> ReplaySummary:
     """Replay `lines` with the store at `state_path`, delivering to every receiver of `config`
     (Slack and Teams included); returns once what could be sent is sent."""
+    if teams is None and any(rc.teams is not None for rc in config.receivers):
+        from bot.delivery.teams_receiver import TeamsOptions
+
+        teams = TeamsOptions(close_timeout=None)
     store = await Store.open(state_path)
     try:
         receivers = build_receivers(
@@ -195,7 +206,7 @@ async def replay_stream(
             store=store,
             environ=environ,
             slack=slack or SlackOptions(close_timeout=None),
-            teams=teams or TeamsOptions(close_timeout=None),
+            teams=teams,
         )
         pipeline = Pipeline(store, config, receivers)
         await pipeline.load()

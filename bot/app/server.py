@@ -36,17 +36,15 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from bot.app.leader import LeaderElector, LeaseTiming, lease_client, lease_namespace
 from bot.app.service import Service, ServiceError, lead, open_service
 from bot.chat.controls import PolicyControls
-from bot.chat.slack_app import SlackAppError, SlackBot, add_slack_routes, create_slack_bot
 from bot.chat.teams_inbound import (
     TeamsInboundError,
     TeamsQuestions,
@@ -54,8 +52,6 @@ from bot.chat.teams_inbound import (
     secret_from_env,
 )
 from bot.delivery.outbox import Deadline
-from bot.delivery.slack_receiver import SlackReceiver
-from bot.delivery.teams_receiver import TeamsReceiver
 from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook, WebhookConfigError
 from bot.jobs.reload import ConfigReloader
 from bot.ops.logs import add_secrets, secrets_from
@@ -64,6 +60,13 @@ from bot.web.access import StatusConfigError
 from bot.web.routes import add_status_routes
 from config.schema import Config
 from config.settings import LeaderElectionSettings
+
+if TYPE_CHECKING:
+    from bot.app.leader import LeaderElector
+    from bot.chat.slack_app import SlackBot
+
+# The Slack app (slack_bolt), leader election and the chat receivers' modules load only when
+# configured (SLACK_BOT_TOKEN, leader election on): a console-only service never imports them.
 
 __all__ = ["LIVE", "Live", "ServiceCollector", "create_app", "serve"]
 
@@ -217,6 +220,8 @@ def create_app(
         app, teams_key, config, lambda: live.service.pipeline if live.service else None
     )
     if slack_token and config.slack.mode == "http":
+        from bot.chat.slack_app import add_slack_routes
+
         add_slack_routes(app, lambda: live.slack_bot)
     try:
         add_status_routes(app, config, lambda: live.service, environ)
@@ -271,6 +276,8 @@ async def _leading(
 ) -> AsyncIterator[None]:
     """Campaign for the Lease in the background and run the service while leading; on exit
     the service closes first and the Lease is released after (see `bot.app.service.lead`)."""
+    from bot.app.leader import LeaderElector, LeaseTiming, lease_client, lease_namespace
+
     try:
         client = await lease_client(config, environ)
     except Exception as exc:
@@ -314,6 +321,8 @@ async def _start_slack(
 ) -> SlackBot:
     """The Slack app on the running pipeline: commands read its states, mutes and acks change
     its policy state under the same lock as every observation."""
+    from bot.chat.slack_app import SlackAppError, create_slack_bot
+
     pipeline = service.pipeline
     try:
         bot = create_slack_bot(
@@ -348,7 +357,7 @@ def _flush_within(service: Service | None) -> None:
     timeout = service.pipeline.config.server.shutdown_timeout.total_seconds()
     deadline = Deadline(timeout)
     for receiver in service.pipeline.receivers.values():
-        if isinstance(receiver, SlackReceiver | TeamsReceiver):
+        if hasattr(receiver, "close_deadline"):  # the chat receivers, with an outbox
             receiver.close_deadline = deadline
     logger.info("stopping: sending what is in the outbox for at most %.0f s", timeout)
 

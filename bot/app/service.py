@@ -29,11 +29,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kubernetes_asyncio.client import ApiClient
 
-from bot.app.leader import LeaderElector
 from bot.app.replay import CliError, build_receivers
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import Receiver
@@ -59,6 +58,9 @@ from watchers.argocd_api import ArgoCDApiWatcher
 from watchers.commit_info import CommitDescriber
 from watchers.decode.lines import decoder_for
 from watchers.kube_watch import ResourceWatcher
+
+if TYPE_CHECKING:
+    from bot.app.leader import LeaderElector
 
 __all__ = [
     "PipelineGate",

@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.delivery.receivers import ConsoleReceiver, Receiver
-from bot.delivery.slack_receiver import SlackReceiver
-from bot.delivery.teams_receiver import TeamsReceiver
 from bot.store.store import AuditEntry, Store
 from config.routing import Subject, check_match, subject_of, subject_of_state
 from config.schema import DigestConfig, Match
@@ -299,6 +297,10 @@ async def deliver_digest(
         try:
             if receiver is None:
                 raise LookupError("receiver not configured")
+            if not isinstance(receiver, ConsoleReceiver):
+                # Loaded here: a service without Slack or Teams receivers never imports them.
+                from bot.delivery.slack_receiver import SlackReceiver
+                from bot.delivery.teams_receiver import TeamsReceiver
             if isinstance(receiver, ConsoleReceiver):
                 receiver.stream.write(render_digest_text(digest) + "\n")
                 receiver.stream.flush()

@@ -33,11 +33,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from bot.store.backend import MIGRATIONS, StoreError, newer_schema
+from bot.store.dsn import is_postgres_dsn, redact_dsn
 
 __all__ = ["PostgresBackend", "is_postgres_dsn", "postgres_ddl", "redact_dsn"]
 
@@ -45,23 +45,6 @@ LOCK_CLASS = 0x64726966
 """The first key of driftbot's advisory locks ("drif"); the second is an outbox id."""
 MIGRATION_LOCK = (LOCK_CLASS + 1, 0)
 CONNECT_TIMEOUT = 10.0
-
-
-def is_postgres_dsn(text: str) -> bool:
-    return text.startswith(("postgresql://", "postgres://"))
-
-
-def redact_dsn(dsn: str) -> str:
-    """`postgresql://host:port/database`: what messages may show of a DSN."""
-    try:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        host = parts.hostname or query.get("host", ["localhost"])[0]
-        port = parts.port or int(query.get("port", ["5432"])[0])
-    except ValueError:
-        return "postgresql://(unparsable DSN)"
-    database = parts.path.lstrip("/") or query.get("dbname", [""])[0] or "(default database)"
-    return f"postgresql://{host}:{port}/{database}"
 
 
 def postgres_ddl(sql: str) -> str:

@@ -39,7 +39,7 @@ from bot.store.backend import (
     StoreError,
     Transaction,
 )
-from bot.store.postgres import PostgresBackend, is_postgres_dsn, redact_dsn
+from bot.store.dsn import is_postgres_dsn, redact_dsn
 from bot.store.sqlite import SqliteBackend, expand_path
 from core.codec import (
     CodecError,
@@ -198,6 +198,8 @@ class Store:
         else a SQLite file path (parent directories created)."""
         backend: Backend
         if isinstance(location, str) and is_postgres_dsn(location):
+            from bot.store.postgres import PostgresBackend  # asyncpg only for PostgreSQL
+
             backend = await PostgresBackend.open(location)
         else:
             backend = await SqliteBackend.open(Path(location))
