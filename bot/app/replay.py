@@ -92,7 +92,7 @@ def build_receivers(
         elif rc.slack is not None and store is not None:
             from bot.delivery.rate_limit import RateLimiter
             from bot.delivery.slack_receiver import SlackReceiver
-            from bot.delivery.slack_sender import SlackSender, make_client
+            from bot.delivery.slack_sender import SlackSender, keep_alive_session, make_client
 
             if sender is None or client is None:
                 token = env.get("SLACK_BOT_TOKEN", "").strip()
@@ -101,9 +101,12 @@ def build_receivers(
                         f"receiver {rc.name!r} posts to Slack: set SLACK_BOT_TOKEN to the bot "
                         "token (xoxb-...)"
                     )
-                client = make_client(token, config.slack.api_url, timeout=options.timeout)
+                session = keep_alive_session(options.timeout)
+                client = make_client(
+                    token, config.slack.api_url, timeout=options.timeout, session=session
+                )
                 limiter = RateLimiter(clock=options.monotonic, sleep=options.sleep)
-                sender = SlackSender(client, limiter, sleep=options.sleep)
+                sender = SlackSender(client, limiter, sleep=options.sleep, session=session)
             receiver = SlackReceiver(
                 rc.name,
                 rc.slack.channel,

@@ -306,6 +306,8 @@ class SlackReceiver:
         self.sender = sender
         """Shared by the receivers of one workspace; its `stats` (DeliveryStats) count the
         429s waited out, retries and refusals of all of them."""
+        sender.hold()
+        self._holding = True
         self._clock = clock
         self._close_timeout = close_timeout
         self.close_deadline: Deadline | None = None
@@ -337,6 +339,11 @@ class SlackReceiver:
         within = self._close_timeout
         if self.close_deadline is not None:
             within = self.close_deadline.remaining()
-        await self.drain(within)
-        await self.worker.stop()
-        await log_left(self.store, self.name)
+        try:
+            await self.drain(within)
+            await self.worker.stop()
+            await log_left(self.store, self.name)
+        finally:
+            if self._holding:
+                self._holding = False
+                await self.sender.release()

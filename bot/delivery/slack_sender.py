@@ -64,7 +64,10 @@ def make_client(
     """An AsyncWebClient for `api_url` (the `slack.api_url` setting) that does not retry.
 
     slack_sdk's default retry handler would retry connection errors on its own, sleeping for
-    real; SlackSender does all retrying, so the client gets no handlers.
+    real; SlackSender does all retrying, so the client gets no handlers. Without `session`
+    slack_sdk opens a session (a connection, a TLS handshake) per call; `keep_alive_session`
+    makes one to share. slack_sdk applies `timeout` only to sessions it makes itself, so a
+    shared session carries its own.
     """
     return AsyncWebClient(
         token=token,
@@ -73,6 +76,11 @@ def make_client(
         session=session,
         retry_handlers=[],
     )
+
+
+def keep_alive_session(timeout: float = 30.0) -> aiohttp.ClientSession:
+    """One HTTP session for a workspace's calls (call inside the running loop)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class SlackSender:
         max_retry_after: float = 300.0,
         rand: Callable[[], float] = random.random,
         metrics: DeliveryMetrics | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -126,6 +135,21 @@ class SlackSender:
         self._reported: set[tuple[str, str]] = set()
         self.stats = SenderStats()
         self.metrics = metrics or METRICS
+        self._session = session
+        """The client's HTTP session, kept alive across calls (one TLS handshake with
+        slack.com, not one per message); closed when the last receiver using it lets go."""
+        self._holders = 0
+
+    def hold(self) -> None:
+        """A receiver uses this sender (and its session) until it calls `release`."""
+        self._holders += 1
+
+    async def release(self) -> None:
+        """A receiver is done: the last one out closes the HTTP session."""
+        self._holders -= 1
+        if self._holders <= 0 and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     @property
     def limiter(self) -> RateLimiter:

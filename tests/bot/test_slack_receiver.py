@@ -285,6 +285,30 @@ async def test_a_recovery_edits_the_original_in_place_and_replies_in_its_thread(
     assert await store.outbox_queue("prod") == []
 
 
+async def test_the_receivers_of_a_workspace_share_one_kept_alive_connection(
+    slack: HistoryFakeSlack, store: Store, clock: VirtualClock
+) -> None:
+    config = slack_config(slack.url, {"prod": "C0PROD", "staging": "C0STAGE"})
+    built = build_receivers(config, None, store=store, environ=ENV, slack=slack_options(clock))
+    prod, staging = built["prod"], built["staging"]
+    assert isinstance(prod, SlackReceiver) and isinstance(staging, SlackReceiver)
+    problem = event("checkout", EventKind.DRIFT_DETECTED)
+    await prod.deliver(Notification(problem, ("prod",)))
+    await staging.deliver(Notification(event("web", EventKind.DEPLOY_FAILED), ("staging",)))
+    await prod.deliver(
+        Notification(recovery_of(problem, EventKind.DRIFT_RESOLVED, 3), ("prod",), original=problem)
+    )
+    await prod.drain()
+    await staging.drain()
+    posts = slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+    assert len(posts) == 4
+    assert len({call.peer for call in slack.calls}) == 1  # one connection, kept alive
+    await prod.close()
+    assert not prod.sender._session.closed  # type: ignore[union-attr]  # staging still uses it
+    await staging.close()
+    assert prod.sender._session is None
+
+
 async def test_threads_and_updates_survive_a_restart(
     slack: HistoryFakeSlack, tmp_path: Path, clock: VirtualClock
 ) -> None:

@@ -94,6 +94,8 @@ class Call:
     response: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     fault: Fault | None = None
+    peer: Any = None
+    """The client's address and port: calls over one kept-alive connection share it."""
 
     @property
     def ok(self) -> bool:
@@ -244,6 +246,8 @@ class FakeSlackApi:
         params = await _read_params(request)
         token = _bearer(request) or _as_str(params.pop("token", None))
         call = Call(method=method, params=params, token=token, at=self.clock())
+        if request.transport is not None:
+            call.peer = request.transport.get_extra_info("peername")
         self.calls.append(call)
 
         fault = self._take_fault(method)
