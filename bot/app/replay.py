@@ -21,6 +21,7 @@ from bot.app.errors import CliError
 from bot.delivery.receivers import ConsoleReceiver, Receiver
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
+from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from watchers.replay import ReplayError, read_replay
 
@@ -145,15 +146,23 @@ def build_receivers(
 async def replay_lines(
     lines: Iterable[str | bytes], source: str, pipeline: Pipeline
 ) -> ReplaySummary:
-    """Feed recorded lines through `pipeline`; bad lines are logged with `source:line`."""
+    """Feed recorded lines through `pipeline`; bad lines are logged with `source:line`.
+
+    With a write-behind store (what `replay_stream` opens, as `driftbot run` does), app states
+    and the policy state are written in batches, and a line that sent something is followed by
+    a flush, as in `run`: a notification is committed with the policy state that says it was
+    sent, so a replay killed and run again never announces it twice."""
     count = skipped = 0
     before = pipeline.stats["sent"]
+    store = pipeline.store
+    behind = store if isinstance(store, WriteBehindStore) else None
     for item in read_replay(lines):
         count += 1
         if isinstance(item, ReplayError):
             skipped += 1
             logger.warning("%s:%d: %s; line skipped", source, item.lineno, item.reason)
             continue
+        sent = pipeline.stats["sent"] + pipeline.stats["reminded"]
         await pipeline.advance(item.at)
         if item.type == "NOTIFICATION":
             outcome = await pipeline.notify(item.payload, item.cluster, item.at)
@@ -162,6 +171,8 @@ async def replay_lines(
         if outcome.startswith("rejected"):
             skipped += 1
             logger.warning("%s:%d: %s; line skipped", source, item.lineno, outcome)
+        if behind is not None and pipeline.stats["sent"] + pipeline.stats["reminded"] != sent:
+            await behind.flush()
     await pipeline.finish()
     return ReplaySummary(count, skipped, pipeline.stats["sent"] - before)
 
@@ -200,7 +211,7 @@ async def replay_stream(
         from bot.delivery.teams_receiver import TeamsOptions
 
         teams = TeamsOptions(close_timeout=None)
-    store = await Store.open(state_path)
+    store = await WriteBehindStore.open(state_path)
     try:
         receivers = build_receivers(
             config,

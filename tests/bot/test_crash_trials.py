@@ -46,7 +46,7 @@ from bench._soak_fork import Child, ForkServer
 from bench._soak_slack import SoakSlack, notification_of
 from bot.app.replay import build_receivers, replay_lines
 from bot.delivery.receivers import Notification
-from bot.delivery.slack_receiver import plan_slack
+from bot.delivery.slack_receiver import SlackReceiver, plan_slack
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
@@ -262,10 +262,10 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
         # Each store is closed whatever happens: an aiosqlite connection left open keeps the
         # test process from ever exiting.
         store = await WriteBehindStore.open(state)
+        receivers: dict[str, Any] = {}
         try:
-            pipeline = Pipeline(
-                store, config, build_receivers(config, None, store=store, environ=env)
-            )
+            receivers = build_receivers(config, None, store=store, environ=env)
+            pipeline = Pipeline(store, config, receivers)
             await pipeline.load()
             await pipeline.observe(healthy, "c0", "ADDED", T0)
             await store.flush()
@@ -278,6 +278,9 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
             for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
                 task.cancel()
             await Store.close(store)  # killed: what is still in memory is not written
+            for receiver in receivers.values():  # and its connections are gone with it
+                if isinstance(receiver, SlackReceiver):
+                    await receiver.sender.release()
 
         store = await WriteBehindStore.open(state)
         try:

@@ -178,6 +178,9 @@ async def run_until_killed(
     await asyncio.wait([feeder, *stopped])
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]
     await store.close()  # the process is gone: nothing is drained or closed cleanly
+    for receiver in receivers.values():  # and its connections with it
+        assert isinstance(receiver, SlackReceiver)
+        await receiver.sender.release()
 
     rows = _outbox_rows(path)
     in_store = {n for n, _, _ in rows}
