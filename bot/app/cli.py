@@ -338,7 +338,7 @@ COMMANDS = {
     "check-config": _cmd_check_config,
     "routes": _cmd_routes,
     "audit": _cmd_audit,
-    "import": lambda args: _cmd_import(args),
+    "import": _cmd_import,
 }
 
 
