@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.errors import CliError
+from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import ConsoleReceiver, Receiver
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
@@ -33,7 +34,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CliError", "ReplaySummary", "build_receivers", "replay_file", "replay_lines"]
+__all__ = [
+    "CliError",
+    "ReplaySummary",
+    "build_receivers",
+    "outbox_waker",
+    "replay_file",
+    "replay_lines",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +151,22 @@ def build_receivers(
     return receivers
 
 
+def outbox_waker(pipeline: Pipeline) -> Callable[[str], None]:
+    """A `WriteBehindStore.outbox_listeners` entry: wakes the outbox worker of the named
+    receiver once messages kept in memory through a store outage are queued in the store, so
+    they go out at once rather than with that receiver's next notification.
+
+    The receiver is looked up in the pipeline when the listener is called, so receivers a hot
+    reload rebuilt are the ones woken; a receiver without a worker (the console) is skipped."""
+
+    def wake(receiver: str) -> None:
+        worker = getattr(pipeline.receivers.get(receiver), "worker", None)
+        if isinstance(worker, OutboxWorker):
+            worker.wake()
+
+    return wake
+
+
 async def replay_lines(
     lines: Iterable[str | bytes], source: str, pipeline: Pipeline
 ) -> ReplaySummary:
@@ -223,6 +247,7 @@ async def replay_stream(
             teams=teams,
         )
         pipeline = Pipeline(store, config, receivers)
+        store.outbox_listeners.append(outbox_waker(pipeline))
         await pipeline.load()
         try:
             return await replay_lines(lines, source, pipeline)

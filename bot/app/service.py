@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kubernetes_asyncio.client import ApiClient
 
-from bot.app.replay import CliError, build_receivers
+from bot.app.replay import CliError, build_receivers, outbox_waker
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import Receiver
 from bot.jobs.reload import ConfigReloader
@@ -381,22 +381,6 @@ def _clockwork(
     reloader.start()
     reloader.install_sighup()
     return scheduler, reloader
-
-
-def outbox_waker(pipeline: Pipeline) -> Callable[[str], None]:
-    """A `WriteBehindStore.outbox_listeners` entry: wakes the outbox worker of the named
-    receiver once messages kept in memory through a store outage are queued in the store, so
-    they go out at once rather than with that receiver's next notification.
-
-    The receiver is looked up in the pipeline when the listener is called, so receivers a hot
-    reload rebuilt are the ones woken; a receiver without a worker (the console) is skipped."""
-
-    def wake(receiver: str) -> None:
-        worker = getattr(pipeline.receivers.get(receiver), "worker", None)
-        if isinstance(worker, OutboxWorker):
-            worker.wake()
-
-    return wake
 
 
 @contextlib.asynccontextmanager

@@ -102,7 +102,7 @@ async def test_refreshes_stop_before_the_pipeline_and_a_change_after_them_is_tol
                 clock.advance()
                 refreshed = copy.deepcopy(app)
                 refreshed["status"]["reconciledAt"] = _stamp(100 + minute)
-                refreshed["metadata"]["annotations"] = {"refreshed": str(minute)}
+                refreshed["metadata"]["managedFields"] = [{"time": _stamp(100 + minute)}]
                 api.put(refreshed)
                 reconciled = copy.deepcopy(ks)
                 for snapshot in reconciled["status"].get("history", []):

@@ -308,8 +308,11 @@ def test_what_moves_at_every_refresh_leaves_the_digest_alone() -> None:
     refreshed = copy.deepcopy(app)
     refreshed["status"]["reconciledAt"] = "2030-01-01T00:00:00Z"
     refreshed["metadata"]["resourceVersion"] = "99"
-    refreshed["metadata"]["annotations"] = {"argocd.argoproj.io/refresh": "normal"}
+    refreshed["metadata"]["managedFields"] = [{"manager": "argocd", "time": "2030-01-01T00:00:00Z"}]
     assert digest(_typed(app)) == digest(_typed(refreshed))
+    annotated = copy.deepcopy(refreshed)
+    annotated["metadata"]["annotations"] = {"driftbot.dev/notify": "team-a"}  # routes read these
+    assert digest(_typed(annotated)) != digest(_typed(refreshed))
     changed = copy.deepcopy(refreshed)
     changed["status"]["sync"]["status"] = "OutOfSync"
     assert digest(_typed(changed)) != digest(_typed(refreshed))

@@ -141,8 +141,7 @@ class Application(ObjectView, tag="Application"):
         status = self.status
         if status is not None and status.reconciledAt is not None:
             status = msgspec.structs.replace(status, reconciledAt=_stale(status))
-        meta = self.metadata
-        return (meta.labels if meta is not None else None, self.spec, status)
+        return (self.metadata_view(), self.spec, status)
 
 
 def _stale(status: Status) -> bool | None:

@@ -9,7 +9,7 @@ a value of another type there fails the typed decoding, which then falls back to
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
@@ -26,6 +26,7 @@ class ObjectMeta(View):
     uid: Any = None
     resourceVersion: Any = None
     labels: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
 
 
 class ObjectView(View, tag_field="kind"):
@@ -34,18 +35,15 @@ class ObjectView(View, tag_field="kind"):
     apiVersion: Any = None
     metadata: ObjectMeta | None = None
 
-    relevant_ignores: ClassVar[str] = ""
-    """What moves in this kind without meaning anything (for the docs of `relevant`)."""
-
     def relevant(self) -> Any:
         """What the pipeline reads of this object, but its identity and what moves on every
         reconcile without changing what it means: equal values, equal AppStates."""
+        return (self.metadata_view(), getattr(self, "spec", None), getattr(self, "status", None))
+
+    def metadata_view(self) -> Any:
+        """What is read of the metadata but the identity: labels and annotations."""
         meta = self.metadata
-        return (
-            meta.labels if meta is not None else None,
-            getattr(self, "spec", None),
-            getattr(self, "status", None),
-        )
+        return None if meta is None else (meta.labels, meta.annotations)
 
 
 def as_mapping(view: View) -> dict[str, Any]:

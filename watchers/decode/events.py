@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchers.decode.base import ObjectMeta, ObjectView, View
+from watchers.decode.base import ObjectView, View
 
 __all__ = ["Event"]
-
-
-class EventMeta(ObjectMeta):
-    annotations: dict[str, Any] | None = None
 
 
 class ObjectReference(View):
@@ -36,7 +32,6 @@ class EventSeries(View):
 
 
 class Event(ObjectView, tag="Event"):
-    metadata: EventMeta | None = None
     involvedObject: ObjectReference | None = None
     regarding: ObjectReference | None = None
     reason: Any = None

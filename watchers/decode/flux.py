@@ -34,8 +34,23 @@ class Condition(View):
     message: Any = None
 
 
+class SourceRef(View):
+    kind: Any = None
+    name: Any = None
+    namespace: Any = None
+
+
 class SuspendSpec(View):
     suspend: Any = None
+    targetNamespace: Any = None
+
+
+class KustomizationSpec(SuspendSpec):
+    sourceRef: SourceRef | None = None
+
+
+class GitRepositorySpec(SuspendSpec):
+    url: Any = None
 
 
 # -- Kustomization ------------------------------------------------------------------------------
@@ -57,7 +72,7 @@ class KustomizationStatus(View):
 
 
 class Kustomization(ObjectView, tag="Kustomization"):
-    spec: SuspendSpec | None = None
+    spec: KustomizationSpec | None = None
     status: KustomizationStatus | None = None
 
     def relevant(self) -> Any:
@@ -66,8 +81,7 @@ class Kustomization(ObjectView, tag="Kustomization"):
         status = self.status
         if status is not None and status.history:
             status = msgspec.structs.replace(status, history=_ordered(status.history))
-        meta = self.metadata
-        return (meta.labels if meta is not None else None, self.spec, status)
+        return (self.metadata_view(), self.spec, status)
 
 
 _FLOOR = datetime.min.replace(tzinfo=UTC)
@@ -85,21 +99,16 @@ def _ordered(history: list[KustomizationSnapshot]) -> list[KustomizationSnapshot
 
 class ChartTemplateSpec(View):
     chart: Any = None
+    sourceRef: SourceRef | None = None
 
 
 class ChartTemplate(View):
     spec: ChartTemplateSpec | None = None
 
 
-class ChartRef(View):
-    kind: Any = None
-    name: Any = None
-
-
-class HelmReleaseSpec(View):
-    suspend: Any = None
+class HelmReleaseSpec(SuspendSpec):
     chart: ChartTemplate | None = None
-    chartRef: ChartRef | None = None
+    chartRef: SourceRef | None = None
 
 
 class HelmSnapshot(View):
@@ -135,7 +144,7 @@ class SourceStatus(View):
 
 
 class GitRepository(ObjectView, tag="GitRepository"):
-    spec: SuspendSpec | None = None
+    spec: GitRepositorySpec | None = None
     status: SourceStatus | None = None
 
 
@@ -154,8 +163,7 @@ class Bucket(ObjectView, tag="Bucket"):
     status: SourceStatus | None = None
 
 
-class HelmChartSpec(View):
-    suspend: Any = None
+class HelmChartSpec(SuspendSpec):
     chart: Any = None
 
 
