@@ -437,3 +437,8 @@ def time_label(event: GitOpsEvent) -> str:
 
 def severity_word(severity: Severity) -> str:
     return SEVERITY_WORDS[severity]
+
+
+def group_status_word(group: EventGroup) -> str:
+    """A storm's word: `Resolved` once every problem has recovered, else its worst severity's."""
+    return WORD_RESOLVED if group.cleared else SEVERITY_WORDS[group.severity]

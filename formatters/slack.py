@@ -140,6 +140,22 @@ def render_slack_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> Messa
     )
 
 
+def render_slack_recovery_reply(original: GitOpsEvent, recovery: GitOpsEvent) -> Message:
+    """The one reply a recovery adds in its alert's thread, under the alert it edited (pure):
+    the headline and when, nothing more; every fact is in the edited alert above it."""
+    word = phrases.status_word(recovery, resolves=original)
+    sentence = phrases.resolved_headline(original, recovery, esc.slack)
+    said = f"{word}{phrases.SEPARATOR}{sentence}"
+    blocks = [
+        section(f"{_icon(recovery, resolves=original)} *{said}*", BLOCK_HEADLINE),
+        context(
+            [f"{phrases.tool_name(recovery.tool)} · {slack_date(recovery.occurred_at)}"],
+            BLOCK_CONTEXT,
+        ),
+    ]
+    return {"text": fit_mrkdwn(said, MAX_FALLBACK), "blocks": blocks}
+
+
 def render_slack_group(
     group: EventGroup,
     mention: Sequence[str] = (),
@@ -151,19 +167,23 @@ def render_slack_group(
     problem has recovered: green, "All 8 apps match Git again on prod after 7 min", the
     original headline struck through, no buttons."""
     headline = phrases.group_headline(group, esc.slack)
+    word = phrases.group_status_word(group)
     if group.cleared:
-        cleared = progress.cleared_headline(group, esc.slack)
+        cleared = f"{word}{phrases.SEPARATOR}{progress.cleared_headline(group, esc.slack)}"
         line = f"{ICON_GOOD} *{cleared}*\n~{headline}~"
         return _fit(lambda budget: _group_message(group, line, cleared, [], budget, buttons=[]))
     tokens = mention_tokens(mention) if group.severity.rank >= mention_severity.rank else []
-    line = f"{_group_icon(group)} *{headline}*"
+    said = f"{word}{phrases.SEPARATOR}{headline}"
+    line = f"{_group_icon(group)} *{said}*"
     buttons = _group_buttons(group) if group.problem_count else []
-    return _fit(lambda budget: _group_message(group, line, headline, tokens, budget, buttons))
+    return _fit(lambda budget: _group_message(group, line, said, tokens, budget, buttons))
 
 
 def render_slack_cleared(group: EventGroup) -> Message:
     """The one reply in a storm's thread that says it is over (pure)."""
-    cleared = progress.cleared_headline(group, esc.slack)
+    cleared = (
+        f"{phrases.WORD_RESOLVED}{phrases.SEPARATOR}{progress.cleared_headline(group, esc.slack)}"
+    )
     blocks = [
         section(f"{ICON_GOOD} *{cleared}*", BLOCK_HEADLINE),
         context(

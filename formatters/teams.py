@@ -185,6 +185,7 @@ def _group_card(group: EventGroup, budget: _Budget) -> Card:
     headline = phrases.group_headline(group, esc.teams)
     if group.cleared:
         headline = progress.cleared_headline(group, esc.teams)
+    headline = f"{phrases.group_status_word(group)}{phrases.SEPARATOR}{headline}"
     body = [
         _text(
             _cut(headline, MAX_HEADLINE),

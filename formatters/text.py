@@ -43,11 +43,12 @@ def render_group_text(group: EventGroup) -> str:
     """`37 apps drifted on prod after revision 1a2b3c4`, then one line per app."""
     if group.count == 1:
         return render_text(group.events[0])
+    word = f"{phrases.group_status_word(group)}{phrases.SEPARATOR}"
     if group.cleared:
-        lines = [progress.cleared_headline(group)]
+        lines = [word + progress.cleared_headline(group)]
         lines.append(f"{INDENT}earlier: {phrases.group_headline(group)}")
     else:
-        lines = [phrases.group_headline(group)]
+        lines = [word + phrases.group_headline(group)]
     breakdown = phrases.group_breakdown(group)
     if breakdown:
         lines.append(INDENT + breakdown)

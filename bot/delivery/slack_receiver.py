@@ -53,6 +53,7 @@ from formatters.slack import (
     render_slack,
     render_slack_cleared,
     render_slack_group,
+    render_slack_recovery_reply,
     render_slack_resolved,
 )
 
@@ -97,7 +98,11 @@ def plan_slack(note: Notification) -> list[dict[str, Any]]:
         original = note.original
         return [
             _update(event.id, original.id, render_slack_resolved(original, event)),
-            _post(event.id, render_slack(event), thread_of=original.id),
+            _post(
+                event.id,
+                render_slack_recovery_reply(original, event),
+                thread_of=original.id,
+            ),
         ]
     if event.resolves:
         # The problem itself is not at hand, so its message cannot be redrawn as resolved:

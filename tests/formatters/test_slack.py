@@ -8,7 +8,12 @@ import pytest
 
 from core.model import EventKind, GitOpsEvent, ResourceRef, Severity
 from formatters.group import EventGroup
-from formatters.slack import render_slack, render_slack_group, render_slack_resolved
+from formatters.slack import (
+    render_slack,
+    render_slack_group,
+    render_slack_recovery_reply,
+    render_slack_resolved,
+)
 from formatters.slack_actions import parse_action_value
 from tests.fakes.slack_api import MAX_MESSAGE_BLOCKS, validate_blocks
 from tests.formatters.blockkit import assert_valid_slack, live_tokens, slack_problems
@@ -356,8 +361,27 @@ def test_storm_lists_apps_with_links_and_cuts_the_rest() -> None:
     ]
     message = render_slack_group(EventGroup.of(members))
     assert_valid_slack(message)
-    assert message["text"] == "400 apps drifted on prod after revision main@67e2c98"
+    assert message["text"] == (
+        "Needs attention · 400 apps drifted on prod after revision main@67e2c98"
+    )
     listing = message["blocks"][1]["text"]["text"].splitlines()
     assert listing[0] == "• <https://ui/0|app-000>"
     shown = len(listing) - 1
     assert listing[-1] == f"and {400 - shown} more"
+
+
+def test_a_recovery_reply_is_its_headline_and_when_only() -> None:
+    """The edited alert above it holds every fact: the reply in its thread repeats none."""
+    problem = event(EventKind.DRIFT_DETECTED, flux_state(name="redis"))
+    back = recovery(EventKind.DRIFT_RESOLVED, flux_state(name="redis"))
+    reply = render_slack_recovery_reply(problem, back)
+    assert_valid_slack(reply)
+    assert reply["text"].startswith("Resolved · redis on prod matches Git again")
+    assert [b["type"] for b in reply["blocks"]] == ["section", "context"]
+    edited = render_slack_resolved(problem, back)
+    fields = [
+        f["text"] for b in edited["blocks"] if b["type"] == "section" for f in b.get("fields", [])
+    ]
+    assert fields, "the edited alert carries the facts"
+    said = str(reply["blocks"])
+    assert not [f for f in fields if f in said]

@@ -160,7 +160,9 @@ def test_storm() -> None:
     payload = render_teams_group(EventGroup.of(members))
     assert_valid_teams(payload)
     body = card_of(payload)["body"]
-    assert body[0]["text"] == "370 apps drifted on prod after revision main@67e2c98"
+    assert body[0]["text"] == (
+        "Needs attention · 370 apps drifted on prod after revision main@67e2c98"
+    )
     facts = {f["title"]: f["value"] for f in body[1]["facts"]}
     assert facts == {
         "Cluster": "prod",

@@ -118,7 +118,7 @@ def test_storm() -> None:
     ]
     text = render_group_text(EventGroup.of(members))
     lines = text.splitlines()
-    assert lines[0] == "37 apps drifted on prod after revision main@67e2c98"
+    assert lines[0] == "Needs attention · 37 apps drifted on prod after revision main@67e2c98"
     assert lines[1] == "    - app-0"
     assert lines[-1].strip() == "and 17 more"
     assert len(lines) == 1 + 20 + 1
