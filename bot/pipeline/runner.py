@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.delivery.receivers import Notification, Receiver
+from bot.delivery.receivers import ConsoleReceiver, Notification, Receiver
 from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
 from bot.pipeline import links
@@ -231,7 +231,14 @@ class Pipeline:
             outcomes: dict[str, str] = {}
             timed = note.timed_ids()
             if timed is not None:
-                self.metrics.changes_seen(note.receivers, *timed)
+                # Only chat receivers report an acceptance; a console's entries would wait for
+                # one until the map's cap pushed them out.
+                chat = [
+                    n
+                    for n in note.receivers
+                    if not isinstance(self.receivers.get(n), ConsoleReceiver)
+                ]
+                self.metrics.changes_seen(chat, *timed)
             context = _about(note)
             for name in note.receivers:
                 receiver = self.receivers.get(name)

@@ -387,3 +387,29 @@ async def test_store_errors_are_served_while_the_disk_is_full(tmp_path: Path) ->
             assert await store_errors() == 3
         assert await store.flush()
         assert await store_errors() == 3
+
+
+def _demo_lines() -> list[str]:
+    demo = Path(__file__).resolve().parents[2] / "bot" / "app" / "scenarios" / "demo.jsonl"
+    return demo.read_text().splitlines()
+
+
+async def test_console_receivers_leave_no_latency_entry_waiting(tmp_path: Path) -> None:
+    """Only chat services report an acceptance: a notification to a console receiver is not
+    kept for a latency that will never be measured (it would sit there until the cap)."""
+    from bot.app.replay import build_receivers, replay_lines
+    from bot.pipeline.runner import Pipeline
+
+    out = io.StringIO()
+    config = Config()
+    store = await Store.open(tmp_path / "state.sqlite")
+    try:
+        pipeline = Pipeline(store, config, build_receivers(config, "jsonl", out, store=store))
+        pipeline.metrics = DeliveryMetrics()
+        await pipeline.load()
+        summary = await replay_lines(_demo_lines(), "demo", pipeline)
+        await pipeline.close()
+    finally:
+        await store.close()
+    assert summary.sent > 0 and out.getvalue().count("\n") >= summary.sent
+    assert len(pipeline.metrics._seen) == 0
