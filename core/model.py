@@ -235,6 +235,9 @@ class AppState:
     annotations: dict[str, str] = field(default_factory=dict)
     """The object's annotations that routes may match on (bounded; kubectl's
     last-applied-configuration and long values are left out)."""
+    reconcile_handled: str = ""
+    """Flux status.lastHandledReconcileAt: the last reconcile.fluxcd.io/requestedAt value the
+    controller acted on, so a requested reconcile can be followed to its result."""
 
     @property
     def key(self) -> AppKey:

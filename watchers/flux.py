@@ -374,6 +374,7 @@ def normalize_object(obj: Mapping[str, Any], cluster: str, now: datetime) -> App
         chart_version=chart_version,
         app_version=app_version,
         suspended=spec.get("suspend") is True,
+        reconcile_handled=_str(status, "lastHandledReconcileAt"),
         history=history,
         message=ready.message if ready is not None else "",
         conditions=conditions,

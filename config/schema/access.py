@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
+from config.actions import DeployerGrant, may_deploy
 from config.globs import glob_match
 from config.schema.fields import (
     Globs,
@@ -47,7 +48,8 @@ class Grant(Strict):
 
 
 class RbacConfig(Strict):
-    """`operators` may mute, unmute and ack; `viewers` may ask questions; `grants`, when any
+    """`operators` may mute, unmute and ack; `viewers` may ask questions; `deployers` may act
+    where their grant says (with `actions.enabled`); `grants`, when any
     are listed, limit which clusters and namespaces each person sees (in chat and on the
     status page).
 
@@ -60,6 +62,19 @@ class RbacConfig(Strict):
     operators: Principals = Principals()
     viewers: Principals = Principals()
     grants: tuple[Grant, ...] = ()
+    deployers: tuple[DeployerGrant, ...] = ()
+    """Who may act (sync, roll back, reconcile ...) and where, when `actions.enabled`."""
+
+    def may_deploy(
+        self,
+        user: str,
+        groups: tuple[str, ...],
+        cluster: str,
+        namespace: str,
+        project: str = "",
+    ) -> bool:
+        """Operators do not deploy unless a deployers grant names them too."""
+        return may_deploy(self.deployers, user, groups, cluster, namespace, project)
 
     @property
     def scoped(self) -> bool:
@@ -82,4 +97,5 @@ class RbacConfig(Strict):
             self.viewers.empty
             or self.viewers.includes(user, groups)
             or self.may_operate(user, groups)
+            or any(user in g.users or set(groups) & set(g.groups) for g in self.deployers)
         )

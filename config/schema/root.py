@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import model_validator
 
+from config.actions import ActionsConfig
 from config.globs import glob_match
 from config.schema.access import RbacConfig
 from config.schema.fields import (
@@ -36,6 +37,7 @@ class Config(Strict):
     teams: TeamsConfig = TeamsConfig()
     server: ServerConfig = ServerConfig()
     digests: tuple[DigestConfig, ...] = ()
+    actions: ActionsConfig = ActionsConfig()
 
     @model_validator(mode="before")
     @classmethod
