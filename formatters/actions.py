@@ -53,17 +53,14 @@ REFUSALS: dict[str, str] = {
     "unknown_app": "I do not watch an app called {app} on {cluster}.",
     "gone": "{app} on {cluster} was deleted: there is nothing to {verb}.",
     "wrong_tool": (
-        "{app} on {cluster} is a {tool} {kind}: `{verb}` is for {other}. "
-        "Use {hint} instead."
+        "{app} on {cluster} is a {tool} {kind}: `{verb}` is for {other}. Use {hint} instead."
     ),
     "auto_sync": (
         "Argo CD refuses to roll back {app} on {cluster} while auto-sync is on: it would sync "
         "forward to Git again at once. Revert the change in Git, or turn auto-sync off first."
     ),
     "no_history": "{app} on {cluster} has no earlier revision in its history to roll back to.",
-    "no_such_history": (
-        "{app} on {cluster} has no history entry {id} (entries: {ids})."
-    ),
+    "no_such_history": ("{app} on {cluster} has no history entry {id} (entries: {ids})."),
     "running": (
         "An operation is already running on {app} on {cluster}: wait for it to finish, or "
         "`terminate` it first."
@@ -176,8 +173,9 @@ def confirm_view(pending: Pending, now: datetime, approval: str = "") -> dict[st
     ]
     if plan.request.verb is Verb.ROLLBACK and plan.target is not None and plan.choices:
         options = [_option(entry, now) for entry in plan.choices[:MAX_CHOICES]]
-        chosen = next((o for o, e in zip(options, plan.choices, strict=False) if e == plan.target),
-                      options[0])
+        chosen = next(
+            (o for o, e in zip(options, plan.choices, strict=False) if e == plan.target), options[0]
+        )
         blocks.append(
             {
                 "type": "input",
@@ -298,7 +296,8 @@ def result_text(pending: Pending, result: Outcome, follow_for: str) -> str:
 
 
 def failed_to_act(pending: Pending, why: str) -> str:
-    return f":x: Could not {TITLES[pending.plan.request.verb].lower()} {_where(pending.plan)}: {_v(why, 500)}"
+    what = TITLES[pending.plan.request.verb].lower()
+    return f":x: Could not {what} {_where(pending.plan)}: {_v(why, 500)}"
 
 
 def approval_blocks(pending: Pending, now: datetime, within: str) -> tuple[str, list[Block]]:

@@ -168,7 +168,7 @@ class KubeActions:
     async def _patch(self, key: AppKey, body: dict[str, Any]) -> None:
         group, version, plural = self._where(key)
         try:
-            await self.api.patch_namespaced_custom_object(
+            await self.api.patch_namespaced_custom_object(  # type: ignore[call-arg]
                 group, version, key.namespace, plural, key.name, body, _content_type=MERGE_PATCH
             )
         except ApiException as exc:
@@ -188,9 +188,7 @@ def _source_of(obj: dict[str, Any], key: AppKey) -> AppKey | None:
     spec = obj.get("spec") or {}
     ref = spec.get("sourceRef")
     if key.kind == "HelmRelease":
-        ref = spec.get("chartRef") or ((spec.get("chart") or {}).get("spec") or {}).get(
-            "sourceRef"
-        )
+        ref = spec.get("chartRef") or ((spec.get("chart") or {}).get("spec") or {}).get("sourceRef")
     if not isinstance(ref, dict) or ref.get("kind") not in _RESOURCES:
         return None
     return AppKey(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +58,8 @@ class Pipeline:
         """(event kind, tool) of every event detected, for metrics."""
         self.metrics = METRICS
         """Where delivery latency starts: each notification's change, as it is handed over."""
+        self.listeners: list[Callable[[AppState, datetime], Awaitable[None]]] = []
+        """Told every app state recorded (actions from chat follow their result this way)."""
         self.reconfigure(config, receivers)
 
     def reconfigure(self, config: Config, receivers: Mapping[str, Receiver]) -> None:
@@ -120,6 +122,8 @@ class Pipeline:
         self.states[current.key] = current
         await self.store.put_state(current)
         await self._decide(detect(previous, current, now), now)
+        for listener in self.listeners:
+            await listener(current, now)
         return "observed"
 
     async def relist(
