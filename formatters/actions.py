@@ -106,13 +106,28 @@ def _where(plan: Plan) -> str:
     return f"*{_v(key.name)}* on *{_v(key.cluster)}*"
 
 
-def _entry(entry: HistoryEntry, now: datetime) -> str:
-    parts = [f"history {_v(entry.id, 20)}"]
+def ago(then: datetime, now: datetime) -> str:
+    """ "2 days ago", "3 hours ago", "just now": how long ago a deploy was, in whole units."""
+    seconds = max(0, int((now - then).total_seconds()))
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+def _deployed(entry: HistoryEntry, now: datetime, escape: bool) -> str:
+    """ "history 41, deployed by carol 2 days ago"."""
+    text = f"history {_v(entry.id, 20) if escape else entry.id}"
+    when = f" {ago(entry.deployed_at, now)}" if entry.deployed_at is not None else ""
     if entry.initiated_by:
-        parts.append(f"deployed by {_v(entry.initiated_by, 60)}")
-    if entry.deployed_at is not None:
-        parts.append(phrases.duration(now - entry.deployed_at) + " ago")
-    return ", ".join(parts)
+        by = _v(entry.initiated_by, 60) if escape else entry.initiated_by
+        return f"{text}, deployed by {by}{when}"
+    return f"{text}, deployed{when}" if when else text
+
+
+def _entry(entry: HistoryEntry, now: datetime) -> str:
+    return _deployed(entry, now, escape=True)
 
 
 def describe(plan: Plan, now: datetime) -> str:
@@ -224,12 +239,7 @@ def _option(entry: HistoryEntry, now: datetime) -> dict[str, Any]:
 
 
 def _plain_entry(entry: HistoryEntry, now: datetime) -> str:
-    parts = [f"history {entry.id}"]
-    if entry.initiated_by:
-        parts.append(f"by {entry.initiated_by}")
-    if entry.deployed_at is not None:
-        parts.append(phrases.duration(now - entry.deployed_at) + " ago")
-    return ", ".join(parts)
+    return _deployed(entry, now, escape=False)
 
 
 def pending_id_of(view: Any) -> str:

@@ -142,7 +142,7 @@ async def test_without_the_actions_clusterrole_every_write_is_a_plain_403(
             _plan(Verb.SYNC, CART),
             _plan(Verb.REFRESH, CART),
         ):
-            with pytest.raises(ActionError, match="actions.enabled") as refused:
+            with pytest.raises(ActionError, match=r"actions\.enabled") as refused:
                 await actions.act(plan, "U0DEPLOY")
             assert refused.value.status == 403
     finally:

@@ -32,15 +32,17 @@ from tests.fakes.kube_api import selector_matches
 
 __all__ = ["FakeArgoCDAPI", "RecordedRequest"]
 
-Endpoint = Literal["list", "stream", "metadata"]
+Endpoint = Literal["list", "stream", "metadata", "get", "sync", "rollback", "terminate"]
 
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 500: 13, 503: 14}
+_PRECONDITION = 9
+"""gRPC FailedPrecondition, which grpc-gateway answers with HTTP 400."""
 _END = object()
 _ABORT = object()
 
 
-def _error(status: int, message: str) -> web.Response:
-    code = _GRPC_CODES.get(status, 2)
+def _error(status: int, message: str, code: int | None = None) -> web.Response:
+    code = code if code is not None else _GRPC_CODES.get(status, 2)
     body = {"error": message, "code": code, "message": message}
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
@@ -66,6 +68,8 @@ class RecordedRequest:
     query: dict[str, list[str]]
     authorization: str
     status: int
+    body: Any = None
+    """The JSON body of a POST (sync, rollback)."""
 
     def one(self, key: str) -> str | None:
         values = self.query.get(key)
@@ -127,6 +131,10 @@ class FakeArgoCDAPI:
         app.router.add_get(
             "/api/v1/applications/{name}/revisions/{revision}/metadata", self._metadata
         )
+        app.router.add_get("/api/v1/applications/{name}", self._get)
+        app.router.add_post("/api/v1/applications/{name}/sync", self._sync)
+        app.router.add_post("/api/v1/applications/{name}/rollback", self._rollback)
+        app.router.add_delete("/api/v1/applications/{name}/operation", self._terminate)
         self._runner = web.AppRunner(
             app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
         )
@@ -264,11 +272,96 @@ class FakeArgoCDAPI:
             self._record(request, endpoint, answer.status)
         return answer
 
-    def _record(self, request: web.Request, endpoint: Endpoint, status: int) -> None:
+    def _record(
+        self, request: web.Request, endpoint: Endpoint, status: int, body: Any = None
+    ) -> None:
         query = {key: request.query.getall(key) for key in request.query}
         authorization = request.headers.get("Authorization", "")
-        self.requests.append(RecordedRequest(endpoint, request.path, query, authorization, status))
+        self.requests.append(
+            RecordedRequest(endpoint, request.path, query, authorization, status, body)
+        )
         self._notify()
+
+    # -- acting (ApplicationService Sync, Rollback, Get with refresh, TerminateOperation) ----
+
+    account = "driftbot"
+    """The account the token belongs to: Argo CD's initiatedBy.username for its actions."""
+
+    def _app_of(self, request: web.Request) -> dict[str, Any] | None:
+        namespace = request.query.get("appNamespace") or "argocd"
+        return self._apps.get((namespace, request.match_info["name"]))
+
+    async def _acting(
+        self, request: web.Request, endpoint: Endpoint
+    ) -> tuple[dict[str, Any] | None, Any, web.Response | None]:
+        body: Any = None
+        if request.method == "POST":
+            body = orjson.loads(await request.read() or b"{}")
+        if (answer := self._admit(request, endpoint)) is not None:
+            return None, body, answer
+        app = self._app_of(request)
+        if app is None:
+            name = request.match_info["name"]
+            self._record(request, endpoint, 404, body)
+            return None, body, _error(404, f'applications.argoproj.io "{name}" not found')
+        return app, body, None
+
+    def _refuse(
+        self, request: web.Request, endpoint: Endpoint, body: Any, message: str, code: int
+    ) -> web.Response:
+        self._record(request, endpoint, 400, body)
+        return _error(400, message, code)
+
+    def _operate(self, app: dict[str, Any], sync: dict[str, Any]) -> web.Response:
+        changed = copy.deepcopy(app)
+        changed["operation"] = {"sync": sync, "initiatedBy": {"username": self.account}}
+        changed.get("status", {}).pop("operationState", None)
+        stored = self.put(changed)
+        return web.Response(body=orjson.dumps(stored), content_type="application/json")
+
+    async def _get(self, request: web.Request) -> web.Response:
+        app, _body, answer = await self._acting(request, "get")
+        if answer is not None or app is None:
+            return answer or _error(500, "no app")
+        self._record(request, "get", 200)
+        return web.Response(body=orjson.dumps(app), content_type="application/json")
+
+    async def _sync(self, request: web.Request) -> web.Response:
+        app, body, answer = await self._acting(request, "sync")
+        if answer is not None or app is None:
+            return answer or _error(500, "no app")
+        if app.get("operation"):
+            message = "another operation is already in progress"
+            return self._refuse(request, "sync", body, message, _PRECONDITION)
+        self._record(request, "sync", 200, body)
+        return self._operate(app, {"revision": body.get("revision", "")})
+
+    async def _rollback(self, request: web.Request) -> web.Response:
+        app, body, answer = await self._acting(request, "rollback")
+        if answer is not None or app is None:
+            return answer or _error(500, "no app")
+        if (app.get("spec", {}).get("syncPolicy") or {}).get("automated") is not None:
+            message = "rollback cannot be initiated when auto-sync is enabled"
+            return self._refuse(request, "rollback", body, message, _PRECONDITION)
+        wanted = str(body.get("id"))
+        history = app.get("status", {}).get("history") or []
+        entry = next((h for h in history if str(h.get("id")) == wanted), None)
+        if entry is None:
+            name = app["metadata"]["name"]
+            message = f"application {name} does not have deployment with id {wanted}"
+            return self._refuse(request, "rollback", body, message, 3)
+        self._record(request, "rollback", 200, body)
+        return self._operate(app, {"revision": entry.get("revision", "")})
+
+    async def _terminate(self, request: web.Request) -> web.Response:
+        app, body, answer = await self._acting(request, "terminate")
+        if answer is not None or app is None:
+            return answer or _error(500, "no app")
+        if not app.get("operation"):
+            message = "Unable to terminate operation. No operation is in progress"
+            return self._refuse(request, "terminate", body, message, 3)
+        self._record(request, "terminate", 200)
+        return web.Response(body=b"{}", content_type="application/json")
 
     def _selected(self, request: web.Request) -> list[dict[str, Any]]:
         projects = set(request.query.getall("projects", [])) or set(
