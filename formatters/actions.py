@@ -87,8 +87,8 @@ EXPIRED = "Nobody approved {what} within {within}: it expired and nothing was do
 NOT_AWAITING = "This is not waiting for an approval."
 NO_LONGER = "This action is no longer pending: nothing was done."
 TEAMS_WHERE = (
-    "Actions are not taken from Teams. Use `{command} {verb} APP` in Slack (deployers only), "
-    "Argo CD or the flux CLI."
+    "`{verb}` is not taken here: acting on Argo CD and Flux happens in Slack, with a "
+    "confirmation (deployers only), or in Argo CD and with the flux CLI."
 )
 
 

@@ -20,11 +20,19 @@ HELP_LINES: tuple[tuple[str, str], ...] = (
     ("unmute TARGET", "end a mute early"),
     ("mutes", "the mutes in force"),
     ("ack APP", "acknowledge an app's open alerts: no more reminders"),
+    ("sync APP [REVISION]", "Argo CD: sync an app (deployers; asks for confirmation)"),
+    ("rollback APP [HISTORY_ID]", "Argo CD: roll back, by default to the last good revision"),
+    ("refresh APP", "Argo CD: hard refresh (compare with Git again)"),
+    ("terminate APP", "Argo CD: stop the running operation"),
+    ("reconcile APP [--with-source]", "Flux: reconcile now, optionally its source first"),
+    ("suspend APP", "Flux: stop reconciling an object"),
+    ("resume APP", "Flux: reconcile a suspended object again"),
 )
 HELP_TARGETS = (
     "A TARGET is an app (`checkout`), `ns/app`, `cluster/ns/app`, `cluster:NAME` or "
     "`namespace:NAME`; `*` matches any text. Durations: `30m`, `4h`, `1d`. "
-    "mute, unmute and ack are for operators."
+    "mute, unmute and ack are for operators; the Argo CD and Flux actions for deployers, "
+    "when actions are turned on."
 )
 
 USAGE_UNKNOWN = "I do not know the command `{word}`."
@@ -35,6 +43,14 @@ USAGE_TOO_LONG = "That is longer than I can read ({limit} characters at most)."
 USAGE_BAD_SELECTOR = "`{text}` is not something I can look up: {why}."
 USAGE_BAD_DURATION = "`{text}` is not a duration I understand: use `30m`, `4h` or `1d`."
 USAGE_DURATION_RANGE = "A mute lasts from 1 minute to {max_days} days; `{text}` is outside that."
+USAGE_ONE_APP = (
+    "`{verb}` acts on one app: name it (`checkout`, `shop/checkout` or `prod/shop/checkout`), "
+    "without wildcards."
+)
+USAGE_HISTORY_ID = (
+    "`{text}` is not a history id: give the number `history APP` shows (like `41`)."
+)
+USAGE_REVISION = "`{text}` is not a revision I can pass on: give a commit, tag or branch."
 USAGE_SEE_HELP = "Type `{command} help` for everything I understand."
 USAGE_EXAMPLE = "For example: `{command} {example}`"
 
@@ -55,6 +71,13 @@ EXAMPLES: dict[str, str] = {
     "unmute": "unmute checkout",
     "mutes": "mutes",
     "ack": "ack checkout",
+    "sync": "sync checkout",
+    "rollback": "rollback checkout 41",
+    "refresh": "refresh checkout",
+    "terminate": "terminate checkout",
+    "reconcile": "reconcile apps --with-source",
+    "suspend": "suspend apps",
+    "resume": "resume apps",
     "help": "help",
 }
 

@@ -36,6 +36,7 @@ from formatters.blocks import (
     section,
     slack_date,
 )
+from formatters.alert_actions import act_buttons
 from formatters.group import EventGroup
 from formatters.slack_actions import (
     ACTION_ACK,
@@ -93,8 +94,10 @@ def render_slack(
     mention: Sequence[str] = (),
     *,
     mention_severity: Severity = Severity.CRITICAL,
+    actions: bool = False,
 ) -> Message:
-    """`{"text", "blocks"}` for `event` (pure).
+    """`{"text", "blocks"}` for `event` (pure). `actions`: add the button of the action that
+    fits the alert (formatters/alert_actions.py).
 
     `mention` (user ids, group ids, "@here", "@channel") is used when the event is at least
     `mention_severity`; unrecognised entries are shown as inert text.
@@ -110,7 +113,8 @@ def render_slack(
             tokens=tokens,
             budget=budget,
             resolves=None,
-            buttons=_buttons(event, ack=phrases.is_problem(event), mute=True),
+            buttons=_buttons(event, ack=phrases.is_problem(event), mute=True)
+            + (act_buttons(event) if actions else []),
         )
     )
 

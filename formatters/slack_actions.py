@@ -26,6 +26,13 @@ MUTE_ACTIONS: dict[str, int] = {
     "driftbot_mute_24h": 24,
 }
 """Mute button action ids and the hours each mutes for."""
+ACT_ACTIONS: dict[str, str] = {
+    "driftbot_act_sync": "sync",
+    "driftbot_act_rollback": "rollback",
+    "driftbot_act_reconcile": "reconcile",
+}
+"""Buttons that open an action's confirmation (with `actions.enabled`), and the action each
+asks for; the app acted on is the stored alert's, never the value's."""
 
 MAX_VALUE = 600
 MAX_EVENT_ID = 200

@@ -125,6 +125,7 @@ def build_receivers(
                 clock=options.clock,
                 sleep=options.sleep,
                 close_timeout=options.close_timeout,
+                actions=config.actions.enabled,
             )
             receiver.start()  # what an earlier run left in the outbox goes out first
             receivers[rc.name] = receiver

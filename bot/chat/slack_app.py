@@ -27,11 +27,10 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -40,9 +39,20 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.actions.actor import Actor
+from bot.chat.action_desk import ActionDesk
 from bot.chat.app_home import HomePublisher
-from bot.chat.commands import Asker, AuditLog, CommandRunner, Controls, Fleet
+from bot.chat.commands import (
+    Act,
+    Asker,
+    AuditLog,
+    CommandRunner,
+    Controls,
+    Fleet,
+    parse_command,
+)
 from bot.chat.slack_door import Door
+from bot.chat.user_groups import GroupResolver, groups_of
 from bot.delivery.slack_sender import make_client
 from bot.ops.http import problem, read_capped
 from config.schema import Config
@@ -50,16 +60,25 @@ from core.commands import alerts_of_notification
 from core.model import AppKey
 from formatters import chat
 from formatters import chat_phrases as say
-from formatters.slack_actions import ACTION_ACK, LINK_ACTIONS, MUTE_ACTIONS, parse_action_value
+from formatters.actions import ACTION_APPROVE, CALLBACK_CONFIRM
+from formatters.slack_actions import (
+    ACT_ACTIONS,
+    ACTION_ACK,
+    LINK_ACTIONS,
+    MUTE_ACTIONS,
+    parse_action_value,
+)
 
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
-ACTIONS = re.compile(r"^driftbot_(ack|open|open_commit|mute_\d+h)$")
-GROUP_TTL = 300.0
-"""Seconds a user group's members are trusted before they are fetched again."""
+ACTIONS = re.compile(
+    r"^driftbot_(ack|open|open_commit|mute_\d+h|approve|act_(sync|rollback|reconcile))$"
+)
 FALLBACK_ERRORS = frozenset({"channel_not_found", "not_in_channel", "user_not_in_channel"})
 """chat.postEphemeral errors after which the answer goes through the response_url instead."""
+BACKGROUND = frozenset({"slack-home-refresh", "slack-action-ticker"})
+"""Tasks that run until `close`; `drain` does not wait for them."""
 MAX_BODY = 1 << 20
 """A click carries the whole message it was on (up to 50 blocks): well under this."""
 _GLOB = re.compile(r"([*?\[])")
@@ -72,47 +91,6 @@ class SlackAppError(Exception):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class GroupResolver:
-    """Which of the config's user groups a user is in, from usergroups.users.list, cached for
-    `ttl` seconds per group. A group that cannot be read counts as having no members (the
-    safe side for RBAC) until it can; the last known members are kept when a refresh fails."""
-
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        groups: Iterable[str],
-        *,
-        ttl: float = GROUP_TTL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
-        self.groups = tuple(dict.fromkeys(groups))
-        self.ttl = ttl
-        self.clock = clock
-        self._members: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = asyncio.Lock()
-
-    async def groups_of(self, user: str) -> tuple[str, ...]:
-        if not self.groups:
-            return ()
-        async with self._lock:
-            for group in self.groups:
-                cached = self._members.get(group)
-                if cached is None or self.clock() - cached[0] >= self.ttl:
-                    await self._fetch(group, cached)
-        return tuple(g for g in self.groups if user in self._members.get(g, (0.0, frozenset()))[1])
-
-    async def _fetch(self, group: str, cached: tuple[float, frozenset[str]] | None) -> None:
-        try:
-            response = await self.client.usergroups_users_list(usergroup=group)
-            users = response.get("users") or []
-            members = frozenset(u for u in users if isinstance(u, str))
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("cannot read the members of user group %s: %s", group, _why(exc))
-            members = cached[1] if cached else frozenset()
-        self._members[group] = (self.clock(), members)
 
 
 def _why(exc: BaseException) -> str:
@@ -136,6 +114,7 @@ class SlackBot:
         clock: Callable[[], datetime] = utc_now,
         group_clock: Callable[[], float] = time.monotonic,
         home_interval: timedelta = timedelta(seconds=30),
+        actor: Actor | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -144,9 +123,16 @@ class SlackBot:
         self.controls = controls
         self.clock = clock
         self.runner = CommandRunner(config, fleet, audit, controls, clock)
-        rbac = config.rbac
-        self.groups = GroupResolver(
-            client, [*rbac.operators.groups, *rbac.viewers.groups], clock=group_clock
+        self.groups = GroupResolver(client, groups_of(config), clock=group_clock)
+        self.desk = ActionDesk(
+            config,
+            client,
+            fleet,
+            audit,
+            actor or Actor(config, clock),
+            clock,
+            lambda channel, user, answer: self._reply(channel, user, answer, None),
+            self.groups.groups_of,
         )
         self.home = HomePublisher(
             client,
@@ -165,6 +151,7 @@ class SlackBot:
         )
         self.app.command(re.compile(r"^/"), matchers=[self._is_our_command])(self._on_command)
         self.app.action(ACTIONS)(self._on_action)
+        self.app.view(CALLBACK_CONFIRM)(self._on_view)
         self.app.event("app_home_opened")(self._on_home_opened)
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
@@ -177,8 +164,8 @@ class SlackBot:
         self.runner.config = config
         self.runner.command = config.slack.command
         self.home.command = config.slack.command
-        rbac = config.rbac
-        self.groups.groups = tuple(dict.fromkeys([*rbac.operators.groups, *rbac.viewers.groups]))
+        self.groups.groups = groups_of(config)
+        self.desk.reconfigure(config)
         self.client.base_url = config.slack.api_url
 
     async def _is_our_command(self, body: dict[str, Any]) -> bool:
@@ -191,9 +178,18 @@ class SlackBot:
         *,
         home_every: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        tick_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Start refreshing the Home tab every `home_every` seconds."""
+        """Start refreshing the Home tab every `home_every` seconds, and looking at pending
+        actions (approvals that expire, results that do not come) as often."""
         self._spawn(self.home.run(home_every, sleep), "slack-home-refresh")
+        self._spawn(self._tick(home_every, tick_sleep), "slack-action-ticker")
+
+    async def _tick(self, every: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Expire approvals and report actions whose result did not come in time."""
+        while True:
+            await sleep(every)
+            await self.desk.tick(self.clock())
 
     async def start_socket_mode(self, app_token: str) -> None:
         """Connect to Slack over Socket Mode with an app-level token (xapp-)."""
@@ -209,7 +205,7 @@ class SlackBot:
         """Wait until the work handed off after acknowledgements is done (not the Home
         refresher, which runs until `close`)."""
         while True:
-            pending = [t for t in self._tasks if t.get_name() != "slack-home-refresh"]
+            pending = [t for t in self._tasks if t.get_name() not in BACKGROUND]
             if not pending:
                 return
             await asyncio.wait(pending)
@@ -223,6 +219,7 @@ class SlackBot:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        await self.desk.close()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(self._guarded(work, name), name=name)
@@ -287,7 +284,17 @@ class SlackBot:
             channel=_text(body.get("channel_id")),
             channel_name=_text(body.get("channel_name")),
         )
-        answer = await self.runner.run(_text(body.get("text")), asker)
+        text = _text(body.get("text"))
+        parsed = parse_command(text)
+        if isinstance(parsed, Act):
+            states = self.runner.visible(asker)
+            trigger = _text(body.get("trigger_id"))
+            found = await self.desk.ask(parsed, asker, trigger, states)
+            if found is None:
+                return
+            answer = found
+        else:
+            answer = await self.runner.run(text, asker)
         await self._reply(
             asker.channel, user, answer, respond if body.get("response_url") else None
         )
@@ -343,6 +350,17 @@ class SlackBot:
         message = body.get("message") or {}
         ts = _text(container.get("message_ts")) or _text(message.get("ts"))
         now = self.clock()
+        if action_id == ACTION_APPROVE:
+            await self.desk.approve(user, _text(action.get("value")), channel)
+            return
+        if action_id in ACT_ACTIONS:
+            asker = Asker(user, await self.groups.groups_of(user), channel)
+            answer = await self.desk.alert_button(
+                action_id, _text(action.get("value")), asker, _text(body.get("trigger_id")), ts
+            )
+            if answer is not None:
+                await self._reply(channel, user, answer, None)
+            return
         verb = "ack" if action_id == ACTION_ACK else "mute"
         if not self.config.rbac.may_operate(user, await self.groups.groups_of(user)):
             refused = {"command": action_id, "channel": channel, "message_ts": ts}
@@ -404,6 +422,13 @@ class SlackBot:
                 )
             except SlackApiError as exc:
                 logger.warning("updating the alert %s in %s failed: %s", ts, channel, _why(exc))
+
+    # -- confirmation modals --------------------------------------------------------------------
+
+    async def _on_view(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any]) -> None:
+        await ack()
+        user = _text((body.get("user") or {}).get("id"))
+        self._spawn(self.desk.submitted(user, body.get("view") or {}), "slack-confirmation")
 
     def _keys_of_notification(self, notification_id: str) -> list[AppKey]:
         """The apps of the open alerts stored under this notification id (see the module

@@ -35,13 +35,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.chat.commands import Asker, CommandRunner, Usage, parse_command
+from bot.chat.commands import Act, Asker, CommandRunner, Usage, parse_command
 from bot.ops.http import problem
 from bot.ops.webhook import SignedWebhook
 from bot.pipeline.runner import Pipeline
 from bot.pipeline.sources import Clock, utc_now
 from config.schema import Config
 from core.model import AppKey
+from formatters import actions as act_words
 from formatters import chat
 from formatters import chat_phrases as say
 from formatters import escape as esc
@@ -255,6 +256,8 @@ class TeamsQuestions(SignedWebhook[None]):
             return chat.answer_usage(f"@{name}", parsed.problem, parsed.about)
         if parsed.verb == "help":
             return _help(name)
+        if isinstance(parsed, Act):
+            return chat.answer_text(act_words.TEAMS_WHERE.format(verb=parsed.verb))
         if parsed.verb not in TEAMS_VERBS:
             return chat.answer_text(SLACK_ONLY.format(verb=parsed.verb))
         pipeline = self._pipeline()

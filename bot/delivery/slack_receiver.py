@@ -73,12 +73,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def plan_slack(note: Notification) -> list[dict[str, Any]]:
+def plan_slack(note: Notification, actions: bool = False) -> list[dict[str, Any]]:
     """The outbox payloads for `note`, rendered (decides only: nothing is sent or read).
 
     A payload is `{"op": "post", "notification", "message", "thread_of"}` (reply in the thread
     of `thread_of`'s message if it has one, else a new message) or `{"op": "update",
     "notification", "message", "target"}` (edit `target`'s message if it has one).
+    `actions`: a new alert carries the button of the action that fits it.
     """
     group = getattr(note, "group", None)
     updates = getattr(note, "updates", "") or ""
@@ -110,7 +111,8 @@ def plan_slack(note: Notification) -> list[dict[str, Any]]:
         return [_post(event.id, render_slack(event), thread_of=event.resolves)]
     if updates:
         return [_update(event.id, updates, render_slack(event, note.mention))]
-    return [_post(event.id, render_slack(event, note.mention), thread_of=event.id)]
+    message = render_slack(event, note.mention, actions=actions)
+    return [_post(event.id, message, thread_of=event.id)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +306,11 @@ class SlackReceiver:
         sleep: Sleep = asyncio.sleep,
         retry: RetryPolicy | None = None,
         close_timeout: float | None = 60.0,
+        actions: bool = False,
     ) -> None:
         self.name = name
+        self.actions = actions
+        """Alerts carry action buttons (`actions.enabled`)."""
         self.channel = channel
         self.store = store
         self.sender = sender
@@ -329,7 +334,7 @@ class SlackReceiver:
     async def deliver(self, note: Notification) -> None:
         """Queue `note` in the outbox (durable once the store commits it: at once, or with the
         policy state at the next flush of a write-behind store), then let the worker send."""
-        await self.store.outbox_add_many(self.name, plan_slack(note), self._clock())
+        await self.store.outbox_add_many(self.name, plan_slack(note, self.actions), self._clock())
         self.worker.start()
         self.worker.wake()
 

@@ -8,10 +8,12 @@ formatters/chat_phrases.py (help lines included).
 """
 
 from bot.chat.commands.parse import (
+    ACT_VERBS,
     ALL,
     OPERATOR_VERBS,
     VERBS,
     Ack,
+    Act,
     Audit,
     Command,
     Drift,
@@ -33,10 +35,12 @@ from bot.chat.commands.run import Asker, AuditLog, CommandRunner, Controls, Flee
 from bot.chat.commands.scope import Scope, channel_scope, problems_since, select, selects
 
 __all__ = [
+    "ACT_VERBS",
     "ALL",
     "OPERATOR_VERBS",
     "VERBS",
     "Ack",
+    "Act",
     "Asker",
     "Audit",
     "AuditLog",

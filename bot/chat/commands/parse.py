@@ -126,6 +126,22 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class Act:
+    """An action on one app (deployers only, with `actions.enabled`): `action` is its verb
+    (sync, rollback, refresh, terminate, reconcile, suspend, resume)."""
+
+    action: str
+    app: Selector
+    revision: str = ""
+    history_id: str = ""
+    with_source: bool = False
+
+    @property
+    def verb(self) -> str:
+        return self.action
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Not understood: `problem` is one escaped sentence; `about` the verb it concerned."""
 
@@ -133,7 +149,9 @@ class Usage:
     about: str | None = None
 
 
-Command = Help | Status | Drift | History | Versions | Audit | Routes | Mute | Unmute | Mutes | Ack
+Command = (
+    Help | Status | Drift | History | Versions | Audit | Routes | Mute | Unmute | Mutes | Ack | Act
+)
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -267,6 +285,43 @@ def _mute(verb: str, args: list[str]) -> Command:
     return Mute(target, duration, reason)
 
 
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:/+-]{0,252}")
+
+
+def _act(verb: str, args: list[str]) -> Command:
+    """`sync APP [REVISION]`, `rollback APP [HISTORY_ID]`, `reconcile APP [--with-source]`,
+    `refresh|terminate|suspend|resume APP`: exactly one app, no wildcards."""
+    flags = [a for a in args if a.startswith("--")]
+    words = [a for a in args if not a.startswith("--")]
+    allowed = {"--with-source"} if verb == "reconcile" else set()
+    unknown = [f for f in flags if f not in allowed]
+    if unknown:
+        raise _Refused(
+            say.USAGE_EXTRA.format(verb=verb, what=say.WHAT_APP, extra=_shown(unknown[0]))
+        )
+    most = 2 if verb in ("sync", "rollback") else 1
+    _args(verb, words, 1, most, say.WHAT_APP)
+    app = _selector(words[0])
+    if app.kind != "app" or any(c in app.text for c in "*?"):
+        raise _Refused(say.USAGE_ONE_APP.format(verb=verb))
+    extra = words[1] if len(words) > 1 else ""
+    if verb == "rollback" and extra and not extra.isdigit():
+        raise _Refused(say.USAGE_HISTORY_ID.format(text=_shown(extra)))
+    if verb == "sync" and extra and not _REVISION.fullmatch(extra):
+        raise _Refused(say.USAGE_REVISION.format(text=_shown(extra)))
+    return Act(
+        verb,
+        app,
+        revision=extra if verb == "sync" else "",
+        history_id=extra if verb == "rollback" else "",
+        with_source="--with-source" in flags,
+    )
+
+
+ACT_VERBS = ("sync", "rollback", "refresh", "terminate", "reconcile", "suspend", "resume")
+"""The verbs that act on Argo CD or Flux: deployers only (`rbac.deployers`), and only with
+`actions.enabled`; each opens a confirmation first."""
+
 GRAMMAR: dict[str, Reader] = {
     "help": lambda verb, args: Help(),  # whatever follows `help` is ignored
     "status": _maybe_selector(Status),
@@ -279,6 +334,7 @@ GRAMMAR: dict[str, Reader] = {
     "unmute": _one(Unmute, say.WHAT_TARGET),
     "mutes": _nothing(Mutes),
     "ack": _one(Ack),
+    **dict.fromkeys(ACT_VERBS, _act),
 }
 """Every verb and how it reads its words."""
 ALIASES = {"?": "help", "-h": "help", "--help": "help"}

@@ -15,6 +15,7 @@ from typing import Any, Protocol, assert_never
 
 from bot.chat.commands.parse import (
     Ack,
+    Act,
     Audit,
     Command,
     Drift,
@@ -44,6 +45,7 @@ from config.schema import Config
 from core.model import AppKey, AppState
 from core.policy import PolicyState
 from core.summary import live
+from formatters import actions as act_words
 from formatters import chat
 from formatters import chat_phrases as say
 from formatters.chat import Answer, AuditRecord, MuteInfo
@@ -194,6 +196,8 @@ class CommandRunner:
                 return chat.answer_mutes(self.controls.mutes(now))
             case Ack():
                 return await self._ack(command, asked)
+            case Act():  # the Slack app opens a confirmation before it gets here
+                return chat.answer_text(act_words.TEAMS_WHERE.format(verb=command.verb))
             case _:
                 assert_never(command)
 
