@@ -344,6 +344,7 @@ async def _start_slack(
     except SlackAppError as exc:
         raise ServiceError(str(exc)) from None
     bot.start()
+    pipeline.listeners.append(bot.desk.follower.on_state)
     logger.info("Slack app running (%s mode, command %s)", config.slack.mode, config.slack.command)
     return bot
 

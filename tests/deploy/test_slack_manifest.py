@@ -59,6 +59,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_replies": {"channels:history", "groups:history"},
     "usergroups_users_list": {"usergroups:read"},
     "views_publish": set(),
+    "views_open": set(),
 }
 """The bot scopes each Web API method driftbot calls needs (Slack's method reference; the
 history methods need the scope of the channel type: public or private)."""

@@ -1,7 +1,7 @@
 """A fake Slack Web API for tests: the real slack_sdk client talks to it over HTTP on 127.0.0.1.
 
 It answers the methods driftbot calls (chat.postMessage, chat.update, chat.postEphemeral,
-views.publish, auth.test, conversations.info) the way Slack does: HTTP 200 with `ok: false` and
+views.publish, views.open, auth.test, conversations.info) the way Slack does: HTTP 200 with `ok: false` and
 an error code for refused requests, HTTP 429 with `Retry-After` when a channel (about one
 message per second, small burst) or the workspace posts too fast, and `invalid_blocks` /
 `msg_too_long` for messages over Block Kit's limits. It records every call, and can be told to
@@ -169,6 +169,10 @@ class FakeSlackApi:
     _release: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _ephemeral: list[dict[str, Any]] = field(default_factory=list, init=False)
     _views: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    opened: list[dict[str, Any]] = field(default_factory=list, init=False)
+    """Every modal views.open showed, in order."""
+    triggers: set[str] = field(default_factory=set, init=False)
+    used: set[str] = field(default_factory=set, init=False)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -393,6 +397,43 @@ class FakeSlackApi:
         self._views[user_id] = stored
         return 200, {"ok": True, "view": stored}, {}
 
+    def issue_trigger(self) -> str:
+        """A trigger_id as Slack puts in an interaction: good for one views.open."""
+        trigger = f"{next(self._seq)}.{TEAM_ID}.trigger"
+        self.triggers.add(trigger)
+        return trigger
+
+    def _views_open(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A modal, opened with a trigger_id used once; the modal is kept in `opened`."""
+        trigger = _as_str(params.get("trigger_id"))
+        view = _json_field(params.get("view"))
+        if not trigger or not isinstance(view, dict):
+            return 200, _error("invalid_arguments"), {}
+        if trigger not in self.triggers:
+            return (
+                200,
+                _error("invalid_trigger_id" if trigger not in self.used else "expired_trigger_id"),
+                {},
+            )
+        if view.get("type") != "modal":
+            return 200, _error("invalid_arguments"), {}
+        errors = validate_blocks(view.get("blocks"), MAX_VIEW_BLOCKS, pointer="/view/blocks")
+        for field_name in ("title", "submit", "close"):
+            if field_name in view or field_name == "title":
+                errors += _check_text(
+                    view.get(field_name), MAX_VIEW_TITLE, f"/view/{field_name}", True
+                )
+        errors += _too_long(
+            view.get("private_metadata"), MAX_PRIVATE_METADATA, "/view/private_metadata"
+        )
+        if errors:
+            return 200, _invalid_blocks(errors), {}
+        self.triggers.discard(trigger)
+        self.used.add(trigger)
+        stored = {**view, "id": f"V{next(self._seq):08d}", "team_id": TEAM_ID}
+        self.opened.append(stored)
+        return 200, {"ok": True, "view": stored}, {}
+
     def _auth_test(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         return (
             200,
@@ -439,6 +480,7 @@ _HANDLERS: dict[str, _Handler] = {
     "chat.update": FakeSlackApi._update,
     "chat.postEphemeral": FakeSlackApi._post_ephemeral,
     "views.publish": FakeSlackApi._views_publish,
+    "views.open": FakeSlackApi._views_open,
     "auth.test": FakeSlackApi._auth_test,
     "conversations.info": FakeSlackApi._conversations_info,
 }
@@ -570,6 +612,36 @@ def _check_element(element: Any, where: str) -> list[str]:
     return errors
 
 
+MAX_INPUT_LABEL = 2000
+MAX_OPTIONS = 100
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_VIEW_TITLE = 24
+MAX_PRIVATE_METADATA = 3000
+
+
+def _check_input(element: Any, where: str) -> list[str]:
+    """An input block's element: a plain-text input or a static select with its options."""
+    if not isinstance(element, dict):
+        return [f"must be an object [json-pointer:{where}]"]
+    errors = _too_long(element.get("action_id"), MAX_ID, f"{where}/action_id")
+    kind = element.get("type")
+    if kind == "static_select":
+        options = element.get("options")
+        if not isinstance(options, list) or not options or len(options) > MAX_OPTIONS:
+            return [*errors, f"must be 1 to {MAX_OPTIONS} options [json-pointer:{where}/options]"]
+        for j, option in enumerate(options):
+            at = f"{where}/options/{j}"
+            errors += _check_text((option or {}).get("text"), MAX_OPTION_TEXT, f"{at}/text", True)
+            errors += _too_long((option or {}).get("value"), MAX_OPTION_VALUE, f"{at}/value")
+        initial = element.get("initial_option")
+        if initial is not None and initial not in options:
+            errors.append(f"must be one of the options [json-pointer:{where}/initial_option]")
+    elif kind != "plain_text_input":
+        errors.append(f"unsupported element type {kind!r} [json-pointer:{where}/type]")
+    return errors
+
+
 def _check_block(block: Any, where: str) -> list[str]:
     if not isinstance(block, dict):
         return [f"must be an object [json-pointer:{where}]"]
@@ -625,6 +697,9 @@ def _check_block(block: Any, where: str) -> list[str]:
                 errors += _check_element(el, f"{where}/elements/{j}")
     elif kind == "image":
         errors += _check_element(block, where)
+    elif kind == "input":
+        errors += _check_text(block.get("label"), MAX_INPUT_LABEL, f"{where}/label", True)
+        errors += _check_input(block.get("element"), f"{where}/element")
     elif kind in ("divider", "rich_text"):
         pass
     else:
