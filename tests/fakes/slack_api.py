@@ -1,9 +1,9 @@
 """A fake Slack Web API for tests: the real slack_sdk client talks to it over HTTP on 127.0.0.1.
 
 It answers the methods driftbot calls (chat.postMessage, chat.update, chat.postEphemeral,
-views.publish, views.open, auth.test, conversations.info) the way Slack does: HTTP 200 with `ok: false` and
-an error code for refused requests, HTTP 429 with `Retry-After` when a channel (about one
-message per second, small burst) or the workspace posts too fast, and `invalid_blocks` /
+views.publish, views.open, auth.test, conversations.info) the way Slack does: HTTP 200 with
+`ok: false` and an error code for refused requests, HTTP 429 with `Retry-After` when a channel
+(about one message per second, small burst) or the workspace posts too fast, and `invalid_blocks` /
 `msg_too_long` for messages over Block Kit's limits. It records every call, and can be told to
 fail the next calls with a 500, a hang (client time-out) or a dropped connection. It keeps each
 channel as Slack does (edits applied, threads, message metadata) and renders it as a person
