@@ -14,7 +14,7 @@ HELP_LINES: tuple[tuple[str, str], ...] = (
     ("drift", "what does not match Git right now, and since when"),
     ("history APP", "recent deploys and rollbacks of an app"),
     ("versions APP", "the revision and chart version of an app in each cluster"),
-    ("audit APP", "who acknowledged, muted or unmuted an app"),
+    ("audit APP", "who acknowledged, muted, synced, rolled back or reconciled an app"),
     ("routes [APP]", "which channels and webhooks hear about an app"),
     ("mute TARGET DURATION [reason]", "silence alerts, e.g. `mute checkout 4h deploy window`"),
     ("unmute TARGET", "end a mute early"),
@@ -173,6 +173,16 @@ AUDIT_ACTIONS: dict[str, str] = {
     "denied": "was refused",
     "deploy": "deployed",
     "rollback": "rolled back",
+    "action_requested": "asked to act",
+    "action_confirmed": "confirmed an action",
+    "action_approved": "approved an action",
+    "action_denied": "was refused an action (not a deployer there)",
+    "action_refused": "had an action refused",
+    "action_expired": "saw an action expire unapproved",
+    "action_started": "acted",
+    "action_succeeded": "saw an action succeed",
+    "action_failed": "saw an action fail",
+    "action_timed_out": "saw no result of an action in time",
 }
 
 # --- routes -------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def _audit_line(entry: AuditRecord) -> str:
     action = say.AUDIT_ACTIONS.get(entry.action, escaped(entry.action, 40))
     detail = entry.detail if isinstance(entry.detail, Mapping) else {}
     parts = []
-    for key in ("target", "until", "reason", "command", "revision"):
+    for key in ("target", "until", "reason", "command", "history", "revision", "why", "result"):
         value = detail.get(key)
         if isinstance(value, str) and value:
             parts.append(f"{key} {escaped(value, 120)}")

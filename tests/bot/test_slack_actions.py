@@ -300,6 +300,12 @@ async def test_a_deployers_reconcile_and_its_submitted_modal_reach_the_real_kust
     [confirmed] = await desk.audited("action_confirmed")
     assert confirmed.detail["reason"] == "new image" and confirmed.app is not None
 
+    await desk.command("audit apps")
+    shown = desk.said(DEPLOYER)
+    for words in ("asked to act", "confirmed an action", "acted", "saw an action succeed"):
+        assert words in shown
+    assert "reason new image" in shown and "command reconcile" in shown
+
 
 async def test_a_viewer_gets_no_modal_nothing_changes_and_the_refusal_is_audited(
     desk: Desk,
