@@ -394,3 +394,14 @@ async def test_every_verb_on_any_fleet_gets_a_valid_answer(pipeline: Pipeline) -
     ):
         reply = card_from_answer(await handler.answer(activity(f"<at>driftbot</at> {question}")))
         assert answer_text(reply), question
+
+
+async def test_an_action_asked_in_teams_is_answered_with_where_to_do_it(
+    served: tuple[TestClient[Any, Any], TeamsQuestions],
+) -> None:
+    http, _ = served
+    for text in ("rollback checkout", "reconcile apps --with-source", "sync checkout"):
+        status, answer = await ask(http, body_of(f"<at>driftbot</at> {text}"))
+        said = answer_text(answer)
+        assert status == 200
+        assert "happens in Slack, with a confirmation" in said and "flux CLI" in said
