@@ -25,6 +25,7 @@ from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters import group_progress as progress
+from formatters.alert_actions import act_buttons
 from formatters.blocks import (
     MAX_BLOCKS,
     MAX_FIELDS,
@@ -36,7 +37,6 @@ from formatters.blocks import (
     section,
     slack_date,
 )
-from formatters.alert_actions import act_buttons
 from formatters.group import EventGroup
 from formatters.slack_actions import (
     ACTION_ACK,

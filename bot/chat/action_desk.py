@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 Reply = Callable[[str, str, Answer], Awaitable[None]]
 """(channel, user, answer): an answer only that user sees."""
 Groups = Callable[[str], Awaitable[tuple[str, ...]]]
+DESK_ACTIONS = frozenset({words.ACTION_APPROVE, *ACT_ACTIONS})
+"""The buttons this desk answers: Approve, and the actions on alerts."""
 
 
 class ActionDesk:
@@ -112,6 +114,15 @@ class ActionDesk:
             history_id = entry.id if entry is not None else ""
         request = ActionRequest(verb, alert.key, history_id=history_id)
         return await self._open(request, state, asker, trigger_id, message_ts)
+
+    async def clicked(
+        self, action_id: str, value: str, asker: Asker, trigger_id: str, message_ts: str
+    ) -> Answer | None:
+        """A click on one of DESK_ACTIONS; an answer for the clicker, if any."""
+        if action_id == words.ACTION_APPROVE:
+            await self.approve(asker.user, value, asker.channel)
+            return None
+        return await self.alert_button(action_id, value, asker, trigger_id, message_ts)
 
     async def alert_button(
         self, action_id: str, value: str, asker: Asker, trigger_id: str, message_ts: str

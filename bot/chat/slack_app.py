@@ -40,7 +40,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.actions.actor import Actor
-from bot.chat.action_desk import ActionDesk
+from bot.chat.action_desk import DESK_ACTIONS, ActionDesk
 from bot.chat.app_home import HomePublisher
 from bot.chat.commands import (
     Act,
@@ -60,14 +60,8 @@ from core.commands import alerts_of_notification
 from core.model import AppKey
 from formatters import chat
 from formatters import chat_phrases as say
-from formatters.actions import ACTION_APPROVE, CALLBACK_CONFIRM
-from formatters.slack_actions import (
-    ACT_ACTIONS,
-    ACTION_ACK,
-    LINK_ACTIONS,
-    MUTE_ACTIONS,
-    parse_action_value,
-)
+from formatters.actions import CALLBACK_CONFIRM
+from formatters.slack_actions import ACTION_ACK, LINK_ACTIONS, MUTE_ACTIONS, parse_action_value
 
 logger = logging.getLogger(__name__)
 
@@ -350,14 +344,10 @@ class SlackBot:
         message = body.get("message") or {}
         ts = _text(container.get("message_ts")) or _text(message.get("ts"))
         now = self.clock()
-        if action_id == ACTION_APPROVE:
-            await self.desk.approve(user, _text(action.get("value")), channel)
-            return
-        if action_id in ACT_ACTIONS:
+        if action_id in DESK_ACTIONS:
             asker = Asker(user, await self.groups.groups_of(user), channel)
-            answer = await self.desk.alert_button(
-                action_id, _text(action.get("value")), asker, _text(body.get("trigger_id")), ts
-            )
+            value, trigger = _text(action.get("value")), _text(body.get("trigger_id"))
+            answer = await self.desk.clicked(action_id, value, asker, trigger, ts)
             if answer is not None:
                 await self._reply(channel, user, answer, None)
             return
