@@ -328,8 +328,12 @@ def test_what_moves_at_every_refresh_leaves_the_digest_alone() -> None:
     ]  # fmt: skip
     reconciled = copy.deepcopy(ks)
     reconciled["status"]["history"][0].update(lastReconciled=at(10), totalReconciliations=6)
-    reconciled["status"]["lastHandledReconcileAt"] = at(10)
     assert digest(_typed(ks)) == digest(_typed(reconciled))
+    # lastHandledReconcileAt moves only when a reconcile was requested (the requestedAt
+    # annotation), and a reconcile asked for from chat is followed to its result through it.
+    requested = copy.deepcopy(reconciled)
+    requested["status"]["lastHandledReconcileAt"] = at(10)
+    assert digest(_typed(requested)) != digest(_typed(reconciled))
     reordered = copy.deepcopy(ks)
     reordered["status"]["history"][1]["lastReconciled"] = at(20)
     assert digest(_typed(ks)) != digest(_typed(reordered))

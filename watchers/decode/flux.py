@@ -66,6 +66,7 @@ class KustomizationSnapshot(View):
 
 class KustomizationStatus(View):
     conditions: list[Condition] | None = None
+    lastHandledReconcileAt: Any = None
     lastAppliedRevision: Any = None
     lastAttemptedRevision: Any = None
     history: list[KustomizationSnapshot] | None = None
@@ -122,6 +123,7 @@ class HelmSnapshot(View):
 
 class HelmReleaseStatus(View):
     conditions: list[Condition] | None = None
+    lastHandledReconcileAt: Any = None
     lastAttemptedRevision: Any = None
     history: list[HelmSnapshot] | None = None
 
@@ -140,6 +142,7 @@ class Artifact(View):
 
 class SourceStatus(View):
     conditions: list[Condition] | None = None
+    lastHandledReconcileAt: Any = None
     artifact: Artifact | None = None
 
 
@@ -169,6 +172,7 @@ class HelmChartSpec(SuspendSpec):
 
 class HelmChartStatus(View):
     conditions: list[Condition] | None = None
+    lastHandledReconcileAt: Any = None
     artifact: Artifact | None = None
     observedChartName: Any = None
 
