@@ -171,7 +171,26 @@ def lint(config: Config) -> list[tuple[Loc, str]]:
             warnings.append((("routes", index, "match", "namespace"), note))
         for key, text in _never_for_its_tool(route.match):
             warnings.append((("routes", index, "match", key), text))
+    warnings.extend(_actions_notes(config))
     return warnings
+
+
+def _actions_notes(config: Config) -> list[tuple[Loc, str]]:
+    """Acting from chat switched on with nobody allowed, or the reverse."""
+    if config.actions.enabled and not config.rbac.deployers:
+        return [(("rbac",), "actions.enabled is true but rbac.deployers is empty: nobody may act")]
+    if config.rbac.deployers and not config.actions.enabled:
+        return [(("rbac", "deployers"), "rbac.deployers is set but actions.enabled is false")]
+    names = [c.name for c in config.clusters]
+    approval = config.actions.approval
+    if approval is not None and names and not any(map(approval.applies, names)):
+        return [
+            (
+                ("actions", "approval", "clusters"),
+                "actions.approval.clusters matches none of the clusters: no action waits",
+            )
+        ]
+    return []
 
 
 ARGOCD_HOME_NAMESPACES = ("argocd", "argo-cd", "openshift-gitops")

@@ -137,3 +137,24 @@ def test_a_reconcile_is_done_when_the_controller_handled_our_request() -> None:
     ours = dataclasses.replace(_apps(), reconcile_handled=started.marker)
     found = outcome(request, started, ours, when(1), FIFTEEN)
     assert found is not None and found.kind == "succeeded"
+
+
+def test_check_config_warns_when_acting_is_on_for_nobody_or_off_for_deployers() -> None:
+    from config.schema import Config, lint
+
+    on = Config.model_validate({"actions": {"enabled": True}})
+    granted = Config.model_validate({"rbac": {"deployers": [{"users": ["U0ALICE"]}]}})
+    nowhere = Config.model_validate(
+        {
+            "clusters": [{"name": "prod"}],
+            "rbac": {"deployers": [{"users": ["U0ALICE"]}]},
+            "actions": {"enabled": True, "approval": {"clusters": ["production"]}},
+        }
+    )
+    assert [text for _, text in lint(on)] == [
+        "actions.enabled is true but rbac.deployers is empty: nobody may act"
+    ]
+    assert [text for _, text in lint(granted)] == [
+        "rbac.deployers is set but actions.enabled is false"
+    ]
+    assert [loc for loc, _ in lint(nowhere)] == [("actions", "approval", "clusters")]
