@@ -17,15 +17,13 @@ from formatters import phrases
 from formatters import status_words as say
 from formatters.revision import short_revision
 from formatters.status_assets import CSS, SCRIPT
+from formatters.status_paths import badge_path, cluster_path, json_path
 from formatters.status_svg import CATEGORY_ORDER, legend_shape, timeline_svg
 from formatters.status_view import (
     AppView,
     ClusterView,
     Span,
     TimelineEntry,
-    badge_path,
-    cluster_path,
-    json_path,
 )
 
 LIVE_PATH = "/status/_live"
@@ -98,8 +96,10 @@ def _deploy_line(app: AppView) -> str:
     deploy = app.last_deploy
     if deploy is None:
         return f"{escape(say.LAST_DEPLOY)}: {escape(say.NO_DEPLOY)}"
-    rev = escape(short_revision(deploy.revision)) or "?"
-    text = f"{escape(say.LAST_DEPLOY)}: <code>{rev}</code>{_who(deploy.by)}"
+    rev = f"<code>{escape(short_revision(deploy.revision)) or '?'}</code>"
+    if deploy.commit_url:
+        rev = f'<a href="{escape(deploy.commit_url)}" rel="noreferrer">{rev}</a>'
+    text = f"{escape(say.LAST_DEPLOY)}: {rev}{_who(deploy.by)}"
     if deploy.at is not None:
         text += ", " + when(deploy.at)
     return text
@@ -241,6 +241,9 @@ def _facts(app: AppView) -> str:
     if app.url.startswith(("https://", "http://")):
         label = say.OPEN_IN.get(key.tool.value, "Open")
         links.append(f'<a href="{escape(app.url)}" rel="noreferrer">{escape(label)}</a>')
+    if app.last_deploy is not None and app.last_deploy.commit_url:
+        commit = app.last_deploy.commit_url
+        links.append(f'<a href="{escape(commit)}" rel="noreferrer">{escape(say.COMMIT_LINK)}</a>')
     links.append(
         f'<a href="{escape(badge_path(key.cluster, key.namespace, key.name))}">'
         f"{escape(say.BADGE_LINK)}</a>"

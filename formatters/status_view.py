@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from core.codec import CodecError, event_from_dict, format_time
 from core.model import (
@@ -27,10 +26,11 @@ from core.model import (
     SyncStatus,
 )
 from core.summary import Condition, condition
-from formatters import phrases
+from formatters import forge, phrases
 from formatters import status_words as say
 from formatters.escape import one_line
 from formatters.revision import short_revision
+from formatters.status_paths import app_path, badge_path, cluster_path
 
 WINDOW = timedelta(days=7)
 """How far back an app's timeline reaches."""
@@ -70,6 +70,8 @@ class Deploy:
     revision: str
     by: str
     at: datetime | None
+    commit_url: str = ""
+    """The deployed commit's page on its forge, when the repository is on a known forge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,26 +130,6 @@ class ClusterView:
         return cluster_path(self.name)
 
 
-def _q(part: str) -> str:
-    return quote(part, safe="")
-
-
-def cluster_path(cluster: str) -> str:
-    return f"/status/{_q(cluster)}"
-
-
-def app_path(cluster: str, namespace: str, name: str) -> str:
-    return f"/status/{_q(cluster)}/{_q(namespace)}/{_q(name)}"
-
-
-def badge_path(cluster: str, namespace: str, name: str) -> str:
-    return f"/badge/{_q(cluster)}/{_q(namespace)}/{_q(name)}.svg"
-
-
-def json_path(cluster: str, namespace: str, name: str) -> str:
-    return f"/api/v1/apps/{_q(cluster)}/{_q(namespace)}/{_q(name)}"
-
-
 def shown(state: AppState) -> bool:
     """Is `state` an app the page lists? Live apps; a Flux source only while it is in trouble
     (a PM cares about the apps, and about a source only when it stops deploys)."""
@@ -168,9 +150,11 @@ def _last_deploy(state: AppState) -> Deploy | None:
     )
     if entry is not None:
         revision = version_words(entry.chart_version) or entry.revision
-        return Deploy(revision, entry.initiated_by, entry.deployed_at)
+        commit = forge.commit_url(state.repo_url, entry.revision)
+        return Deploy(revision, entry.initiated_by, entry.deployed_at, commit)
     if state.revision and not state.history:
-        return Deploy(version_words(state.chart_version) or state.revision, "", None)
+        commit = forge.commit_url(state.repo_url, state.revision)
+        return Deploy(version_words(state.chart_version) or state.revision, "", None, commit)
     return None
 
 
@@ -486,7 +470,12 @@ def app_json(app: AppView) -> dict[str, Any]:
         "chart_version": app.chart_version,
         "last_deploy": None
         if deploy is None
-        else {"revision": deploy.revision, "by": deploy.by, "at": _time(deploy.at)},
+        else {
+            "revision": deploy.revision,
+            "by": deploy.by,
+            "at": _time(deploy.at),
+            "commit_url": deploy.commit_url,
+        },
         "open_alerts": [
             {"kind": a.kind.value, "since": _time(a.occurred_at), "headline": phrases.headline(a)}
             for a in app.alerts

@@ -82,6 +82,7 @@ NO_OPEN_ALERT = "No open alert."
 ALERT_SINCE = "{headline}, since {when}"
 BADGE_LINK = "Badge"
 JSON_LINK = "JSON"
+COMMIT_LINK = "View the deployed commit"
 
 TIMELINE_LABEL = "Timeline of the last 7 days, oldest on the left"
 TIMELINE_EMPTY = "Nothing happened in the last 7 days"

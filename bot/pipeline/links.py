@@ -27,16 +27,29 @@ def with_flux_ui_link(state: AppState, clusters: Mapping[str, ClusterConfig]) ->
     return dataclasses.replace(state, url=url) if url else state
 
 
+def source_repository(state: AppState, states: Mapping[AppKey, AppState]) -> str:
+    """The repository URL of the GitRepository a Flux object reads (`state.source_ref`), or ""."""
+    if state.tool is not Tool.FLUX or not state.source_ref:
+        return ""
+    kind, _, rest = state.source_ref.partition("/")
+    namespace, _, name = rest.partition("/")
+    source = states.get(AppKey(Tool.FLUX, state.cluster, namespace, kind, name))
+    return source.repo_url if source is not None else ""
+
+
 def with_repository(event: GitOpsEvent, states: Mapping[AppKey, AppState]) -> GitOpsEvent:
     """`event` with `repo_url` from the source its object reads, when it has none of its own."""
     if event.repo_url or event.tool is not Tool.FLUX:
         return event
     state = states.get(event.key)
-    if state is None or not state.source_ref:
-        return event
-    kind, _, rest = state.source_ref.partition("/")
-    namespace, _, name = rest.partition("/")
-    source = states.get(AppKey(Tool.FLUX, event.cluster, namespace, kind, name))
-    if source is None or not source.repo_url:
-        return event
-    return dataclasses.replace(event, repo_url=source.repo_url)
+    repo_url = source_repository(state, states) if state is not None else ""
+    return dataclasses.replace(event, repo_url=repo_url) if repo_url else event
+
+
+def state_with_repository(state: AppState, states: Mapping[AppKey, AppState]) -> AppState:
+    """`state` with `repo_url` from the source it reads, when it has none of its own (the
+    status page links a Kustomization's deployed commit this way)."""
+    if state.repo_url:
+        return state
+    repo_url = source_repository(state, states)
+    return dataclasses.replace(state, repo_url=repo_url) if repo_url else state

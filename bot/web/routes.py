@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.pipeline.links import state_with_repository
 from bot.pipeline.runner import Pipeline
 from bot.store.store import StoreError
 from bot.web.access import Gate, Reader, Refusal, may_see
@@ -86,9 +87,10 @@ class StatusPages:
 
     def _visible(self, source: StatusSource, reader: Reader | None) -> list[AppState]:
         rbac = self._rbac(source)
+        states = source.pipeline.states
         return [
-            s
-            for s in source.pipeline.states.values()
+            state_with_repository(s, states)
+            for s in states.values()
             if view.shown(s) and may_see(rbac, reader, s.cluster, s.namespace)
         ]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app.cli import main
-from bot.pipeline.links import with_flux_ui_link, with_repository
+from bot.pipeline.links import state_with_repository, with_flux_ui_link, with_repository
 from config.loader import load_config
 from config.schema import ClusterConfig
 from core.model import AppState, EventKind, make_event
@@ -49,6 +49,9 @@ def test_a_kustomization_event_gets_the_url_of_the_repository_it_reads() -> None
     event = make_event(EventKind.DEPLOY_FAILED, apps, NOW)
     assert with_repository(event, states).repo_url == "git@github.com:example/fleet.git"
     assert with_repository(event, {apps.key: apps}).repo_url == ""  # the source not seen yet
+    # the status page joins the same way, so a Kustomization's deployed commit is linked
+    assert state_with_repository(apps, states).repo_url == "git@github.com:example/fleet.git"
+    assert state_with_repository(apps, {apps.key: apps}) is apps
 
 
 def test_replay_links_flux_alerts_to_the_flux_ui_and_the_commit(

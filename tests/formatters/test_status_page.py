@@ -221,6 +221,77 @@ def test_the_json_of_an_app_has_its_state_its_last_deploy_and_its_links() -> Non
     app = view.app_view(FINE, {}, {})
     data = view.app_json(app)
     assert data["state"] == "ok" and data["state_text"] == "in sync"
-    assert data["last_deploy"] == {"revision": "6.6.0", "by": "alice", "at": "2026-11-20T10:00:00Z"}
+    assert data["last_deploy"] == {
+        "revision": "6.6.0",
+        "by": "alice",
+        "at": "2026-11-20T10:00:00Z",
+        "commit_url": "",
+    }
     assert data["page"] == "/status/staging/apps/apps"
     assert data["badge"] == "/badge/staging/apps/apps.svg"
+
+
+SHA = "0cc9a8446c95f0d1b2c3d4e5f60718293a4b5c6d"
+
+
+def _links_row(page: str) -> str:
+    row = re.search(r"<dt>Links</dt><dd>(.*?)</dd>", page)
+    assert row is not None
+    return row.group(1)
+
+
+@pytest.mark.parametrize(
+    ("state", "tool_link", "commit"),
+    [
+        (  # Argo CD: the app in Argo CD and the commit its history names, on GitHub
+            _state(
+                "guestbook", tool=Tool.ARGOCD, kind="Application", ready=None, revision=SHA,
+                repo_url="https://github.com/argoproj/argocd-example-apps.git",
+                url="https://argocd.example.com/applications/argocd/guestbook",
+                history=(HistoryEntry(SHA, NOW - timedelta(hours=2), "alice"),),
+            ),  # fmt: skip
+            ("Open in Argo CD", "https://argocd.example.com/applications/argocd/guestbook"),
+            f"https://github.com/argoproj/argocd-example-apps/commit/{SHA}",
+        ),
+        (  # Flux Kustomization: the cluster's Flux UI and the applied revision, on GitLab
+            _state(
+                "podinfo", kind="Kustomization", revision=f"main@sha1:{SHA}",
+                repo_url="ssh://git@gitlab.example.com/team/podinfo.git",
+                url="https://flux.example.com/kustomization?name=podinfo&namespace=apps",
+            ),  # fmt: skip
+            (
+                "Open in the Flux UI",
+                "https://flux.example.com/kustomization?name=podinfo&amp;namespace=apps",
+            ),
+            f"https://gitlab.example.com/team/podinfo/-/commit/{SHA}",
+        ),
+        (  # a Helm chart version is no commit, and an unknown host gets no guessed link
+            replace(FINE, repo_url="https://github.com/stefanprodan/podinfo"),
+            None,
+            None,
+        ),
+        (
+            _state(
+                "internal", tool=Tool.ARGOCD, kind="Application", ready=None, revision=SHA,
+                repo_url="https://git.internal.example/team/app.git",
+            ),  # fmt: skip
+            None,
+            None,
+        ),
+    ],
+)
+def test_the_app_page_links_to_its_tool_and_to_the_deployed_commit(
+    state: AppState, tool_link: tuple[str, str] | None, commit: str | None
+) -> None:
+    app = view.app_view(state, {}, {})
+    page = status_html.app_page(app, [], [], NOW)
+    links = _links_row(page)
+    anchors = re.findall(r'<a href="([^"]*)"[^>]*>([^<]*)</a>', links)
+    tools = [(text, href) for href, text in anchors if text.startswith("Open in")]
+    assert tools == ([tool_link] if tool_link else [])
+    commits = [href for href, text in anchors if text == "View the deployed commit"]
+    assert commits == ([commit] if commit else [])
+    assert (app.last_deploy.commit_url if app.last_deploy else "") == (commit or "")
+    assert view.app_json(app)["last_deploy"]["commit_url"] == (commit or "")
+    if commit:  # the revision of the last deploy is itself the link
+        assert f'<a href="{commit}" rel="noreferrer"><code>' in page
