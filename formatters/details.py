@@ -16,6 +16,7 @@ from core.model import PROBLEM_KINDS, EventKind, GitOpsEvent, ResourceRef
 from formatters import forge, phrases
 from formatters.escape import clean, one_line, truncate
 from formatters.revision import short_revision
+from formatters.status_paths import absolute, app_page_url, environment_page_url
 
 MAX_FACT = 300
 """Longest value of one fact (a full revision, an actor, a project)."""
@@ -118,8 +119,9 @@ def _sick_line(ref: ResourceRef) -> str:
     return f"{name} is {state}: {said}" if said else f"{name} is {state}"
 
 
-def links(event: GitOpsEvent) -> list[tuple[str, str]]:
-    """(button label, url): the app in its tool's UI, and the commit on its forge."""
+def links(event: GitOpsEvent, public_url: str = "") -> list[tuple[str, str]]:
+    """(button label, url): the app in its tool's UI, the commit on its forge, and the app's
+    status page when driftbot has a public address (`public_url`)."""
     found = []
     tool = link(event.url)
     if tool:
@@ -127,7 +129,18 @@ def links(event: GitOpsEvent) -> list[tuple[str, str]]:
     commit = link(forge.commit_url(event.repo_url, event.revision))
     if commit:
         found.append((phrases.BUTTON_COMMIT, commit))
+    page = link(app_page_url(public_url, event.cluster, event.namespace, event.name))
+    if page:
+        found.append((phrases.BUTTON_PAGE, page))
     return found
+
+
+def group_page(cluster: str, public_url: str) -> str:
+    """The status page of a storm's environment (`cluster`, shared by its apps), or of every
+    environment when its apps run in several; "" without a public address."""
+    if cluster:
+        return link(environment_page_url(public_url, cluster))
+    return link(absolute(public_url, "/status"))
 
 
 def resources(event: GitOpsEvent) -> tuple[list[str], int]:

@@ -83,6 +83,7 @@ BUTTON_ACK = "Acknowledge"
 BUTTON_MUTE = "Mute {hours}h"
 BUTTON_OPEN: dict[Tool, str] = {Tool.ARGOCD: "Open in Argo CD", Tool.FLUX: "Open in Flux UI"}
 BUTTON_COMMIT = "View commit"
+BUTTON_PAGE = "Status page"
 MUTE_HOURS = (1, 4, 24)
 
 UNNAMED = "an unnamed app"

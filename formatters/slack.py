@@ -42,6 +42,7 @@ from formatters.slack_actions import (
     ACTION_ACK,
     ACTION_OPEN,
     ACTION_OPEN_COMMIT,
+    ACTION_OPEN_PAGE,
     action_value,
     group_action_value,
     mute_action_id,
@@ -95,12 +96,14 @@ def render_slack(
     *,
     mention_severity: Severity = Severity.CRITICAL,
     actions: bool = False,
+    public_url: str = "",
 ) -> Message:
     """`{"text", "blocks"}` for `event` (pure). `actions`: add the button of the action that
     fits the alert (formatters/alert_actions.py).
 
     `mention` (user ids, group ids, "@here", "@channel") is used when the event is at least
-    `mention_severity`; unrecognised entries are shown as inert text.
+    `mention_severity`; unrecognised entries are shown as inert text. With `public_url`
+    (driftbot's public address), a button opens the app's status page.
     """
     tokens = mention_tokens(mention) if event.severity.rank >= mention_severity.rank else []
     word = phrases.status_word(event)
@@ -113,13 +116,15 @@ def render_slack(
             tokens=tokens,
             budget=budget,
             resolves=None,
-            buttons=_buttons(event, ack=phrases.is_problem(event), mute=True)
+            buttons=_buttons(event, ack=phrases.is_problem(event), mute=True, page=public_url)
             + (act_buttons(event) if actions else []),
         )
     )
 
 
-def render_slack_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> Message:
+def render_slack_resolved(
+    original: GitOpsEvent, recovery: GitOpsEvent, *, public_url: str = ""
+) -> Message:
     """The in-place update of `original`'s message once `recovery` closed it (pure).
 
     "Resolved · checkout on prod matches Git again (after 14 min)", the original headline
@@ -139,7 +144,7 @@ def render_slack_resolved(original: GitOpsEvent, recovery: GitOpsEvent) -> Messa
             tokens=[],
             budget=budget,
             resolves=original,
-            buttons=_buttons(recovery, ack=False, mute=False),
+            buttons=_buttons(recovery, ack=False, mute=False, page=public_url),
         )
     )
 
@@ -165,21 +170,25 @@ def render_slack_group(
     mention: Sequence[str] = (),
     *,
     mention_severity: Severity = Severity.CRITICAL,
+    public_url: str = "",
 ) -> Message:
     """One message for a storm: the count and what they share, how many have recovered, then
     one line per app, and Acknowledge and Mute acting on every member (pure). Once every
     problem has recovered: green, "All 8 apps match Git again on prod after 7 min", the
-    original headline struck through, no buttons."""
+    original headline struck through, no buttons but the status page's. With `public_url`,
+    a button opens the status page of the environment (of every environment when the apps
+    run in several)."""
     headline = phrases.group_headline(group, esc.slack)
     word = phrases.group_status_word(group)
+    page = _page_buttons(details.group_page(group.cluster, public_url) if public_url else "")
     if group.cleared:
         cleared = f"{word}{phrases.SEPARATOR}{progress.cleared_headline(group, esc.slack)}"
         line = f"{ICON_GOOD} *{cleared}*\n~{headline}~"
-        return _fit(lambda budget: _group_message(group, line, cleared, [], budget, buttons=[]))
+        return _fit(lambda budget: _group_message(group, line, cleared, [], budget, page))
     tokens = mention_tokens(mention) if group.severity.rank >= mention_severity.rank else []
     said = f"{word}{phrases.SEPARATOR}{headline}"
     line = f"{_group_icon(group)} *{said}*"
-    buttons = _group_buttons(group) if group.problem_count else []
+    buttons = page + (_group_buttons(group) if group.problem_count else [])
     return _fit(lambda budget: _group_message(group, line, said, tokens, budget, buttons))
 
 
@@ -407,11 +416,21 @@ def _quote_escape(text: str) -> str:
     return "\n".join("> " + line for line in esc.slack(text).split("\n"))
 
 
-def _buttons(event: GitOpsEvent, *, ack: bool, mute: bool) -> list[Block]:
+_LINK_ACTION = {phrases.BUTTON_COMMIT: ACTION_OPEN_COMMIT, phrases.BUTTON_PAGE: ACTION_OPEN_PAGE}
+
+
+def _page_buttons(url: str) -> list[Block]:
+    if not url:
+        return []
+    button = _button(phrases.BUTTON_PAGE, ACTION_OPEN_PAGE)
+    button["url"] = url
+    return [button]
+
+
+def _buttons(event: GitOpsEvent, *, ack: bool, mute: bool, page: str = "") -> list[Block]:
     buttons: list[Block] = []
-    for label, url in details.links(event):
-        action = ACTION_OPEN_COMMIT if label == phrases.BUTTON_COMMIT else ACTION_OPEN
-        button = _button(label, action)
+    for label, url in details.links(event, page):
+        button = _button(label, _LINK_ACTION.get(label, ACTION_OPEN))
         button["url"] = url
         buttons.append(button)
     value = action_value(event)

@@ -17,9 +17,10 @@ from core.model import AppKey, GitOpsEvent, Tool
 ACTION_ACK = "driftbot_ack"
 ACTION_OPEN = "driftbot_open"
 ACTION_OPEN_COMMIT = "driftbot_open_commit"
-LINK_ACTIONS = frozenset({ACTION_OPEN, ACTION_OPEN_COMMIT})
-"""Link buttons (the app in its tool, the commit) also send an interaction; the handler only
-acknowledges it."""
+ACTION_OPEN_PAGE = "driftbot_open_page"
+LINK_ACTIONS = frozenset({ACTION_OPEN, ACTION_OPEN_COMMIT, ACTION_OPEN_PAGE})
+"""Link buttons (the app in its tool, the commit, the status page) also send an interaction;
+the handler only acknowledges it."""
 MUTE_ACTIONS: dict[str, int] = {
     "driftbot_mute_1h": 1,
     "driftbot_mute_4h": 4,

@@ -58,8 +58,11 @@ _BUDGETS = (
 """Tried in order until the payload fits; the last one fits any event."""
 
 
-def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
-    """An Adaptive Card for `event`, wrapped in the message envelope unless `payload="card"`."""
+def render_teams(
+    event: GitOpsEvent, payload: Payload = "envelope", *, public_url: str = ""
+) -> Card:
+    """An Adaptive Card for `event`, wrapped in the message envelope unless `payload="card"`.
+    With `public_url` (driftbot's public address), a button opens the app's status page."""
     headline = phrases.first_line(event, esc.teams)
     return _fit(
         payload,
@@ -70,12 +73,17 @@ def render_teams(event: GitOpsEvent, payload: Payload = "envelope") -> Card:
             earlier="",
             resolves=None,
             budget=budget,
+            public_url=public_url,
         ),
     )
 
 
 def render_teams_resolved(
-    original: GitOpsEvent, recovery: GitOpsEvent, payload: Payload = "envelope"
+    original: GitOpsEvent,
+    recovery: GitOpsEvent,
+    payload: Payload = "envelope",
+    *,
+    public_url: str = "",
 ) -> Card:
     """A new card saying `original`'s problem is over (or, for a rollback, that the release
     did not ship), naming the earlier alert and keeping its reason."""
@@ -95,14 +103,18 @@ def render_teams_resolved(
             earlier=earlier,
             resolves=original,
             budget=budget,
+            public_url=public_url,
         ),
     )
 
 
-def render_teams_group(group: EventGroup, payload: Payload = "envelope") -> Card:
+def render_teams_group(
+    group: EventGroup, payload: Payload = "envelope", *, public_url: str = ""
+) -> Card:
     """One card for a storm: the count and what they share, how many recovered, then one line
-    per app; once every problem recovered, a green card saying the storm is over."""
-    return _fit(payload, lambda budget: _group_card(group, budget))
+    per app; once every problem recovered, a green card saying the storm is over. With
+    `public_url`, a button opens the environment's status page."""
+    return _fit(payload, lambda budget: _group_card(group, budget, public_url))
 
 
 def payload_size(payload: Card) -> int:
@@ -142,6 +154,7 @@ def _event_card(
     earlier: str,
     resolves: GitOpsEvent | None,
     budget: _Budget,
+    public_url: str = "",
 ) -> Card:
     body = [_text(_cut(headline, MAX_HEADLINE), weight="Bolder", size="Medium", color=color)]
     if earlier:
@@ -178,10 +191,10 @@ def _event_card(
     if message and budget.message:
         body.append(_text(f"**{phrases.LABEL_MESSAGE}**", spacing="Medium"))
         body.append(_text(esc.fit(message, budget.message, _teams_paragraphs), subtle=True))
-    return _card(body, _open_actions(event))
+    return _card(body, _open_actions(event, public_url))
 
 
-def _group_card(group: EventGroup, budget: _Budget) -> Card:
+def _group_card(group: EventGroup, budget: _Budget, public_url: str = "") -> Card:
     headline = phrases.group_headline(group, esc.teams)
     if group.cleared:
         headline = progress.cleared_headline(group, esc.teams)
@@ -228,7 +241,9 @@ def _group_card(group: EventGroup, budget: _Budget) -> Card:
     if group.count > len(members):
         lines.append(f"- {phrases.more(group.count - len(members))}")
     body.append(_text("\r".join(lines), spacing="Medium"))
-    return _card(body, [])
+    page = details.group_page(group.cluster, public_url) if public_url else ""
+    actions = [{"type": "Action.OpenUrl", "title": phrases.BUTTON_PAGE, "url": page}]
+    return _card(body, actions if page else [])
 
 
 def _comparable(group: EventGroup) -> bool:
@@ -259,10 +274,10 @@ def _card(body: list[Element], actions: list[Element]) -> Card:
     return card
 
 
-def _open_actions(event: GitOpsEvent) -> list[Element]:
+def _open_actions(event: GitOpsEvent, public_url: str = "") -> list[Element]:
     return [
         {"type": "Action.OpenUrl", "title": label, "url": url}
-        for label, url in details.links(event)
+        for label, url in details.links(event, public_url)
     ]
 
 

@@ -126,6 +126,7 @@ def build_receivers(
                 sleep=options.sleep,
                 close_timeout=options.close_timeout,
                 actions=config.actions.enabled,
+                public_url=config.server.page_url,
             )
             receiver.start()  # what an earlier run left in the outbox goes out first
             receivers[rc.name] = receiver

@@ -73,8 +73,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def plan_slack(note: Notification, actions: bool = False) -> list[dict[str, Any]]:
+def plan_slack(
+    note: Notification, actions: bool = False, public_url: str = ""
+) -> list[dict[str, Any]]:
     """The outbox payloads for `note`, rendered (decides only: nothing is sent or read).
+    `public_url`: driftbot's public address, for links to the status page ("": none).
 
     A payload is `{"op": "post", "notification", "message", "thread_of"}` (reply in the thread
     of `thread_of`'s message if it has one, else a new message) or `{"op": "update",
@@ -84,7 +87,7 @@ def plan_slack(note: Notification, actions: bool = False) -> list[dict[str, Any]
     group = getattr(note, "group", None)
     updates = getattr(note, "updates", "") or ""
     if group is not None:
-        message = render_slack_group(group, note.mention)
+        message = render_slack_group(group, note.mention, public_url=public_url)
         if not updates:
             return [_post(group.id, message, thread_of=group.id)]
         planned = [_update(group.id, updates, message)]
@@ -94,11 +97,17 @@ def plan_slack(note: Notification, actions: bool = False) -> list[dict[str, Any]
     event = note.event
     thread = getattr(note, "thread", "") or ""
     if thread:
-        return [_post(event.id, render_slack(event, note.mention), thread_of=thread)]
+        return [
+            _post(
+                event.id, render_slack(event, note.mention, public_url=public_url), thread_of=thread
+            )
+        ]
     if note.original is not None:
         original = note.original
         return [
-            _update(event.id, original.id, render_slack_resolved(original, event)),
+            _update(
+                event.id, original.id, render_slack_resolved(original, event, public_url=public_url)
+            ),
             _post(
                 event.id,
                 render_slack_recovery_reply(original, event),
@@ -108,10 +117,14 @@ def plan_slack(note: Notification, actions: bool = False) -> list[dict[str, Any]
     if event.resolves:
         # The problem itself is not at hand, so its message cannot be redrawn as resolved:
         # the recovery still goes into its thread.
-        return [_post(event.id, render_slack(event), thread_of=event.resolves)]
+        return [
+            _post(event.id, render_slack(event, public_url=public_url), thread_of=event.resolves)
+        ]
     if updates:
-        return [_update(event.id, updates, render_slack(event, note.mention))]
-    message = render_slack(event, note.mention, actions=actions)
+        return [
+            _update(event.id, updates, render_slack(event, note.mention, public_url=public_url))
+        ]
+    message = render_slack(event, note.mention, actions=actions, public_url=public_url)
     return [_post(event.id, message, thread_of=event.id)]
 
 
@@ -307,11 +320,14 @@ class SlackReceiver:
         retry: RetryPolicy | None = None,
         close_timeout: float | None = 60.0,
         actions: bool = False,
+        public_url: str = "",
     ) -> None:
         self.name = name
         self.actions = actions
         """Alerts carry action buttons (`actions.enabled`)."""
         self.channel = channel
+        self.public_url = public_url
+        """Driftbot's public address: alerts link to the status page under it ("": no link)."""
         self.store = store
         self.sender = sender
         """Shared by the receivers of one workspace; its `stats` (DeliveryStats) count the
@@ -334,7 +350,9 @@ class SlackReceiver:
     async def deliver(self, note: Notification) -> None:
         """Queue `note` in the outbox (durable once the store commits it: at once, or with the
         policy state at the next flush of a write-behind store), then let the worker send."""
-        await self.store.outbox_add_many(self.name, plan_slack(note, self.actions), self._clock())
+        await self.store.outbox_add_many(
+            self.name, plan_slack(note, self.actions, self.public_url), self._clock()
+        )
         self.worker.start()
         self.worker.wake()
 

@@ -55,17 +55,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def plan_teams(note: Notification, payload: Payload = "envelope") -> list[dict[str, Any]]:
-    """The outbox payloads for `note`: one card to post (decides only: nothing is sent)."""
+def plan_teams(
+    note: Notification, payload: Payload = "envelope", public_url: str = ""
+) -> list[dict[str, Any]]:
+    """The outbox payloads for `note`: one card to post (decides only: nothing is sent).
+    `public_url`: driftbot's public address, for links to the status page ("": none)."""
     group = getattr(note, "group", None)
     if group is not None:
         if getattr(note, "updates", "") and not group.grew and not group.just_cleared:
             return []
-        card = render_teams_group(group, payload)
+        card = render_teams_group(group, payload, public_url=public_url)
     elif note.original is not None:
-        card = render_teams_resolved(note.original, note.event, payload)
+        card = render_teams_resolved(note.original, note.event, payload, public_url=public_url)
     else:
-        card = render_teams(note.event, payload)
+        card = render_teams(note.event, payload, public_url=public_url)
     notification = str(getattr(note, "id", "") or (group.id if group else note.event.id))
     return [{"op": OP_POST, "notification": notification, "card": card}]
 
@@ -114,9 +117,12 @@ class TeamsReceiver:
         sleep: Sleep = asyncio.sleep,
         retry: RetryPolicy | None = None,
         close_timeout: float | None = 60.0,
+        public_url: str = "",
     ) -> None:
         self.name = name
         self.webhook = webhook
+        self.public_url = public_url
+        """Driftbot's public address: cards link to the status page under it ("": no link)."""
         self.payload: Payload = payload
         self.store = store
         self.sender = sender
@@ -139,7 +145,9 @@ class TeamsReceiver:
     async def deliver(self, note: Notification) -> None:
         """Queue `note`'s card in the outbox (durable once the store commits it, see
         SlackReceiver.deliver), then let the worker post it."""
-        await self.store.outbox_add_many(self.name, plan_teams(note, self.payload), self._clock())
+        await self.store.outbox_add_many(
+            self.name, plan_teams(note, self.payload, self.public_url), self._clock()
+        )
         self.worker.start()
         self.worker.wake()
 
@@ -211,6 +219,7 @@ def build_teams_receivers(
             sleep=options.sleep,
             retry=options.retry,
             close_timeout=options.close_timeout,
+            public_url=config.server.page_url,
         )
         logger.info("receiver %s posts to Teams webhook %s", rc.name, webhook.redacted)
     return receivers

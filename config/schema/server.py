@@ -151,3 +151,9 @@ class ServerConfig(Strict):
     """Where people reach this server (https://driftbot.example.com): alerts, digests and chat
     answers link to the status page under it."""
     status: StatusConfig = StatusConfig()
+
+    @property
+    def page_url(self) -> str:
+        """The address alerts, digests and chat answers link the status page under:
+        `public_url` while the page is served, else "" (no link)."""
+        return (self.public_url or "").rstrip("/") if self.status.enabled else ""

@@ -245,20 +245,26 @@ def _links_row(page: str) -> str:
     [
         (  # Argo CD: the app in Argo CD and the commit its history names, on GitHub
             _state(
-                "guestbook", tool=Tool.ARGOCD, kind="Application", ready=None, revision=SHA,
+                "guestbook",
+                tool=Tool.ARGOCD,
+                kind="Application",
+                ready=None,
+                revision=SHA,
                 repo_url="https://github.com/argoproj/argocd-example-apps.git",
                 url="https://argocd.example.com/applications/argocd/guestbook",
                 history=(HistoryEntry(SHA, NOW - timedelta(hours=2), "alice"),),
-            ),  # fmt: skip
+            ),
             ("Open in Argo CD", "https://argocd.example.com/applications/argocd/guestbook"),
             f"https://github.com/argoproj/argocd-example-apps/commit/{SHA}",
         ),
         (  # Flux Kustomization: the cluster's Flux UI and the applied revision, on GitLab
             _state(
-                "podinfo", kind="Kustomization", revision=f"main@sha1:{SHA}",
+                "podinfo",
+                kind="Kustomization",
+                revision=f"main@sha1:{SHA}",
                 repo_url="ssh://git@gitlab.example.com/team/podinfo.git",
                 url="https://flux.example.com/kustomization?name=podinfo&namespace=apps",
-            ),  # fmt: skip
+            ),
             (
                 "Open in the Flux UI",
                 "https://flux.example.com/kustomization?name=podinfo&amp;namespace=apps",
@@ -272,9 +278,13 @@ def _links_row(page: str) -> str:
         ),
         (
             _state(
-                "internal", tool=Tool.ARGOCD, kind="Application", ready=None, revision=SHA,
+                "internal",
+                tool=Tool.ARGOCD,
+                kind="Application",
+                ready=None,
+                revision=SHA,
                 repo_url="https://git.internal.example/team/app.git",
-            ),  # fmt: skip
+            ),
             None,
             None,
         ),
