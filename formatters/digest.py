@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from core.model import EventKind, GitOpsEvent
 from formatters import escape as esc
 from formatters import phrases
+from formatters.details import link
 from formatters.escape import Escaper
 from formatters.revision import short_revision
 from formatters.slack import MAX_MESSAGE_CHARS, message_size
+from formatters.status_paths import environment_page_url
 from formatters.teams import MAX_PAYLOAD_BYTES, envelope, payload_size
 
 Message = dict[str, Any]
@@ -248,19 +250,23 @@ def render_digest_text(digest: Digest) -> str:
 # --- Slack ---------------------------------------------------------------------------------------
 
 
-def render_digest_slack(digest: Digest) -> Message:
+def render_digest_slack(digest: Digest, public_url: str = "") -> Message:
     """`{"text", "blocks"}` for chat.postMessage: a header, the summary, one section per
     cluster and part; lists are shortened until the message is within Block Kit's limits
-    (pure)."""
+    (pure). With `public_url`, each cluster's name links to its status page."""
     message: Message = {}
     for most in (MAX_ITEMS, 10, 5, 2, 0):
-        message = _slack_message(digest, most)
+        message = _slack_message(digest, most, public_url)
         if message_size(message) <= MAX_MESSAGE_CHARS:
             return message
     return {"text": message["text"], "blocks": message["blocks"][:2]}
 
 
-def _slack_message(digest: Digest, most: int) -> Message:
+def _cluster_page(cluster: str, public_url: str) -> str:
+    return link(environment_page_url(public_url, cluster)) if public_url else ""
+
+
+def _slack_message(digest: Digest, most: int, public_url: str = "") -> Message:
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -273,6 +279,9 @@ def _slack_message(digest: Digest, most: int) -> Message:
     for cluster in shown[:MAX_CLUSTERS]:
         blocks.append({"type": "divider"})
         name = phrases.value(cluster.cluster, phrases.MAX_CLUSTER, esc.slack) or "(no cluster)"
+        page = _cluster_page(cluster.cluster, public_url)
+        if page:
+            name = f"<{esc.slack(page)}|{name}>"
         parts = sections(cluster, digest, esc.slack)
         for index, (part, items) in enumerate(parts):
             head = f"*{name}*\n" if index == 0 else ""
@@ -310,19 +319,22 @@ def _slack_list(head: str, items: Sequence[str], most: int = MAX_ITEMS) -> str:
 # --- Teams ---------------------------------------------------------------------------------------
 
 
-def render_digest_teams(digest: Digest, payload: str = "envelope") -> Message:
+def render_digest_teams(
+    digest: Digest, payload: str = "envelope", public_url: str = ""
+) -> Message:
     """An Adaptive Card (1.4) of the digest, in the message envelope unless `payload="card"`;
-    lists are shortened until the payload fits under Teams' 28 KB (pure)."""
+    lists are shortened until the payload fits under Teams' 28 KB (pure). With `public_url`,
+    each cluster's name links to its status page."""
     wrap: Callable[[Message], Message] = envelope if payload == "envelope" else (lambda c: c)
     result: Message = {}
     for most in (MAX_ITEMS, 10, 5, 2, 0):
-        result = wrap(_teams_card(digest, most))
+        result = wrap(_teams_card(digest, most, public_url))
         if payload_size(result) <= MAX_PAYLOAD_BYTES:
             return result
     return wrap(_card([_teams_text(esc.teams(title(digest)), bold=True)]))
 
 
-def _teams_card(digest: Digest, most: int) -> Message:
+def _teams_card(digest: Digest, most: int, public_url: str = "") -> Message:
     body = [
         _teams_text(esc.teams(title(digest)), bold=True, size="Medium"),
         _teams_text(esc.teams(summary(digest))),
@@ -330,6 +342,9 @@ def _teams_card(digest: Digest, most: int) -> Message:
     shown = [c for c in digest.clusters if not c.empty]
     for cluster in shown[:MAX_CLUSTERS]:
         name = phrases.value(cluster.cluster, phrases.MAX_CLUSTER, esc.teams) or "(no cluster)"
+        page = _cluster_page(cluster.cluster, public_url)
+        if page:
+            name = f"[{name}]({page})"
         body.append(_teams_text(name, bold=True, separator=True))
         for part, items in sections(cluster, digest, esc.teams):
             lines = _cut_list([esc.truncate(i, 400) for i in items], most)

@@ -305,7 +305,7 @@ async def deliver_digest(
                 receiver.stream.write(render_digest_text(digest) + "\n")
                 receiver.stream.flush()
             elif isinstance(receiver, SlackReceiver):
-                message = render_digest_slack(digest)
+                message = render_digest_slack(digest, receiver.public_url)
                 payload = {
                     "op": "post",
                     "notification": ident,
@@ -316,7 +316,7 @@ async def deliver_digest(
                 receiver.worker.start()
                 receiver.worker.wake()
             elif isinstance(receiver, TeamsReceiver):
-                card = render_digest_teams(digest, receiver.payload)
+                card = render_digest_teams(digest, receiver.payload, receiver.public_url)
                 payload = {"op": "post", "notification": ident, "card": card}
                 await store.outbox_add(name, payload, now)
                 receiver.worker.start()

@@ -169,4 +169,25 @@ def digests(draw: st.DrawFn) -> Digest:
 def test_any_digest_renders_within_slack_and_teams_limits(digest: Digest) -> None:
     assert_valid_slack(render_digest_slack(digest))
     assert_valid_teams(render_digest_teams(digest))
+    assert_valid_slack(render_digest_slack(digest, PUBLIC))
+    assert_valid_teams(render_digest_teams(digest, "envelope", PUBLIC))
     assert render_digest_text(digest).startswith(title(digest))
+
+
+PUBLIC = "https://driftbot.example.com"
+
+
+def test_with_a_public_url_each_cluster_links_to_its_status_page() -> None:
+    digest = _digest(_prod(), replace(_prod(), cluster="eu west"))
+    slack = render_digest_slack(digest, PUBLIC)
+    assert_valid_slack(slack)
+    links = [t for t in live_tokens(slack) if t.startswith("<https://")]
+    assert links == [
+        "<https://driftbot.example.com/status/prod|prod>",
+        "<https://driftbot.example.com/status/eu%20west|eu west>",
+    ]
+    texts = card_texts(render_digest_teams(digest, "card", PUBLIC))
+    assert "[prod](https://driftbot.example.com/status/prod)" in texts
+    assert "[eu west](https://driftbot.example.com/status/eu%20west)" in texts
+    assert "driftbot.example.com" not in str(render_digest_slack(digest))
+    assert "driftbot.example.com" not in str(render_digest_teams(digest))
