@@ -133,6 +133,7 @@ APP_AUTO_ON = "on, self-heal {heal}"
 APP_AUTO_OFF = "off"
 APP_MORE = "and {n} more apps match; ask for `ns/app` or `cluster:NAME` to narrow it"
 APP_LINK = "<{url}|Open in {tool}>"
+APP_PAGE_LINK = "<{url}|Status page>"
 
 # --- drift --------------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from core.model import AppKey, AppState, GitOpsEvent
 from core.summary import ClusterSummary, Condition, condition, live, summarize, worst_first
 from formatters import chat_phrases as say
+from formatters import details, phrases
 from formatters import escape as esc
-from formatters import phrases
 from formatters.blocks import MAX_FIELDS, field
 from formatters.chat.parts import (
     CLUSTER,
@@ -39,13 +39,14 @@ from formatters.chat.parts import (
     section,
 )
 from formatters.revision import short_revision
+from formatters.status_paths import app_page_url, environment_page_url
 
 MAX_CLUSTERS = 20
 MAX_APPS_DETAILED = 5
 MAX_MESSAGE = 1500
 
 
-def _cluster_line(summary: ClusterSummary) -> str:
+def _cluster_line(summary: ClusterSummary, public_url: str = "") -> str:
     apps = say.plural(summary.total, "app", "apps")
     if summary.bad:
         text = say.STATUS_SOME_BAD.format(bad=summary.bad, n=summary.total, apps=apps)
@@ -53,7 +54,11 @@ def _cluster_line(summary: ClusterSummary) -> str:
         text = say.STATUS_SOME_BUSY.format(n=summary.total, apps=apps, busy=len(summary.problems))
     else:
         text = say.STATUS_ALL_GOOD.format(n=summary.total, apps=apps)
-    return f"{cluster_icon(summary)} *{escaped(summary.cluster, CLUSTER)}*: {text}"
+    name = escaped(summary.cluster, CLUSTER)
+    page = details.link(environment_page_url(public_url, summary.cluster))
+    if page:
+        name = f"<{esc.slack(page)}|{name}>"
+    return f"{cluster_icon(summary)} *{name}*: {text}"
 
 
 def _counts(summary: ClusterSummary) -> str:
@@ -67,8 +72,10 @@ def answer_status(
     what: str | None = None,
     since: Mapping[AppKey, datetime] | None = None,
     empty: str = say.STATUS_NOTHING,
+    public_url: str = "",
 ) -> Answer:
-    """Green or red per cluster, worst first, with what is wrong in each (pure)."""
+    """Green or red per cluster, worst first, with what is wrong in each (pure). With
+    `public_url`, each cluster's name links to its status page."""
     since = since or {}
     title = say.STATUS_TITLE_FOR.format(what=what) if what else say.STATUS_TITLE_ALL
     summaries = summarize(states)
@@ -76,7 +83,7 @@ def answer_status(
         return answer(title, [empty])
     sections = []
     for summary in summaries[:MAX_CLUSTERS]:
-        lines = [_cluster_line(summary)]
+        lines = [_cluster_line(summary, public_url)]
         if summary.problems:
             problems = [f"• {app_sentence(s, since)}" for s in summary.problems]
             lines.append(listing(problems, MAX_SECTION - 400, 10))
@@ -101,7 +108,10 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> Block:
 
 
 def _app_blocks(
-    state: AppState, alerts: Sequence[GitOpsEvent], since: Mapping[AppKey, datetime]
+    state: AppState,
+    alerts: Sequence[GitOpsEvent],
+    since: Mapping[AppKey, datetime],
+    public_url: str = "",
 ) -> list[Block]:
     cond = condition(state)
     icon = {Condition.FAILING: ICON_RED, Condition.DRIFTED: ICON_RED, Condition.OK: ICON_GREEN}
@@ -146,9 +156,9 @@ def _app_blocks(
             for line in esc.fit(esc.clean(state.message), MAX_MESSAGE, esc.slack).split("\n")[:15]
         )
         extra.append(f"{say.APP_MESSAGE}\n{quoted}")
-    link = _link(state)
-    if link:
-        extra.append(link)
+    links = [_link(state), _page_link(state, public_url)]
+    if any(links):
+        extra.append(" · ".join(link for link in links if link))
     if extra:
         blocks.append(section("\n".join(extra)))
     return blocks
@@ -161,6 +171,11 @@ def _link(state: AppState) -> str:
     return say.APP_LINK.format(url=url, tool=phrases.tool_name(state.tool))
 
 
+def _page_link(state: AppState, public_url: str) -> str:
+    url = details.link(app_page_url(public_url, state.cluster, state.namespace, state.name))
+    return say.APP_PAGE_LINK.format(url=esc.slack(url)) if url else ""
+
+
 def answer_apps(
     states: Sequence[AppState],
     now: datetime,
@@ -168,13 +183,15 @@ def answer_apps(
     what: str,
     alerts: Mapping[AppKey, Sequence[GitOpsEvent]] | None = None,
     since: Mapping[AppKey, datetime] | None = None,
+    public_url: str = "",
 ) -> Answer:
-    """One or a few apps in detail, worst first (pure)."""
+    """One or a few apps in detail, worst first (pure). With `public_url`, each links to its
+    status page."""
     alerts, since = alerts or {}, since or {}
     ordered = sorted(live(states), key=lambda s: (*worst_first(s), s.cluster))
     blocks: list[Block] = [header(say.STATUS_TITLE_FOR.format(what=what))]
     for state in ordered[:MAX_APPS_DETAILED]:
-        blocks += _app_blocks(state, alerts.get(state.key, ()), since)
+        blocks += _app_blocks(state, alerts.get(state.key, ()), since, public_url)
         blocks.append({"type": "divider"})
     if len(ordered) > MAX_APPS_DETAILED:
         blocks.append(context(say.APP_MORE.format(n=len(ordered) - MAX_APPS_DETAILED)))

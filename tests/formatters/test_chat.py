@@ -108,6 +108,27 @@ def test_an_app_link_is_shown_only_for_a_plain_http_url() -> None:
     assert "Open in Argo CD" not in odd
 
 
+PUBLIC = "https://driftbot.example.com"
+
+
+def test_with_a_public_url_status_answers_link_to_the_status_page() -> None:
+    fleet = [argocd_state(**ok), flux_state(ready=True, cluster="eu west", name="a/b")]
+    shown = json.dumps(answer_status(fleet, NOW, public_url=PUBLIC + "/"))
+    assert "*<https://driftbot.example.com/status/prod|prod>*: all 1 app" in shown
+    assert "*<https://driftbot.example.com/status/eu%20west|eu west>*" in shown
+    apps = answer_apps(fleet, NOW, what="x", public_url=PUBLIC)
+    assert_safe(apps)
+    assert (
+        "<https://argocd.example.com/applications/argocd/guestbook|Open in Argo CD> · "
+        "<https://driftbot.example.com/status/prod/argocd/guestbook|Status page>"
+    ) in json.dumps(apps, ensure_ascii=False)
+    assert "<https://driftbot.example.com/status/eu%20west/flux-system/a%2Fb|Status page>" in (
+        json.dumps(apps)
+    )
+    assert "driftbot.example.com" not in json.dumps(answer_status(fleet, NOW))
+    assert "driftbot.example.com" not in json.dumps(answer_apps(fleet, NOW, what="x"))
+
+
 def test_drift_says_since_when_oldest_first() -> None:
     older = argocd_state(name="old", sync=SyncStatus.OUT_OF_SYNC)
     newer = argocd_state(name="new", sync=SyncStatus.OUT_OF_SYNC)
@@ -202,6 +223,8 @@ states = st.builds(
 @given(st.lists(states, max_size=12))
 def test_any_states_give_valid_escaped_answers(fleet: list[AppState]) -> None:
     assert_safe(answer_status(fleet, NOW))
+    assert_safe(answer_status(fleet, NOW, public_url=PUBLIC))
+    assert_safe(answer_apps(fleet, NOW, what="x", public_url=PUBLIC))
     assert_safe(answer_drift(fleet, NOW))
     assert_safe(answer_apps(fleet, NOW, what="x"))
     assert_safe(answer_versions("x", fleet))

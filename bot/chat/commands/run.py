@@ -211,18 +211,23 @@ class CommandRunner:
 
     def _status(self, selector: Selector, asked: _Asked) -> Answer:
         since = problems_since(asked.policy)
+        page = self.config.server.page_url
         if selector.kind == "all":
             scoped = channel_scope(self.config, asked.asker.channel, asked.asker.channel_name)
             empty = say.STATUS_NOTHING_IN_SCOPE if scoped else say.STATUS_NOTHING
-            return chat.answer_status(asked.states, asked.now, since=since, empty=empty)
+            return chat.answer_status(
+                asked.states, asked.now, since=since, empty=empty, public_url=page
+            )
         picked = self._pick(selector, asked)
         if isinstance(picked, dict):
             return picked
         what = selector.text
         if selector.kind == "app" and any(selects(selector, s) for s in picked):
             alerts = open_alerts(asked.policy)
-            return chat.answer_apps(picked, asked.now, what=what, alerts=alerts, since=since)
-        return chat.answer_status(picked, asked.now, what=what, since=since)
+            return chat.answer_apps(
+                picked, asked.now, what=what, alerts=alerts, since=since, public_url=page
+            )
+        return chat.answer_status(picked, asked.now, what=what, since=since, public_url=page)
 
     def _drift(self, selector: Selector, asked: _Asked) -> Answer:
         picked = asked.states if selector.kind == "all" else self._pick(selector, asked)
