@@ -223,6 +223,24 @@ async def test_status_answers_green_or_red_per_cluster(
     assert "<!date^" not in text and ":red_circle:" not in text
 
 
+async def test_with_a_public_url_answers_link_to_the_status_page(pipeline: Pipeline) -> None:
+    config = CONFIG.model_copy(
+        update={"server": Config.model_validate({"server": {"public_url": PUBLIC}}).server}
+    )
+    app = web.Application()
+    add_teams_route(app, KEY, config, lambda: pipeline, clock=lambda: NOW)
+    async with TestClient(TestServer(app)) as http:
+        _, fleet_reply = await ask(http, body_of("<at>driftbot</at> status"))
+        _, app_reply = await ask(http, body_of("<at>driftbot</at> status checkout"))
+    assert "**[prod](https://driftbot.example.com/status/prod)**" in answer_text(fleet_reply)
+    assert "[Status page](https://driftbot.example.com/status/prod/shop/checkout)" in (
+        answer_text(app_reply)
+    )
+
+
+PUBLIC = "https://driftbot.example.com"
+
+
 async def test_drift_lists_what_does_not_match_git(
     served: tuple[TestClient[Any, Any], TeamsQuestions],
 ) -> None:

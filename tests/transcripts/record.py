@@ -12,7 +12,7 @@ from bot.delivery.teams_receiver import TeamsOptions
 from config.schema import Config
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi, VirtualClock
 from tests.fakes.teams_webhook import FakeTeamsWebhook
-from tests.transcripts.stories import STORIES
+from tests.transcripts.stories import PUBLIC_URLS, STORIES
 
 GOLDEN = Path(__file__).parent / "golden"
 CHANNEL = "C0SHOP"
@@ -20,9 +20,10 @@ ONCALL = "S0SREONCALL"
 EPOCH = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
-def routes(slack_url: str) -> Config:
+def routes(slack_url: str, public_url: str | None = None) -> Config:
     """Routing as people write it: critical events to the team with a mention, going on to a
-    default route that sends everything to the same channel and webhook."""
+    default route that sends everything to the same channel and webhook. With `public_url`,
+    alerts link to the status page under it."""
     return Config.model_validate(
         {
             "receivers": [
@@ -39,6 +40,7 @@ def routes(slack_url: str) -> Config:
                 {"receivers": ["shop", "shop-teams"]},
             ],
             "slack": {"api_url": slack_url},
+            "server": {"public_url": public_url},
         }
     )
 
@@ -55,7 +57,7 @@ async def record(story: str) -> str:
             await replay_stream(
                 STORIES[story](),
                 f"{story}.jsonl",
-                routes(slack.url),
+                routes(slack.url, PUBLIC_URLS.get(story)),
                 Path(tmp) / "state.sqlite",
                 None,
                 environ={"SLACK_BOT_TOKEN": VALID_TOKEN, "TEAMS_SHOP": teams.url},

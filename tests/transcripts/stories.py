@@ -119,5 +119,9 @@ STORIES: dict[str, Callable[[], list[bytes]]] = {
     "deploy_fails_then_succeeds": demo_apps("catalog", "apps"),
     "eight_drifts_that_clear": eight_drifts_that_clear,
     "hostile_text": hostile_text,
+    "status_page_links": demo_apps("catalog", "apps"),
 }
 """Story name -> its stream; the golden file is tests/transcripts/golden/<name>.txt."""
+
+PUBLIC_URLS: dict[str, str] = {"status_page_links": "https://driftbot.example.com"}
+"""Stories told with `server.public_url` set: their alerts link to the status page."""
