@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from bot.app.replay import CliError, SlackOptions, build_receivers, replay_stream
 from bot.delivery.receivers import Notification
 from bot.delivery.slack_receiver import METADATA_EVENT_TYPE, SlackReceiver, plan_slack, read_payload
+from bot.jobs.digest import deliver_digest
 from bot.store.store import Store
-from config.schema import Config
+from config.schema import Config, ServerConfig
 from core.model import AppKey, EventKind, GitOpsEvent, Tool, bare_state, make_event
+from formatters.digest import ClusterDigest, Digest
 from formatters.group import EventGroup
 from formatters.slack import ICON_GOOD, message_size
 from tests import scenarios
@@ -258,6 +260,34 @@ async def test_what_an_earlier_run_left_queued_goes_out_when_receivers_are_built
     assert await receiver.drain(10)
     assert notification_ids(slack, "C0PROD") == [note.event.id]
     await receiver.close()
+
+
+async def test_with_a_public_url_alerts_and_digests_link_to_the_status_page(
+    slack: HistoryFakeSlack, store: Store, clock: VirtualClock
+) -> None:
+    config = slack_config(slack.url, {"prod": "C0PROD"}).model_copy(
+        update={"server": ServerConfig(public_url="https://driftbot.example.com")}
+    )
+    built = build_receivers(config, None, store=store, environ=ENV, slack=slack_options(clock))
+    receiver = built["prod"]
+    assert isinstance(receiver, SlackReceiver)
+    problem = event("checkout", EventKind.DRIFT_DETECTED)
+    await receiver.deliver(Notification(problem, ("prod",)))
+    digest = Digest("Morning", T0 - timedelta(days=1), T0, clusters=(ClusterDigest("prod"),))
+    digest = dataclasses.replace(
+        digest,
+        clusters=(ClusterDigest("prod", deploys=(event("cart", EventKind.DEPLOY_SUCCEEDED),)),),
+    )
+    [outcome] = await deliver_digest(digest, ["prod"], built, store, T0)
+    assert outcome.outcome == "ok"
+    await receiver.close()
+
+    alert, sent_digest = top_level(slack, "C0PROD")
+    buttons = [e for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {"url": "https://driftbot.example.com/status/prod/shop/checkout"}.items() <= (
+        next(b for b in buttons if b["action_id"] == "driftbot_open_page").items()
+    )
+    assert "<https://driftbot.example.com/status/prod|prod>" in str(sent_digest["blocks"])
 
 
 async def test_a_recovery_edits_the_original_in_place_and_replies_in_its_thread(

@@ -116,3 +116,15 @@ def test_receiver_type() -> None:
     assert teams is not None and teams.teams is not None
     assert teams.teams.payload == "envelope"
     assert config.receiver("nope") is None
+
+
+def test_chat_links_to_the_status_page_need_a_public_url_and_the_page_served() -> None:
+    def page_url(server: dict[str, object]) -> str:
+        return Config.model_validate({"server": server}).server.page_url
+
+    assert page_url({}) == ""
+    assert page_url({"public_url": "https://driftbot.example.com/"}) == (
+        "https://driftbot.example.com"
+    )
+    hidden = {"public_url": "https://driftbot.example.com", "status": {"enabled": False}}
+    assert page_url(hidden) == ""
