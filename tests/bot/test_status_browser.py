@@ -10,6 +10,7 @@ check (no serious or critical violation). The screenshots the README shows are s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,13 @@ async def test_the_app_page_tells_yesterdays_story_on_a_timeline(tmp_path: Path)
         assert page.url == f"{world.base}/status/prod/argocd/payments"
         heading = " ".join((await page.inner_text("h1")).split())
         assert heading == "payments on prod: waiting to deploy"
+        # The deployed commit, on the forge of the app's repository (its last deploy's revision).
+        commits = page.locator("dl.facts a", has_text="View the deployed commit")
+        href = await commits.get_attribute("href")
+        assert href is not None
+        assert re.fullmatch(r"https://github\.com/example/shop-deploy/commit/[0-9a-f]{40}", href)
+        deployed = page.locator(f'dl.facts a[href="{href}"] code')
+        assert await deployed.count() == 1, "the last deploy's revision links the same commit"
 
         kinds = await page.locator("svg.timeline g.mark").evaluate_all(
             "els => els.map(e => e.dataset.kind)"
