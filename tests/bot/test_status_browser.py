@@ -4,7 +4,10 @@ the pages of a `driftbot run` server fed by the demo scenario and the next morni
 Checked: the verdict lines and the order (worst first), the app page's timeline marks and
 list, a live update after a change without a reload, the JavaScript-off path, phone width,
 local times with UTC on hover, nothing loaded from elsewhere, and axe-core's accessibility
-check (no serious or critical violation). The screenshots the README shows are saved here.
+check (no serious or critical violation). The screenshots the README shows are taken here:
+they are written to docs/images with DRIFTBOT_UPDATE_SCREENSHOTS=1 (review and commit them),
+to $DRIFTBOT_SCREENSHOTS when that names a folder, and otherwise to a temporary folder, so a test
+run leaves the checkout as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ from tests.bot.browser import DESKTOP, PHONE, axe_violations, chromium, require_
 from tests.bot.status_world import NEXT_MORNING, podinfo_fixed, status_world
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-SHOTS = Path(os.environ.get("DRIFTBOT_SCREENSHOTS") or DOCS / "images")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (see the module's docstring)."""
+    named = os.environ.get("DRIFTBOT_SCREENSHOTS")
+    if named:
+        return Path(named)
+    if os.environ.get("DRIFTBOT_UPDATE_SCREENSHOTS") == "1":
+        return DOCS / "images"
+    return tmp_path_factory.mktemp("screenshots")
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,7 +47,9 @@ async def _texts(page: Any, selector: str) -> list[str]:
     return [" ".join(t.split()) for t in await page.locator(selector).all_inner_texts()]
 
 
-async def test_a_pm_reads_what_is_wrong_since_when_and_who_deployed(tmp_path: Path) -> None:
+async def test_a_pm_reads_what_is_wrong_since_when_and_who_deployed(
+    tmp_path: Path, shots: Path
+) -> None:
     axe = require_axe()
     async with status_world(tmp_path) as world, chromium() as browser:
         outside: list[str] = []
@@ -73,7 +88,7 @@ async def test_a_pm_reads_what_is_wrong_since_when_and_who_deployed(tmp_path: Pa
         for jargon in ("OutOfSync", "Degraded", "Synced"):
             assert jargon not in body
 
-        await page.screenshot(path=str(SHOTS / "status-desktop.png"), full_page=True)
+        await page.screenshot(path=str(shots / "status-desktop.png"), full_page=True)
         assert not await axe_violations_in(browser, world.base + "/status", axe)
         assert outside == [], "the page loads nothing from elsewhere"
         await context.close()
@@ -90,7 +105,9 @@ async def axe_violations_in(browser: Any, url: str, axe: Path, **options: Any) -
         await context.close()
 
 
-async def test_the_app_page_tells_yesterdays_story_on_a_timeline(tmp_path: Path) -> None:
+async def test_the_app_page_tells_yesterdays_story_on_a_timeline(
+    tmp_path: Path, shots: Path
+) -> None:
     axe = require_axe()
     async with status_world(tmp_path) as world, chromium() as browser:
         context = await browser.new_context(viewport=DESKTOP, timezone_id="UTC")
@@ -138,7 +155,7 @@ async def test_the_app_page_tells_yesterdays_story_on_a_timeline(tmp_path: Path)
         assert "podinfo on staging: deploy of 6.6.1 failed" in await page.inner_text(
             "ul.open-alerts"
         )
-        await page.screenshot(path=str(SHOTS / "status-app.png"), full_page=True)
+        await page.screenshot(path=str(shots / "status-app.png"), full_page=True)
         await context.close()
         found = await axe_violations_in(browser, f"{world.base}/status/prod/argocd/payments", axe)
         assert not found, found
@@ -184,7 +201,7 @@ async def test_the_page_follows_a_change_live_and_reloads_without_javascript(
         await plain_context.close()
 
 
-async def test_at_phone_width_nothing_scrolls_sideways(tmp_path: Path) -> None:
+async def test_at_phone_width_nothing_scrolls_sideways(tmp_path: Path, shots: Path) -> None:
     axe = require_axe()
     async with status_world(tmp_path) as world, chromium() as browser:
         context = await browser.new_context(
@@ -200,7 +217,7 @@ async def test_at_phone_width_nothing_scrolls_sideways(tmp_path: Path) -> None:
         await page.goto(world.base + "/status")
         box = await page.locator('li.app[data-app="podinfo"]').bounding_box()
         assert box is not None and box["width"] <= PHONE["width"]
-        await page.screenshot(path=str(SHOTS / "status-phone.png"), full_page=True)
+        await page.screenshot(path=str(shots / "status-phone.png"), full_page=True)
         await context.close()
         found = await axe_violations_in(
             browser, world.base + "/status", axe, viewport=PHONE, is_mobile=True
