@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.rate_limit import RateLimiter
-from bot.delivery.retry import Backoff, DeliveryStats, retry_after
+from bot.delivery.retry import Backoff, DeliveryStats, Failure, RetryStage, retry_after
 from bot.ops.metrics import METRICS, DeliveryMetrics
 
 logger = logging.getLogger(__name__)
@@ -96,14 +96,6 @@ class SendResult:
 SenderStats = DeliveryStats
 
 
-@dataclass(frozen=True)
-class _Failure:
-    error: str
-    retryable: bool
-    retry_after: float | None = None
-    workspace: bool = False
-
-
 class SlackSender:
     """Posts and updates messages; one instance per Slack workspace (token)."""
 
@@ -121,20 +113,24 @@ class SlackSender:
         metrics: DeliveryMetrics | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self._client = client
         self._limiter = limiter
-        self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff()
-        self._max_rate_limited_waits = max_rate_limited_waits
-        self._max_retry_after = max_retry_after
-        self._rand = rand
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
         self.stats = SenderStats()
         self.metrics = metrics or METRICS
+        self._retry = RetryStage(
+            "slack",
+            limiter,
+            self.stats,
+            self.metrics,
+            sleep=sleep,
+            max_attempts=max_attempts,
+            backoff=backoff or Backoff(),
+            max_rate_limited_waits=max_rate_limited_waits,
+            max_retry_after=max_retry_after,
+            rand=rand,
+        )
         self._session = session
         """The client's HTTP session, kept alive across calls (one TLS handshake with
         slack.com, not one per message); closed when the last receiver using it lets go."""
@@ -220,61 +216,24 @@ class SlackSender:
         call: Callable[[], Awaitable[Any]],
         receiver: str,
     ) -> SendResult:
-        attempts = 0
-        waits = 0
-        while True:
-            await self._limiter.acquire(limit_key)
-            attempts += 1
+        async def once() -> Any:
             try:
-                response = await call()
+                return await call()
             except SlackApiError as exc:
-                failure = _classify_api_error(exc)
+                return _classify_api_error(exc)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                failure = _Failure(error=_describe(exc), retryable=True)
-            else:
-                self.stats.sent += 1
-                ts = response.get("ts")
-                return SendResult(ok=True, channel=channel, ts=ts, attempts=attempts)
+                return Failure(error=_describe(exc), retryable=True)
 
-            if failure.retry_after is not None:
-                self.stats.rate_limited += 1
-                self.metrics.throttled("slack", receiver)
-                waits += 1
-                if failure.workspace:
-                    self._limiter.pause_all(failure.retry_after)
-                else:
-                    self._limiter.pause(limit_key, failure.retry_after)
-                if (
-                    waits > self._max_rate_limited_waits
-                    or failure.retry_after > self._max_retry_after
-                ):
-                    return self._give_up(channel, receiver, failure, attempts)
-                logger.debug(
-                    "slack rate limited on %s (%s), retrying after %.1fs",
-                    channel,
-                    failure.error,
-                    failure.retry_after,
-                    extra={"receiver": receiver},
-                )
-                continue
-            if not failure.retryable:
-                return self._fatal(channel, receiver, failure, attempts)
-            # Retries of 429s do not use up attempts: only these do.
-            if attempts - waits >= self._max_attempts:
-                return self._give_up(channel, receiver, failure, attempts)
-            self.stats.retried += 1
-            delay = self._backoff.delay(attempts - waits, self._rand())
-            logger.debug(
-                "slack call to %s failed (%s), retry in %.2fs",
-                channel,
-                failure.error,
-                delay,
-                extra={"receiver": receiver},
-            )
-            await self._sleep(delay)
+        ended = await self._retry.run(limit_key, once, receiver=receiver, where=channel)
+        if ended.failure is None:
+            response = ended.answer
+            ts = response.get("ts") if response is not None else None
+            return SendResult(ok=True, channel=channel, ts=ts, attempts=ended.attempts)
+        if ended.fatal:
+            return self._fatal(channel, receiver, ended.failure, ended.attempts)
+        return self._give_up(channel, receiver, ended.failure, ended.attempts)
 
-    def _fatal(self, channel: str, receiver: str, failure: _Failure, attempts: int) -> SendResult:
-        self.stats.failed_by_error[failure.error] += 1
+    def _fatal(self, channel: str, receiver: str, failure: Failure, attempts: int) -> SendResult:
         if (receiver, failure.error) not in self._reported:
             self._reported.add((receiver, failure.error))
             logger.error(
@@ -289,8 +248,7 @@ class SlackSender:
             ok=False, channel=channel, error=failure.error, fatal=True, attempts=attempts
         )
 
-    def _give_up(self, channel: str, receiver: str, failure: _Failure, attempts: int) -> SendResult:
-        self.stats.failed_by_error[failure.error] += 1
+    def _give_up(self, channel: str, receiver: str, failure: Failure, attempts: int) -> SendResult:
         logger.warning(
             "Slack message for %s (channel %s) not delivered after %d attempts: %s; kept for "
             "a later try",
@@ -313,7 +271,7 @@ def _notification_of(message: Mapping[str, Any]) -> str | None:
     return notification if isinstance(notification, str) else None
 
 
-def _classify_api_error(exc: SlackApiError) -> _Failure:
+def _classify_api_error(exc: SlackApiError) -> Failure:
     response = exc.response
     status = int(getattr(response, "status_code", 0) or 0)
     data = getattr(response, "data", None)
@@ -321,17 +279,17 @@ def _classify_api_error(exc: SlackApiError) -> _Failure:
     if status == 429:
         code = error if isinstance(error, str) else "ratelimited"
         headers = getattr(response, "headers", None) or {}
-        return _Failure(
+        return Failure(
             error=code,
             retryable=True,
             retry_after=retry_after(headers),
             workspace=code == WORKSPACE_RATE_LIMIT_ERROR,
         )
     if status >= 500:
-        return _Failure(error=error if isinstance(error, str) else f"http_{status}", retryable=True)
+        return Failure(error=error if isinstance(error, str) else f"http_{status}", retryable=True)
     if not isinstance(error, str):
-        return _Failure(error=f"http_{status}", retryable=status == 408)
-    return _Failure(error=error, retryable=error in RETRYABLE_ERRORS)
+        return Failure(error=f"http_{status}", retryable=status == 408)
+    return Failure(error=error, retryable=error in RETRYABLE_ERRORS)
 
 
 def _describe(exc: BaseException) -> str:

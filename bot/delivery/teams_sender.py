@@ -32,7 +32,7 @@ import aiohttp
 import orjson
 
 from bot.delivery.rate_limit import Rate, RateLimiter
-from bot.delivery.retry import Backoff, DeliveryStats
+from bot.delivery.retry import Backoff, DeliveryStats, Failure, RetryStage
 from bot.delivery.retry import retry_after as retry_after_seconds
 from bot.ops.metrics import METRICS, DeliveryMetrics
 from config.schema import TeamsReceiver
@@ -142,14 +142,6 @@ class TeamsResult:
 TeamsStats = DeliveryStats
 
 
-@dataclass(frozen=True)
-class _Failure:
-    error: str
-    retryable: bool
-    status: int = 0
-    retry_after: float | None = None
-
-
 class TeamsSender:
     """Posts to any number of webhooks; share one instance so each webhook has one limit."""
 
@@ -166,21 +158,25 @@ class TeamsSender:
         rand: Callable[[], float] = random.random,
         metrics: DeliveryMetrics | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self._limiter = limiter
-        self._sleep = sleep
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff()
-        self._max_rate_limited_waits = max_rate_limited_waits
-        self._max_retry_after = max_retry_after
-        self._rand = rand
         self._session: aiohttp.ClientSession | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
         self.stats = TeamsStats()
         self.metrics = metrics or METRICS
+        self._retry = RetryStage(
+            "teams",
+            limiter,
+            self.stats,
+            self.metrics,
+            sleep=sleep,
+            max_attempts=max_attempts,
+            backoff=backoff or Backoff(),
+            max_rate_limited_waits=max_rate_limited_waits,
+            max_retry_after=max_retry_after,
+            rand=rand,
+        )
 
     @property
     def limiter(self) -> RateLimiter:
@@ -214,51 +210,23 @@ class TeamsSender:
         return result
 
     async def _attempts(self, webhook: WebhookUrl, body: bytes, receiver: str) -> TeamsResult:
-        attempts = waits = 0
-        while True:
-            await self._limiter.acquire(webhook.key)
-            attempts += 1
-            failure = await self._post_once(webhook, body)
-            if failure is None:
-                self.stats.sent += 1
-                return TeamsResult(ok=True, status=202, attempts=attempts)
-            if failure.retry_after is not None:
-                self.stats.rate_limited += 1
-                self.metrics.throttled(
-                    "teams", receiver if receiver != webhook.redacted else UNNAMED
-                )
-                waits += 1
-                self._limiter.pause(webhook.key, failure.retry_after)
-                if (
-                    waits > self._max_rate_limited_waits
-                    or failure.retry_after > self._max_retry_after
-                ):
-                    return self._give_up(webhook, receiver, failure, attempts)
-                logger.debug(
-                    "Teams webhook %s of %s throttled, retrying after %.1fs",
-                    webhook.redacted,
-                    receiver,
-                    failure.retry_after,
-                    extra={"receiver": receiver},
-                )
-                continue
-            if not failure.retryable:
-                return self._fatal(webhook, receiver, failure, attempts)
-            if attempts - waits >= self._max_attempts:
-                return self._give_up(webhook, receiver, failure, attempts)
-            self.stats.retried += 1
-            delay = self._backoff.delay(attempts - waits, self._rand())
-            logger.debug(
-                "Teams webhook %s of %s failed (%s), retry in %.2fs",
-                webhook.redacted,
-                receiver,
-                failure.error,
-                delay,
-                extra={"receiver": receiver},
-            )
-            await self._sleep(delay)
+        async def once() -> Failure | int:
+            return await self._post_once(webhook, body) or 202
 
-    async def _post_once(self, webhook: WebhookUrl, body: bytes) -> _Failure | None:
+        ended = await self._retry.run(
+            webhook.key,
+            once,
+            receiver=receiver,
+            where=f"webhook {webhook.redacted}",
+            counted_as=receiver if receiver != webhook.redacted else UNNAMED,
+        )
+        if ended.failure is None:
+            return TeamsResult(ok=True, status=202, attempts=ended.attempts)
+        if ended.fatal:
+            return self._fatal(webhook, receiver, ended.failure, ended.attempts)
+        return self._give_up(webhook, receiver, ended.failure, ended.attempts)
+
+    async def _post_once(self, webhook: WebhookUrl, body: bytes) -> Failure | None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
@@ -273,12 +241,11 @@ class TeamsSender:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # str(exc) may hold the URL: only the type is kept.
             error = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            return _Failure(error=f"connection_error:{error}", retryable=True)
+            return Failure(error=f"connection_error:{error}", retryable=True)
 
     def _fatal(
-        self, webhook: WebhookUrl, receiver: str, failure: _Failure, attempts: int
+        self, webhook: WebhookUrl, receiver: str, failure: Failure, attempts: int
     ) -> TeamsResult:
-        self.stats.failed_by_error[failure.error] += 1
         if (receiver, failure.error) not in self._reported:
             self._reported.add((receiver, failure.error))
             logger.error(
@@ -294,9 +261,8 @@ class TeamsSender:
         )
 
     def _give_up(
-        self, webhook: WebhookUrl, receiver: str, failure: _Failure, attempts: int
+        self, webhook: WebhookUrl, receiver: str, failure: Failure, attempts: int
     ) -> TeamsResult:
-        self.stats.failed_by_error[failure.error] += 1
         logger.warning(
             "Teams card for %s (webhook %s) not delivered after %d attempts: %s; kept for a "
             "later try",
@@ -311,7 +277,7 @@ class TeamsSender:
         )
 
 
-def _classify(status: int, headers: Mapping[str, Any], body: bytes) -> _Failure | None:
+def _classify(status: int, headers: Mapping[str, Any], body: bytes) -> Failure | None:
     """None for a 2xx; else what went wrong and whether to try again (decides only)."""
     if 200 <= status < 300:
         return None
@@ -320,8 +286,8 @@ def _classify(status: int, headers: Mapping[str, Any], body: bytes) -> _Failure 
     if code:
         error += f":{code}"
     if status == 429:
-        return _Failure(error, True, status, retry_after=retry_after_seconds(headers))
-    return _Failure(error, status >= 500 or status == 408, status)
+        return Failure(error, True, retry_after=retry_after_seconds(headers), status=status)
+    return Failure(error, status >= 500 or status == 408, status=status)
 
 
 def _error_code(body: bytes) -> str:
