@@ -22,13 +22,13 @@ import asyncio
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 
 from tests.fakes.kube_api import selector_matches
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["FakeArgoCDAPI", "RecordedRequest"]
 
@@ -100,7 +100,7 @@ class _Stream:
         return int(app["metadata"]["resourceVersion"]) >= self.since
 
 
-class FakeArgoCDAPI:
+class FakeArgoCDAPI(LoopbackServer):
     """The fake server: `async with FakeArgoCDAPI(token="t") as api`, then point a client at
     `api.url`."""
 
@@ -113,7 +113,6 @@ class FakeArgoCDAPI:
         self._hang_metadata = 0
         self._release = asyncio.Event()
         self._changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self.url = ""
         self.dropping = False
         """Act as a server whose subscriber reads too slowly: changes reach no stream."""
@@ -135,13 +134,9 @@ class FakeArgoCDAPI:
         app.router.add_post("/api/v1/applications/{name}/sync", self._sync)
         app.router.add_post("/api/v1/applications/{name}/rollback", self._rollback)
         app.router.add_delete("/api/v1/applications/{name}/operation", self._terminate)
-        self._runner = web.AppRunner(
+        host, port = await self.serve(
             app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
         return self
 
@@ -149,20 +144,7 @@ class FakeArgoCDAPI:
         self._release.set()
         for stream in self._streams:
             stream.queue.put_nowait(_END)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeArgoCDAPI:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self.stop_serving()
 
     # -- state ----------------------------------------------------------------------------------
 

@@ -29,13 +29,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import orjson
 import yaml
 from aiohttp import web
 from kubernetes_asyncio.client import Configuration
+
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["FakeKubeAPI", "RecordedRequest", "plural_of"]
 
@@ -203,7 +204,7 @@ class _Page:
     resource_version: str
 
 
-class FakeKubeAPI:
+class FakeKubeAPI(LoopbackServer):
     """The fake server: `async with FakeKubeAPI() as api`, then `ApiClient(api.configuration())`."""
 
     def __init__(self, *, token: str | None = None, start_resource_version: int = 1000) -> None:
@@ -219,7 +220,6 @@ class FakeKubeAPI:
         self._pages: dict[str, _Page] = {}
         self._closing = asyncio.Event()
         self._changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self.url = ""
         self.lists_served = 0
         self.watches_served = 0
@@ -238,13 +238,9 @@ class FakeKubeAPI:
         app.router.add_put(one, self._handle_one)
         app.router.add_post("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._create)
         # Like the real server, notice a client that went away and end its watch.
-        self._runner = web.AppRunner(
+        host, port = await self.serve(
             app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
         return self
 
@@ -252,20 +248,7 @@ class FakeKubeAPI:
         self._closing.set()
         for watch in self._watches:
             watch.queue.put_nowait(_END)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeKubeAPI:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self.stop_serving()
 
     def configuration(self) -> Configuration:
         """A client Configuration pointing at this server (with the bearer token, if any)."""

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.channel_view import slack_channel
+from tests.fakes.loopback import LoopbackServer
 
 VALID_TOKEN = "xoxb-driftbot-test"
 TEAM_ID = "T0DRIFT01"
@@ -139,7 +140,7 @@ class _PendingFault:
 
 
 @dataclass
-class FakeSlackApi:
+class FakeSlackApi(LoopbackServer):
     """Start with `async with FakeSlackApi(clock=clock) as slack:`; point clients at `slack.url`."""
 
     clock: Callable[[], float] = time.monotonic
@@ -161,7 +162,6 @@ class FakeSlackApi:
 
     calls: list[Call] = field(default_factory=list, init=False)
     url: str = field(default="", init=False)
-    _runner: web.AppRunner | None = field(default=None, init=False)
     _faults: list[_PendingFault] = field(default_factory=list, init=False)
     _buckets: dict[str, _Bucket] = field(default_factory=dict, init=False)
     _messages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, init=False)
@@ -179,27 +179,13 @@ class FakeSlackApi:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        sockets = self._runner.addresses
-        host, port = sockets[0][0], sockets[0][1]
+        host, port = await self.serve(app, handle_signals=False, shutdown_timeout=0.1)
         self.url = f"http://{host}:{port}/api/"
         return self.url
 
     async def close(self) -> None:
         self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlackApi:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.stop_serving()
 
     # -- test controls and inspection -------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from tests.fakes.channel_view import teams_cards
+from tests.fakes.loopback import LoopbackServer
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28_000
@@ -53,7 +54,7 @@ class _Fault:
 
 
 @dataclass
-class FakeTeamsWebhook:
+class FakeTeamsWebhook(LoopbackServer):
     """`async with FakeTeamsWebhook(clock=clock) as teams:`; post to `teams.url`."""
 
     clock: Callable[[], float] = time.monotonic
@@ -69,7 +70,6 @@ class FakeTeamsWebhook:
     failed_runs: list[str] = field(default_factory=list, init=False)
     url: str = field(default="", init=False)
     _faults: list[_Fault] = field(default_factory=list, init=False)
-    _runner: web.AppRunner | None = field(default=None, init=False)
 
     def transcript(self) -> str:
         """The accepted cards as the channel lists them, oldest first."""
@@ -79,30 +79,14 @@ class FakeTeamsWebhook:
         app = web.Application(client_max_size=4 << 20)
         app.router.add_post("/workflows/{workflow}/triggers/manual/paths/invoke", self._handle)
         # No access log: its lines hold the URL, which tests check never reaches a log.
-        self._runner = web.AppRunner(
+        host, port = await self.serve(
             app, handle_signals=False, shutdown_timeout=0.1, access_log=None
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
         self.url = (
             f"http://{host}:{port}/workflows/{WORKFLOW_ID}/triggers/manual/paths/invoke"
             f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SIGNATURE}"
         )
         return self.url
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTeamsWebhook:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- test controls ----------------------------------------------------------------------
 
