@@ -36,16 +36,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.outbox import (
-    Deadline,
-    Delivered,
-    OutboxWorker,
-    Outcome,
-    Refused,
-    RetryPolicy,
-    Sleep,
-    log_left,
-)
+from bot.delivery.outbox import Delivered, Outcome, Refused, RetryPolicy, Sleep
+from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.receivers import Notification
 from bot.delivery.slack_sender import SendResult, SlackSender
 from bot.store.store import OutboxItem, SentMessage, Store
@@ -304,7 +296,7 @@ def _outcome(result: SendResult) -> Outcome:
     return Refused(error=result.error or "unknown_error", fatal=result.fatal)
 
 
-class SlackReceiver:
+class SlackReceiver(OutboxReceiver):
     """A Slack channel as a receiver: `deliver` queues durably, a worker sends in order."""
 
     def __init__(
@@ -322,56 +314,33 @@ class SlackReceiver:
         actions: bool = False,
         public_url: str = "",
     ) -> None:
-        self.name = name
         self.actions = actions
         """Alerts carry action buttons (`actions.enabled`)."""
         self.channel = channel
         self.public_url = public_url
         """Driftbot's public address: alerts link to the status page under it ("": no link)."""
-        self.store = store
         self.sender = sender
         """Shared by the receivers of one workspace; its `stats` (DeliveryStats) count the
         429s waited out, retries and refusals of all of them."""
         sender.hold()
         self._holding = True
-        self._clock = clock
-        self._close_timeout = close_timeout
-        self.close_deadline: Deadline | None = None
-        """Set at a shutdown: `close()` keeps sending until then instead of `close_timeout`."""
-        self.transport = SlackTransport(name, channel, sender, store, client)
-        self.worker = OutboxWorker(
-            store, name, self.transport, clock=clock, sleep=sleep, retry=retry
+        transport = SlackTransport(name, channel, sender, store, client)
+        super().__init__(
+            name,
+            store,
+            transport,
+            clock=clock,
+            sleep=sleep,
+            retry=retry,
+            close_timeout=close_timeout,
         )
+        self.transport: SlackTransport = transport
 
-    def start(self) -> None:
-        """Start the worker: what an earlier run left in the outbox is sent first."""
-        self.worker.start()
+    def plan(self, note: Notification) -> list[dict[str, Any]]:
+        return plan_slack(note, self.actions, self.public_url)
 
-    async def deliver(self, note: Notification) -> None:
-        """Queue `note` in the outbox (durable once the store commits it: at once, or with the
-        policy state at the next flush of a write-behind store), then let the worker send."""
-        await self.store.outbox_add_many(
-            self.name, plan_slack(note, self.actions, self.public_url), self._clock()
-        )
-        self.worker.start()
-        self.worker.wake()
-
-    async def drain(self, within: float | None = None) -> bool:
-        """Wait until everything that can be sent now is sent (see OutboxWorker.drain)."""
-        self.worker.start()
-        return await self.worker.drain(within)
-
-    async def close(self) -> None:
-        """Send what can be sent before the close deadline (else within the close time-out),
-        then stop; the rest stays queued for the next start."""
-        within = self._close_timeout
-        if self.close_deadline is not None:
-            within = self.close_deadline.remaining()
-        try:
-            await self.drain(within)
-            await self.worker.stop()
-            await log_left(self.store, self.name)
-        finally:
-            if self._holding:
-                self._holding = False
-                await self.sender.release()
+    async def release(self) -> None:
+        """Let go of the workspace's sender: the last receiver out closes its session."""
+        if self._holding:
+            self._holding = False
+            await self.sender.release()

@@ -29,16 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.delivery.outbox import (
-    Deadline,
-    Delivered,
-    OutboxWorker,
-    Outcome,
-    Refused,
-    RetryPolicy,
-    Sleep,
-    log_left,
-)
+from bot.delivery.outbox import Delivered, Outcome, Refused, RetryPolicy, Sleep
+from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.rate_limit import RateLimiter
 from bot.delivery.receivers import Notification, Receiver
 from bot.delivery.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl, load_webhook
@@ -102,7 +94,7 @@ class TeamsTransport:
         return None
 
 
-class TeamsReceiver:
+class TeamsReceiver(OutboxReceiver):
     """A Teams Workflows webhook as a receiver: `deliver` queues durably, a worker posts."""
 
     def __init__(
@@ -119,53 +111,31 @@ class TeamsReceiver:
         close_timeout: float | None = 60.0,
         public_url: str = "",
     ) -> None:
-        self.name = name
         self.webhook = webhook
         self.public_url = public_url
         """Driftbot's public address: cards link to the status page under it ("": no link)."""
         self.payload: Payload = payload
-        self.store = store
         self.sender = sender
-        self._clock = clock
-        self._close_timeout = close_timeout
-        self.close_deadline: Deadline | None = None
-        """Set at a shutdown: `close()` keeps sending until then instead of `close_timeout`."""
-        self.transport = TeamsTransport(name, webhook, sender)
-        self.worker = OutboxWorker(
-            store, name, self.transport, clock=clock, sleep=sleep, retry=retry
+        transport = TeamsTransport(name, webhook, sender)
+        super().__init__(
+            name,
+            store,
+            transport,
+            clock=clock,
+            sleep=sleep,
+            retry=retry,
+            close_timeout=close_timeout,
         )
+        self.transport: TeamsTransport = transport
 
     def __repr__(self) -> str:
         return f"TeamsReceiver({self.name!r}, {self.webhook.redacted!r}, {self.payload!r})"
 
-    def start(self) -> None:
-        """Start the worker: what an earlier run left in the outbox is sent first."""
-        self.worker.start()
+    def plan(self, note: Notification) -> list[dict[str, Any]]:
+        return plan_teams(note, self.payload, self.public_url)
 
-    async def deliver(self, note: Notification) -> None:
-        """Queue `note`'s card in the outbox (durable once the store commits it, see
-        SlackReceiver.deliver), then let the worker post it."""
-        await self.store.outbox_add_many(
-            self.name, plan_teams(note, self.payload, self.public_url), self._clock()
-        )
-        self.worker.start()
-        self.worker.wake()
-
-    async def drain(self, within: float | None = None) -> bool:
-        """Wait until everything that can be sent now is sent (see OutboxWorker.drain)."""
-        self.worker.start()
-        return await self.worker.drain(within)
-
-    async def close(self) -> None:
-        """Post what can be posted before the close deadline (else within the close
-        time-out), then stop; the rest stays queued for the next start."""
-        within = self._close_timeout
-        if self.close_deadline is not None:
-            within = self.close_deadline.remaining()
-        await self.drain(within)
-        await self.worker.stop()
+    async def release(self) -> None:
         await self.sender.close()
-        await log_left(self.store, self.name)
 
 
 @dataclass(frozen=True)
