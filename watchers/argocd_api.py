@@ -30,26 +30,35 @@ import contextlib
 import logging
 import os
 import re
-import ssl
 import time
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
     Callable,
     Mapping,
-    MutableMapping,
     Sequence,
 )
 from dataclasses import dataclass
-from typing import Any, NoReturn
-from urllib.parse import quote
+from typing import Any
 
 import aiohttp
 import orjson
-import yarl
 
 from config.schema import ArgoCDApiConfig
+from watchers.argocd_client import (
+    API_VERSION,
+    KIND,
+    ArgoCDApi,
+    ArgoCDApiError,
+    MissingToken,
+    Query,
+    RawApp,
+    Unauthorized,
+    as_application,
+    error_from_line,
+)
 from watchers.backoff import Backoff
+from watchers.watch_loop import CallbackFailed, ContextLog, WatchLoop, read_lines
 
 __all__ = [
     "API_VERSION",
@@ -67,38 +76,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-API_VERSION = "argoproj.io/v1alpha1"
-KIND = "Application"
 
-RawApp = dict[str, Any]
 OnList = Callable[[str, list[RawApp]], Awaitable[None]]
 """Called with the cluster and every Application the filters select, after each (re)list."""
 OnEvent = Callable[[str, str, RawApp], Awaitable[None]]
 """Called with the cluster, "ADDED", "MODIFIED" or "DELETED" and the Application, in order."""
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-Query = list[tuple[str, str]]
 
 _WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
-_GRPC_TO_HTTP = {3: 400, 5: 404, 7: 403, 14: 503, 16: 401}
-"""gRPC codes an error line may carry instead of an HTTP status (grpc-gateway)."""
-
-
-class ArgoCDApiError(Exception):
-    """The API server answered with an error status, an error line, or something unreadable."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}" if status else message)
-        self.status = status
-        self.message = message
-
-
-class MissingToken(ValueError):
-    """The environment variable that should hold the API token is unset or empty."""
-
-
-class _Unauthorized(ArgoCDApiError):
-    """401 or 403: the token is missing, expired, revoked, or lacks the RBAC to list apps."""
 
 
 class _StreamEnded(ArgoCDApiError):
@@ -107,138 +93,6 @@ class _StreamEnded(ArgoCDApiError):
 
 class _RelistDue(Exception):
     """A re-list was asked for while a callback ran: the stream ends after it."""
-
-
-class _CallbackFailed(Exception):
-    """on_list or on_event raised: the caller's view may be incomplete, so relist."""
-
-
-def _error_from(status: int, body: bytes) -> ArgoCDApiError:
-    """The error for a failed request, with the server's message (runtimeError body) if any."""
-    message = ""
-    with contextlib.suppress(orjson.JSONDecodeError):
-        parsed = orjson.loads(body or b"")
-        if isinstance(parsed, dict):
-            text = parsed.get("message") or parsed.get("error")
-            message = text if isinstance(text, str) else ""
-    if not message:
-        message = body.decode("utf-8", "replace").strip()
-    message = message[:300] or "no message"
-    error_class = _Unauthorized if status in (401, 403) else ArgoCDApiError
-    return error_class(status, message)
-
-
-def _error_from_line(error: object) -> ArgoCDApiError:
-    """The error an `{"error": {...}}` stream line reports (grpc-gateway v1 or v2 shape)."""
-    fields = error if isinstance(error, Mapping) else {}
-    status = fields.get("http_code")
-    if not isinstance(status, int):
-        code = fields.get("grpc_code", fields.get("code"))
-        status = _GRPC_TO_HTTP.get(code, 500) if isinstance(code, int) else 500
-    message = fields.get("message")
-    text = message[:300] if isinstance(message, str) and message else "error in the stream"
-    error_class = _Unauthorized if status in (401, 403) else ArgoCDApiError
-    return error_class(status, text)
-
-
-def as_application(app: RawApp) -> RawApp:
-    """The app with the `apiVersion` and `kind` the API server may leave out (in place)."""
-    if not isinstance(app.get("apiVersion"), str):
-        app["apiVersion"] = API_VERSION
-    if not isinstance(app.get("kind"), str):
-        app["kind"] = KIND
-    return app
-
-
-class ArgoCDApi:
-    """The HTTP side of one Argo CD API server: its URL, the bearer token, one session.
-
-    The token goes only into the Authorization header: it is in no log line, message or repr.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        *,
-        cluster: str,
-        token_env: str = "",
-        session: aiohttp.ClientSession | None = None,
-        ssl_context: ssl.SSLContext | bool | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.cluster = cluster
-        self.token_env = token_env
-        """The environment variable the token came from, to name it in error messages."""
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._session = session
-        self._own_session = session is None
-        self._ssl = ssl_context
-
-    @classmethod
-    def from_config(
-        cls,
-        config: ArgoCDApiConfig,
-        *,
-        environ: Mapping[str, str] = os.environ,
-        session: aiohttp.ClientSession | None = None,
-        ssl_context: ssl.SSLContext | bool | None = None,
-    ) -> ArgoCDApi:
-        """The API of an `argocd_api` config entry; MissingToken if its token_env is unset."""
-        token = environ.get(config.token_env, "").strip()
-        if not token:
-            raise MissingToken(
-                f"argocd_api for cluster {config.cluster!r}: environment variable "
-                f"{config.token_env} is not set (it must hold an Argo CD API token)"
-            )
-        return cls(
-            config.url,
-            token,
-            cluster=config.cluster,
-            token_env=config.token_env,
-            session=session,
-            ssl_context=ssl_context,
-        )
-
-    def __repr__(self) -> str:
-        return f"ArgoCDApi(cluster={self.cluster!r}, url={self.url!r})"
-
-    def url_for(self, *segments: str) -> yarl.URL:
-        """The URL of a path below the server's base URL; each segment is quoted whole."""
-        path = "/".join(quote(segment, safe="") for segment in segments)
-        return yarl.URL(f"{self.url}/{path}", encoded=True)
-
-    def _session_or_new(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._own_session = True
-        return self._session
-
-    async def request(
-        self, segments: Sequence[str], query: Query, *, limits: aiohttp.ClientTimeout
-    ) -> aiohttp.ClientResponse:
-        """GET a path; the response if it is a 200, else the ArgoCDApiError it describes."""
-        response = await self._session_or_new().get(
-            self.url_for(*segments),
-            params=query,
-            headers=self._headers,
-            timeout=limits,
-            ssl=self._ssl if self._ssl is not None else True,
-            allow_redirects=False,
-        )
-        if response.status != 200:
-            try:
-                body = await response.read()
-            finally:
-                response.release()
-            raise _error_from(response.status, body)
-        return response
-
-    async def close(self) -> None:
-        """Close the session if this object opened it."""
-        if self._own_session and self._session is not None:
-            await self._session.close()
-        self._session = None
 
 
 @dataclass
@@ -255,18 +109,7 @@ class StreamCounters:
     unauthorized: int = 0
 
 
-class _ContextLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes every line with the cluster, and passes cluster and URL as structured extras."""
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        extra = self.extra or {}
-        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
-        return f"[{extra.get('cluster')}] Argo CD API: {msg}", kwargs
-
-
-class ArgoCDApiWatcher:
+class ArgoCDApiWatcher(WatchLoop):
     """The list -> stream -> re-list loop for the Applications of one Argo CD API server.
 
     `start()` runs it as a named task, `stop()` cancels it and waits. Callbacks run inside the
@@ -274,6 +117,8 @@ class ArgoCDApiWatcher:
     server drop events, which the next re-list repairs). If a callback raises, the error is
     logged and the loop re-lists after a backoff. `relist()` asks for a re-list at once.
     """
+
+    loop_kind = "stream loop"
 
     def __init__(
         self,
@@ -308,7 +153,7 @@ class ArgoCDApiWatcher:
         self._list_timeout = list_timeout
         self._connect_timeout = connect_timeout
         self._max_line_bytes = max_line_bytes
-        self._log = _ContextLog(logger, {"cluster": api.cluster, "url": api.url})
+        self._log = ContextLog(logger, {"cluster": api.cluster, "url": api.url}, "Argo CD API")
         self._task: asyncio.Task[None] | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._in_callback = False
@@ -350,20 +195,9 @@ class ArgoCDApiWatcher:
     def task_name(self) -> str:
         return f"argocd-api:{self.cluster}"
 
-    def start(self) -> asyncio.Task[None]:
-        """Run the loop in a named task (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run(), name=self.task_name)
-            self._task.add_done_callback(self._report_end)
-        return self._task
-
     async def stop(self) -> None:
         """Cancel the loop, wait until its connection is closed, and close the API session."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().stop()
         await self.api.close()
 
     def relist(self) -> None:
@@ -377,27 +211,19 @@ class ArgoCDApiWatcher:
             return False
         return selector_matches(self.selector, labels)
 
-    def _report_end(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("stream loop ended", exc_info=task.exception())
-
     # -- the loop -------------------------------------------------------------------------------
 
-    async def run(self) -> NoReturn:
-        """List, stream, recover; forever (until cancelled). Never raises anything else."""
-        while True:
-            try:
-                await self._cycle()
-            except _Unauthorized as exc:
-                await self._after_unauthorized(exc)
-            except _StreamEnded as exc:
-                await self._after_error(exc, relist=False, level=logging.INFO)
-            except (ArgoCDApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-                await self._after_error(exc, relist=False)
-            except _CallbackFailed as exc:
-                await self._after_error(exc.__cause__ or exc, relist=True)
-            except Exception as exc:
-                await self._after_error(exc, relist=True)
+    async def _recover(self, exc: Exception) -> None:
+        if isinstance(exc, Unauthorized):
+            await self._after_unauthorized(exc)
+        elif isinstance(exc, _StreamEnded):
+            await self._after_error(exc, relist=False, level=logging.INFO)
+        elif isinstance(exc, ArgoCDApiError | aiohttp.ClientError | TimeoutError | OSError):
+            await self._after_error(exc, relist=False)
+        elif isinstance(exc, CallbackFailed):
+            await self._after_error(exc.__cause__ or exc, relist=True)
+        else:
+            await self._after_error(exc, relist=True)
 
     async def _cycle(self) -> None:
         due = self._relist_requested or (self._clock() - self._listed_at >= self._relist_interval)
@@ -520,7 +346,7 @@ class ArgoCDApiWatcher:
         try:
             await self._on_list(self.cluster, apps)
         except Exception as exc:
-            raise _CallbackFailed("on_list failed") from exc
+            raise CallbackFailed("on_list failed") from exc
         self.counters.lists += 1
         if self.counters.lists > 1:
             self.counters.relists += 1
@@ -555,23 +381,15 @@ class ArgoCDApiWatcher:
             response.close()
         raise _StreamEnded(0, "the server closed the stream")
 
-    async def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """Complete non-empty lines of the stream."""
-        buffer = bytearray()
-        while True:
-            chunk = await response.content.readany()
-            if not chunk:
-                if buffer.strip():
-                    yield bytes(buffer)
-                return
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                if line.strip():
-                    yield line
-            if len(buffer) > self._max_line_bytes:
-                raise ArgoCDApiError(200, f"stream line longer than {self._max_line_bytes} bytes")
+        return read_lines(
+            response,
+            max_line_bytes=self._max_line_bytes,
+            too_long=lambda: ArgoCDApiError(
+                200, f"stream line longer than {self._max_line_bytes} bytes"
+            ),
+        )
 
     def _skip(self, why: str, line: bytes) -> None:
         self.counters.malformed += 1
@@ -587,7 +405,7 @@ class ArgoCDApiWatcher:
             self._skip("is not a JSON object", line)
             return
         if "error" in message:
-            raise _error_from_line(message["error"])
+            raise error_from_line(message["error"])
         result = message.get("result")
         if not isinstance(result, dict):
             self._skip("has no result object", line)
@@ -606,7 +424,7 @@ class ArgoCDApiWatcher:
         try:
             await self._on_event(self.cluster, event_type, as_application(app))
         except Exception as exc:
-            raise _CallbackFailed(f"on_event failed on {event_type}") from exc
+            raise CallbackFailed(f"on_event failed on {event_type}") from exc
         finally:
             self._in_callback = False
         metadata = app.get("metadata")

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -36,6 +36,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from watchers.backoff import Backoff
 from watchers.decode.lines import JsonDecoder, identity, resource_version
+from watchers.watch_loop import CallbackFailed, ContextLog, WatchLoop, read_lines
 
 __all__ = [
     "KubeApiError",
@@ -137,10 +138,6 @@ class _Inactive(Exception):
     """Nothing arrived on the watch for the inactivity timeout."""
 
 
-class _CallbackFailed(Exception):
-    """on_list or on_event raised: the caller's view may be incomplete, so relist."""
-
-
 def _error_from(status: int, body: bytes | str | dict[str, Any] | None) -> KubeApiError:
     """The error for a failed request or an ERROR event, from its Status body if it has one."""
     reason, message = "", ""
@@ -157,24 +154,15 @@ def _error_from(status: int, body: bytes | str | dict[str, Any] | None) -> KubeA
     return error_class(status, reason or "Error", message)
 
 
-class _ContextLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes every line with the cluster and resource, and passes them as structured extras."""
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        extra = self.extra or {}
-        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
-        return f"[{extra.get('cluster')}] {extra.get('resource')}: {msg}", kwargs
-
-
-class ResourceWatcher:
+class ResourceWatcher(WatchLoop):
     """The list -> watch -> relist loop for one resource of one cluster.
 
     `start()` runs it as a named task, `stop()` cancels it and waits. Callbacks run inside the
     loop's task, one at a time: a slow callback slows the watch, never reorders it. If a
     callback raises, the error is logged and the loop relists after a backoff.
     """
+
+    loop_kind = "watch loop"
 
     def __init__(
         self,
@@ -218,7 +206,9 @@ class ResourceWatcher:
         self._absent_recheck = absent_recheck
         self._min_watch_seconds = min_watch_seconds
         self._max_line_bytes = max_line_bytes
-        self._log = _ContextLog(logger, {"cluster": cluster, "resource": str(resource)})
+        self._log = ContextLog(
+            logger, {"cluster": cluster, "resource": str(resource)}, str(resource)
+        )
         self._task: asyncio.Task[None] | None = None
         self._expired_in_a_row = 0
         self.resource_version: str | None = None
@@ -234,46 +224,22 @@ class ResourceWatcher:
     def task_name(self) -> str:
         return f"kube-watch:{self.cluster}:{self.resource}"
 
-    def start(self) -> asyncio.Task[None]:
-        """Run the loop in a named task (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.run(), name=self.task_name)
-            self._task.add_done_callback(self._report_end)
-        return self._task
-
-    async def stop(self) -> None:
-        """Cancel the loop and wait until it has closed its connection."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        # wait() rather than await: the loop's CancelledError is expected, ours must propagate.
-        await asyncio.wait([task])
-
-    def _report_end(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("watch loop ended", exc_info=task.exception())
-
     # -- the loop -------------------------------------------------------------------------------
 
-    async def run(self) -> NoReturn:
-        """List, watch, recover; forever (until cancelled). Never raises anything else."""
-        while True:
-            try:
-                await self._cycle()
-            except _Absent as exc:
-                await self._absent_pause(exc)
-            except _Expired as exc:
-                await self._after_expired(exc)
-            except _Inactive:
-                self.counters.inactivity_timeouts += 1
-                self._log.info("nothing received for %.1fs; reconnecting", self._inactivity_timeout)
-            except (KubeApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-                await self._after_error(exc, relist=False)
-            except _CallbackFailed as exc:
-                await self._after_error(exc.__cause__ or exc, relist=True)
-            except Exception as exc:
-                await self._after_error(exc, relist=True)
+    async def _recover(self, exc: Exception) -> None:
+        if isinstance(exc, _Absent):
+            await self._absent_pause(exc)
+        elif isinstance(exc, _Expired):
+            await self._after_expired(exc)
+        elif isinstance(exc, _Inactive):
+            self.counters.inactivity_timeouts += 1
+            self._log.info("nothing received for %.1fs; reconnecting", self._inactivity_timeout)
+        elif isinstance(exc, KubeApiError | aiohttp.ClientError | TimeoutError | OSError):
+            await self._after_error(exc, relist=False)
+        elif isinstance(exc, CallbackFailed):
+            await self._after_error(exc.__cause__ or exc, relist=True)
+        else:
+            await self._after_error(exc, relist=True)
 
     async def _cycle(self) -> None:
         if self.resource_version is None:
@@ -365,7 +331,7 @@ class ResourceWatcher:
         try:
             await self._on_list(objects, resource_version)
         except Exception as exc:
-            raise _CallbackFailed("on_list failed") from exc
+            raise CallbackFailed("on_list failed") from exc
         self.resource_version = resource_version
         self._backoff.reset()
         self.synced.set()
@@ -403,32 +369,17 @@ class ResourceWatcher:
         if not received and self._clock() - started < self._min_watch_seconds:
             raise KubeApiError(200, "EmptyWatch", "watch ended at once without a single event")
 
-    async def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    def _lines(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """Complete lines of the stream; each must arrive within the inactivity timeout."""
-        loop = asyncio.get_running_loop()
-        buffer = bytearray()
-        deadline = loop.time() + self._inactivity_timeout
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await response.content.readany()
-            except TimeoutError as exc:
-                raise _Inactive() from exc
-            if not chunk:
-                if buffer.strip():
-                    yield bytes(buffer)
-                return
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                if line.strip():
-                    yield line
-                    deadline = loop.time() + self._inactivity_timeout
-            if len(buffer) > self._max_line_bytes:
-                raise KubeApiError(
-                    200, "Malformed", f"watch line longer than {self._max_line_bytes} bytes"
-                )
+        return read_lines(
+            response,
+            max_line_bytes=self._max_line_bytes,
+            too_long=lambda: KubeApiError(
+                200, "Malformed", f"watch line longer than {self._max_line_bytes} bytes"
+            ),
+            inactivity=self._inactivity_timeout,
+            silent=_Inactive,
+        )
 
     async def _handle_line(self, line: bytes) -> None:
         try:
@@ -452,7 +403,7 @@ class ResourceWatcher:
             try:
                 await self._on_event(event_type, obj)
             except Exception as exc:
-                raise _CallbackFailed(f"on_event failed on {event_type}") from exc
+                raise CallbackFailed(f"on_event failed on {event_type}") from exc
         else:
             _, namespace, name, _ = identity(obj)
             self._log.warning(
