@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from config.annotation_routes import annotation_routes, annotation_subjects
 from config.durations import format_duration
 from config.globs import any_match, glob_match
 from config.schema import (
@@ -44,9 +45,12 @@ class RouteMatch:
     """One route that takes an event. `receivers` may be empty: the route drops the event."""
 
     route_index: int
+    """The route's place in `routes`; -1 for a route an annotation adds."""
     receivers: tuple[str, ...]
     mention: tuple[str, ...]
     policy: EffectivePolicy
+    origin: str = ""
+    """For a route an annotation adds: which annotation, on which object."""
 
 
 def effective_policy(defaults: PolicyConfig, route: RouteConfig) -> EffectivePolicy:
@@ -226,8 +230,12 @@ def _route_match(config: Config, index: int, route: RouteConfig) -> RouteMatch:
     )
 
 
-def match_routes(event: GitOpsEvent, config: Config) -> list[RouteMatch]:
-    """The routes that take `event`, in file order. Empty: no route takes it (not sent)."""
+def match_routes(
+    event: GitOpsEvent, config: Config, project_annotations: Mapping[str, str] | None = None
+) -> list[RouteMatch]:
+    """The routes that take `event`, in file order, then those its annotations (and its Argo
+    CD project's, `project_annotations`) add when `routing.annotations` is on. Empty: no
+    route takes it (not sent)."""
     subject = subject_of(event)
     taken: list[RouteMatch] = []
     for index, route in enumerate(config.routes):
@@ -236,6 +244,21 @@ def match_routes(event: GitOpsEvent, config: Config) -> list[RouteMatch]:
         taken.append(_route_match(config, index, route))
         if not route.continue_:
             break
+    return taken + annotation_matches(event, config, project_annotations)
+
+
+def annotation_matches(
+    event: GitOpsEvent, config: Config, project_annotations: Mapping[str, str] | None = None
+) -> list[RouteMatch]:
+    """The routes `event`'s annotations add that take it (see `config.annotation_routes`)."""
+    if not config.routing.annotations:
+        return []
+    policy = effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
+    taken: list[RouteMatch] = []
+    for owner, written, argocd in annotation_subjects(event, project_annotations):
+        for route in annotation_routes(written, owner, config, argocd=argocd):
+            if route.receivers and (route.kinds is None or event.kind in route.kinds):
+                taken.append(RouteMatch(-1, route.receivers, (), policy, route.origin))
     return taken
 
 
@@ -371,6 +394,7 @@ def explain(
     destination_cluster: str | None = None,
     source: str | None = None,
     annotations: Mapping[str, str] | None = None,
+    project_annotations: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Lines saying, for each route, whether an event like this one would match and why not,
     who would get it, and where matching stops. Fields left None are unknown: a route that
@@ -445,6 +469,11 @@ def explain(
                 lines.append(f"{head}: MATCH -> {_delivery(taken)}; stop (no continue)")
                 stopped_at = index
 
+    if config.routing.annotations:
+        owner = f"{object_kind or 'object'} {namespace or '?'}/{app}"
+        lines += _explain_annotations(
+            event_kind, owner, tool, annotations, project, project_annotations, config, certain
+        )
     lines.extend(_per_receiver(certain, config))
     lines.append(_result(certain, possible))
     return lines
@@ -469,10 +498,47 @@ def _per_receiver(certain: list[RouteMatch], config: Config) -> list[str]:
     return lines
 
 
+def _explain_annotations(
+    kind: EventKind,
+    owner: str,
+    tool: str | None,
+    annotations: Mapping[str, str] | None,
+    project: str | None,
+    project_annotations: Mapping[str, str] | None,
+    config: Config,
+    certain: list[RouteMatch],
+) -> list[str]:
+    """The lines about the routes annotations add (appending those that take the event to
+    `certain`)."""
+    if annotations is None and project_annotations is None:
+        return ["annotations not given: the routes they may add are not shown"]
+    argocd = tool in (None, Tool.ARGOCD.value)
+    written = [(owner, annotations or {})]
+    if argocd and project and project_annotations:
+        written.append((f"AppProject {project}", project_annotations))
+    policy = effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
+    lines: list[str] = []
+    for who, found in written:
+        for route in annotation_routes(found, who, config, argocd=argocd):
+            refused = f" (refused: {'; '.join(route.refused)})" if route.refused else ""
+            if not route.receivers:
+                lines.append(f"{route.origin}: sends nothing{refused}")
+            elif route.kinds is not None and kind not in route.kinds:
+                kinds = ", ".join(sorted(k.value for k in route.kinds))
+                lines.append(f"{route.origin}: no match: kind {kind.value} is not in [{kinds}]")
+            else:
+                taken = RouteMatch(-1, route.receivers, (), policy, route.origin)
+                certain.append(taken)
+                lines.append(f"{route.origin}: MATCH -> {_delivery(taken)}{refused}")
+    if not lines:
+        lines.append("annotations: none that route")
+    return lines
+
+
 def _result(certain: list[RouteMatch], possible: list[tuple[RouteMatch, tuple[str, ...]]]) -> str:
     def names(taken: list[RouteMatch]) -> str:
         receivers = list(dict.fromkeys(r for t in taken for r in t.receivers))
-        routes = ", ".join(f"routes[{t.route_index}]" for t in taken)
+        routes = ", ".join(t.origin or f"routes[{t.route_index}]" for t in taken)
         return f"{', '.join(receivers) or 'nobody (dropped)'} (by {routes})"
 
     maybe = names([t for t, _ in possible])

@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain_p.add_argument("--source", help="the name of the Flux source the object reads")
     explain_p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    explain_p.add_argument(
+        "--project-annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an annotation of the app's Argo CD AppProject (routing.annotations)",
+    )
 
     audit = sub.add_parser(
         "audit", help="the audit log: notifications, deliveries, mutes, acks, config reloads"
@@ -273,6 +280,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         destination_cluster=args.destination_cluster,
         source=args.source,
         annotations=annotations or None,
+        project_annotations=_pairs("--project-annotation", args.project_annotation) or None,
     )
     print("\n".join(lines))
     return 0

@@ -15,8 +15,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from config.importers.argocd_cm import (
     NotificationsConfig,
     read_configmap,
@@ -34,8 +32,8 @@ from config.importers.objects import (
     text_map,
 )
 from config.importers.selectors import selector_variants
+from config.subscriptions import argocd_subscriptions
 
-PREFIX = "notifications.argoproj.io/"
 SLACK_TYPES = {"slack"}
 TEAMS_TYPES = {"teams", "teams-workflows"}
 CATALOG_TEMPLATES = {
@@ -133,47 +131,14 @@ def _default_subscriptions(
 
 
 def _annotation_subscriptions(obj: KubeObject, scope: Scope, draft: Draft) -> list[Subscription]:
-    found: list[Subscription] = []
     annotations = text_map(metadata(obj).get("annotations"))
-    for key, value in sorted(annotations.items()):
-        if key.startswith(PREFIX + "subscribe."):
-            parts = key[len(PREFIX + "subscribe.") :].split(".")
-            trigger, service = (parts[0], parts[1]) if len(parts) >= 2 else ("", parts[0])
-            recipients = tuple(r.strip() for r in value.split(";") if r.strip()) or ("",)
-            origin = f"{scope.label} annotation {key}: {value!r}"
-            found.append(Subscription(scope, trigger, service, recipients, origin))
-        elif key.startswith(PREFIX + "subscriptions"):
-            found += _yaml_subscriptions(scope, key, value, draft)
-        elif key == "recipients.argocd-notifications.argoproj.io":
-            draft.note(
-                f"{scope.label} annotation {key}: the form of argocd-notifications before "
-                "Argo CD 2.3, which Argo CD no longer reads; not imported"
-            )
-    return found
-
-
-def _yaml_subscriptions(scope: Scope, key: str, value: str, draft: Draft) -> list[Subscription]:
-    try:
-        entries = yaml.safe_load(value)
-    except yaml.YAMLError:
-        entries = None
-    if not isinstance(entries, list):
-        draft.note(f"{scope.label} annotation {key}: not a YAML list of subscriptions; ignored")
-        return []
-    found: list[Subscription] = []
-    for index, entry in enumerate(e for e in entries if isinstance(e, Mapping)):
-        triggers = [t for t in entry.get("trigger") or [] if isinstance(t, str)] or [""]
-        for destination in entry.get("destinations") or []:
-            if not isinstance(destination, Mapping):
-                continue
-            service = str(destination.get("service") or "")
-            recipients = tuple(
-                str(r) for r in destination.get("recipients") or [] if isinstance(r, str)
-            )
-            origin = f"{scope.label} annotation {key}[{index}] service {service}"
-            for trigger in triggers:
-                found.append(Subscription(scope, trigger, service, recipients or ("",), origin))
-    return found
+    found, notes = argocd_subscriptions(annotations)
+    for note in notes:
+        draft.note(f"{scope.label} {note}")
+    return [
+        Subscription(scope, sub.trigger, sub.service, sub.recipients, f"{scope.label} {sub.where}")
+        for sub in found
+    ]
 
 
 # --- one subscription --------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from config.schema.routes import (
     PolicyConfig,
     QuietHours,
     RouteConfig,
+    RoutingConfig,
 )
 from config.schema.server import (
     BasicAuthConfig,
@@ -115,6 +116,7 @@ __all__ = [
     "RbacConfig",
     "ReceiverConfig",
     "RouteConfig",
+    "RoutingConfig",
     "ServerConfig",
     "SlackConfig",
     "SlackReceiver",

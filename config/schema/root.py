@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import model_validator
 
 from config.actions import ActionsConfig
+from config.allow_list import check_allow, split_entry, with_allowed_channels
 from config.globs import glob_match
 from config.schema.access import RbacConfig
 from config.schema.fields import (
@@ -18,7 +19,7 @@ from config.schema.fields import (
     did_you_mean,
 )
 from config.schema.receivers import ReceiverConfig
-from config.schema.routes import DigestConfig, Match, PolicyConfig, RouteConfig
+from config.schema.routes import DigestConfig, Match, PolicyConfig, RouteConfig, RoutingConfig
 from config.schema.server import ServerConfig, SlackConfig, TeamsConfig
 from config.schema.sources import ArgoCDApiConfig, ClusterConfig
 from core.model import Tool
@@ -38,6 +39,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     digests: tuple[DigestConfig, ...] = ()
     actions: ActionsConfig = ActionsConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -50,6 +52,8 @@ class Config(Strict):
             }
             if not data.get("routes"):
                 data["routes"] = [{"receivers": [DEFAULT_RECEIVER]}]
+        if isinstance(data, dict):
+            data = with_allowed_channels(data)
         return data
 
     def receiver(self, name: str) -> ReceiverConfig | None:
@@ -141,6 +145,7 @@ def cross_check(data: Mapping[str, Any] | Config) -> list[tuple[Loc, str]]:
                         f"defined: {', '.join(clusters)})",
                     )
                 )
+    issues += check_allow(data, defined)
     return issues
 
 
@@ -149,6 +154,12 @@ def lint(config: Config) -> list[tuple[Loc, str]]:
     warnings: list[tuple[Loc, str]] = []
     used = {n for r in config.routes for n in r.receivers}
     used |= {n for d in config.digests for n in d.receivers}
+    used |= {
+        receiver.name
+        for receiver in config.receivers
+        for entry in config.routing.allow
+        if _allows(entry, receiver)
+    }
     for index, receiver in enumerate(config.receivers):
         if receiver.name not in used:
             warnings.append(
@@ -212,6 +223,14 @@ def _namespace_note(match: Match | None) -> str:
         "usually live in argocd, so Argo CD apps will not match: to match the namespace an app "
         "deploys into, use destination_namespace (or add tool: flux if only Flux is meant)"
     )
+
+
+def _allows(entry: str, receiver: ReceiverConfig) -> bool:
+    kind, value = split_entry(entry)
+    if kind == "slack":
+        channel = receiver.slack.channel if receiver.slack is not None else None
+        return channel is not None and channel.lstrip("#") == value.lstrip("#")
+    return receiver.name == value
 
 
 def _never_for_its_tool(match: Match | None) -> list[tuple[str, str]]:

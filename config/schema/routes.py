@@ -131,3 +131,16 @@ class DigestConfig(Strict):
     schedule: Annotated[str, AfterValidator(check_cron)]
     timezone: TimeZone = "UTC"
     match: Match | None = None
+
+
+class RoutingConfig(Strict):
+    """Routing at run time from annotations on the watched objects (opt-in)."""
+
+    annotations: bool = False
+    """Argo CD Notifications' `subscribe` annotations (of an Application and its AppProject)
+    and driftbot's `driftbot.dev/notify` add routes for their app."""
+    allow: tuple[Text, ...] = ()
+    """Where annotations may send: `slack:<channel>`, `teams:<receiver>`, `<receiver>`."""
+    default_triggers: tuple[Text, ...] = ()
+    """The Argo CD triggers of a `subscribe.<service>` annotation that names none (as the
+    ConfigMap's `defaultTriggers`); empty: such a subscription sends nothing, as in Argo CD."""
