@@ -83,13 +83,9 @@ def _argocd_routes(
     routes = []
     for trigger in triggers:
         kinds, why = _trigger_kinds(trigger)
+        extra = "" if sub.trigger else f" (default trigger {trigger})"
         routes.append(
-            AnnotationRoute(
-                origin if len(triggers) == 1 else f"{origin} (default trigger {trigger})",
-                kinds,
-                receivers,
-                refused + ((why,) if why else ()),
-            )
+            AnnotationRoute(origin + extra, kinds, receivers, refused + ((why,) if why else ()))
         )
     return routes
 

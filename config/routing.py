@@ -40,6 +40,11 @@ class EffectivePolicy:
     quiet_hours: QuietHours | None
 
 
+def default_policy(config: Config) -> EffectivePolicy:
+    """The policy of a route that sets nothing of its own (a route an annotation adds)."""
+    return effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
+
+
 @dataclass(frozen=True, slots=True)
 class RouteMatch:
     """One route that takes an event. `receivers` may be empty: the route drops the event."""
@@ -253,7 +258,7 @@ def annotation_matches(
     """The routes `event`'s annotations add that take it (see `config.annotation_routes`)."""
     if not config.routing.annotations:
         return []
-    policy = effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
+    policy = default_policy(config)
     taken: list[RouteMatch] = []
     for owner, written, argocd in annotation_subjects(event, project_annotations):
         for route in annotation_routes(written, owner, config, argocd=argocd):
@@ -273,14 +278,18 @@ class Delivery:
     mentions of every route that took the event and names the receiver (in file order),
     `grace` is the shortest of their graces, and the receiver's grouping, group_wait,
     group_interval, repeat and quiet hours are its own: those of `owner`, the first route in
-    the file that names it (`receiver_policy`), whether or not that route took the event.
+    the file that names it (`receiver_policy`), whether or not that route took the event; a
+    receiver no route names (only annotations send to it) has the `policy` defaults (`owner`
+    None).
     """
 
     receiver: str
     routes: tuple[int, ...]
     mention: tuple[str, ...]
     grace: timedelta
-    owner: int
+    owner: int | None
+    by: tuple[str, ...] = ()
+    """The routes as people read them: `routes[2]`, or the annotation that added one."""
 
 
 def receiver_owners(config: Config) -> dict[str, int]:
@@ -316,7 +325,8 @@ def deliveries(taken: list[RouteMatch], config: Config) -> list[Delivery]:
             routes=tuple(m.route_index for m in matches),
             mention=tuple(dict.fromkeys(e for m in matches for e in m.mention)),
             grace=min(m.policy.grace for m in matches),
-            owner=owners.get(name, matches[0].route_index),
+            owner=owners.get(name),
+            by=tuple(m.origin or f"routes[{m.route_index}]" for m in matches),
         )
         for name, matches in by_receiver.items()
     ]
@@ -484,16 +494,18 @@ def _per_receiver(certain: list[RouteMatch], config: Config) -> list[str]:
     a route that did not take it: one message, whose mentions, grace and grouping."""
     lines = []
     for d in deliveries(certain, config):
-        if len(d.routes) == 1 and d.owner == d.routes[0]:
+        if len(d.routes) == 1 and d.owner in (d.routes[0], None):
             continue
-        by = ", ".join(f"routes[{i}]" for i in d.routes)
-        text = f"  {d.receiver} (by {by}): one message"
+        text = f"  {d.receiver} (by {', '.join(d.by)}): one message"
         if d.mention:
             text += f"; mention {' '.join(d.mention)}"
         text += f"; grace {format_duration(d.grace)}"
         if len(d.routes) > 1:
             text += " (the shortest)"
-        text += f"; grouping, repeat, quiet hours of routes[{d.owner}] (the first naming it)"
+        if d.owner is None:
+            text += "; grouping, repeat, quiet hours of the policy defaults (no route names it)"
+        else:
+            text += f"; grouping, repeat, quiet hours of routes[{d.owner}] (the first naming it)"
         lines.append(text)
     return lines
 
@@ -516,7 +528,7 @@ def _explain_annotations(
     written = [(owner, annotations or {})]
     if argocd and project and project_annotations:
         written.append((f"AppProject {project}", project_annotations))
-    policy = effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
+    policy = default_policy(config)
     lines: list[str] = []
     for who, found in written:
         for route in annotation_routes(found, who, config, argocd=argocd):

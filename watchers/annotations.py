@@ -32,3 +32,21 @@ def kept_annotations(value: object) -> dict[str, str]:
         if len(kept) >= MAX_ANNOTATIONS:
             break
     return kept
+
+
+ROUTING_PREFIXES = ("notifications.argoproj.io/", "driftbot.dev/")
+"""The annotations an AppProject is watched for: the ones that route."""
+
+
+def app_project(obj: object) -> tuple[str, dict[str, str]] | None:
+    """An Argo CD AppProject (raw JSON) -> its name and routing annotations; None if `obj` is
+    not an AppProject with a name."""
+    if not isinstance(obj, Mapping) or obj.get("kind", "AppProject") != "AppProject":
+        return None
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return None
+    assert isinstance(metadata, Mapping)
+    kept = kept_annotations(metadata.get("annotations"))
+    return name, {k: v for k, v in kept.items() if k.startswith(ROUTING_PREFIXES)}

@@ -38,16 +38,15 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import Receiver
 from bot.jobs.reload import ConfigReloader
 from bot.jobs.scheduler import Scheduler, pipeline_hooks
+from bot.pipeline.projects import watched_feeds
 from bot.pipeline.runner import Pipeline
 from bot.pipeline.sources import (
-    WATCHED,
     ClientFactory,
     Clock,
     EventFeed,
     Source,
     Watched,
     api_client_for,
-    feed_for,
     utc_now,
 )
 from bot.store.store import store_location
@@ -186,8 +185,7 @@ class Service:
         self.resources: list[WatchedResource] = []
         for cluster in config.clusters:
             client = clients[cluster.name]
-            for watched in WATCHED:
-                feed = feed_for(self.gate, cluster.name, watched, clock)
+            for watched, feed in watched_feeds(self.gate, self.pipeline, cluster.name, clock):
                 watcher = ResourceWatcher(
                     client,
                     watched.spec,

@@ -24,12 +24,19 @@ from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
 from bot.pipeline import links
 from bot.store.store import Store, StoreError
-from config.routing import deliveries, effective_policy, match_routes, receiver_owners
+from config.routing import (
+    default_policy,
+    deliveries,
+    effective_policy,
+    match_routes,
+    receiver_owners,
+)
 from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
 from core.policy import Action, Decision, PolicySettings, PolicyState
+from watchers.annotations import app_project
 from watchers.commit_info import CommitDescriber
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
 
@@ -56,6 +63,9 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self.detected: Counter[tuple[str, str]] = Counter()
         """(event kind, tool) of every event detected, for metrics."""
+        self.projects: dict[tuple[str, str], dict[str, str]] = {}
+        """(cluster, Argo CD project) -> the AppProject's routing annotations, kept by the
+        AppProject watch when `routing.annotations` is on (bot/pipeline/projects.py)."""
         self.metrics = METRICS
         """Where delivery latency starts: each notification's change, as it is handed over."""
         self.listeners: list[Callable[[AppState, datetime], Awaitable[None]]] = []
@@ -70,12 +80,13 @@ class Pipeline:
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._clusters = {c.name: c for c in config.clusters}
         self._defaults = PolicySettings(grace=config.policy.grace)
+        owners = receiver_owners(config)
         self._lanes: dict[str, PolicySettings] = {
-            name: lane_settings(name, config, owner)
-            for name, owner in receiver_owners(config).items()
+            r.name: lane_settings(r.name, config, owners.get(r.name)) for r in config.receivers
         }
         """Each receiver's policy settings (its lane's): the policy keeps its state per
-        receiver, with the settings of the first route naming it."""
+        receiver, with the settings of the first route naming it (the policy defaults for a
+        receiver only annotations send to)."""
 
     async def load(self) -> None:
         self.policy_state = policy.relane(await self.store.load_policy(), self._lane_of_route)
@@ -102,6 +113,8 @@ class Pipeline:
 
     async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
         """A watch event (ADDED, MODIFIED, DELETED) for one object; returns what became of it."""
+        if isinstance(obj, dict) and obj.get("kind") == "AppProject":
+            return self.observe_project(obj, cluster, watch_type)
         return await self._observe_normalized(normalize_object(obj, cluster, now), watch_type, now)
 
     async def _observe_normalized(
@@ -124,6 +137,18 @@ class Pipeline:
         await self._decide(detect(previous, current, now), now)
         for listener in self.listeners:
             await listener(current, now)
+        return "observed"
+
+    def observe_project(self, obj: Any, cluster: str, watch_type: str) -> str:
+        """An Argo CD AppProject: its routing annotations are kept for its apps' events."""
+        found = app_project(obj)
+        if found is None:
+            return "rejected: an AppProject without a name"
+        name, annotations = found
+        if watch_type == "DELETED":
+            self.projects.pop((cluster, name), None)
+        else:
+            self.projects[(cluster, name)] = annotations
         return "observed"
 
     async def relist(
@@ -195,9 +220,10 @@ class Pipeline:
         the routes taking it (once each, see config.routing.deliveries), and for a recovery or
         a deletion also those holding a problem of its app (a recovery goes where its problem
         went)."""
+        project = self.projects.get((event.cluster, event.project)) if event.project else None
         lanes = {
             d.receiver: dataclasses.replace(self._lanes[d.receiver], grace=d.grace)
-            for d in deliveries(match_routes(event, self.config), self.config)
+            for d in deliveries(match_routes(event, self.config, project), self.config)
             if d.receiver in self._lanes
         }
         if event.kind in policy.RESOLVES or event.kind is EventKind.DELETED:
@@ -365,11 +391,14 @@ _NORMALIZED = (AppState, Hint, Rejected)
 """What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
 
 
-def lane_settings(receiver: str, config: Config, owner: int) -> PolicySettings:
+def lane_settings(receiver: str, config: Config, owner: int | None) -> PolicySettings:
     """The policy settings of one receiver's lane: the effective policy of `owner` (the first
-    route naming it), the flap damping, and text dedup over the flap window (a message
-    repeated within it says nothing new)."""
-    p = effective_policy(config.policy, config.routes[owner])
+    route naming it; None: no route does, the policy defaults), the flap damping, and text
+    dedup over the flap window (a message repeated within it says nothing new)."""
+    if owner is None:
+        p = default_policy(config)
+    else:
+        p = effective_policy(config.policy, config.routes[owner])
     flap = config.policy.flap
     return PolicySettings(
         grace=p.grace,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from config.routing import describe_match, explain
+from config.routing import IN_CLUSTER, describe_match, explain, source_name
 from config.schema import Config
 from core.model import AppKey, AppState, EventKind
 from core.summary import live
@@ -161,8 +161,14 @@ def _receiver_names(config: Config, names: Iterable[str]) -> str:
     return ", ".join(shown) or say.ROUTES_DROPPED
 
 
-def answer_routes(app: str | None, states: Sequence[AppState], config: Config) -> Answer:
-    """`routes`: every rule in order; `routes APP`: where each kind of alert about APP goes."""
+def answer_routes(
+    app: str | None,
+    states: Sequence[AppState],
+    config: Config,
+    projects: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
+) -> Answer:
+    """`routes`: every rule in order; `routes APP`: where each kind of alert about APP goes,
+    also by the annotations of the app (and of its Argo CD project, from `projects`)."""
     if not config.routes:
         return answer(say.ROUTES_TITLE_ALL, [say.ROUTES_NONE])
     if app is None:
@@ -188,6 +194,10 @@ def answer_routes(app: str | None, states: Sequence[AppState], config: Config) -
                 labels=state.labels,
                 project=state.project,
                 object_kind=state.kind,
+                destination_cluster=state.destination_cluster or IN_CLUSTER,
+                source=source_name(state.source_ref, state.kind, state.name),
+                annotations=state.annotations,
+                project_annotations=(projects or {}).get((state.cluster, state.project)),
             )[-1]
             lines.append(
                 "• "

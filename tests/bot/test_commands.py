@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -274,6 +274,7 @@ def test_problems_since_takes_the_oldest_open_or_held_problem() -> None:
 class Holder:
     states: dict[AppKey, AppState]
     policy_state: PolicyState
+    projects: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -439,6 +440,39 @@ async def test_routes_explains_where_an_app_alerts_go(setup: Setup) -> None:
     assert "*deploy_failed* on prod: result: no route takes this event" in shown
     listed = await setup.ask("routes")
     assert "0. `cluster=prod kinds=drift_detected` → <#C0ONCALL>" in listed
+
+
+async def test_routes_shows_where_an_annotation_sends_an_apps_alerts(tmp_path: Path) -> None:
+    states = fleet()
+    checkout = next(s for s in states.values() if s.name == "checkout" and s.cluster == "prod")
+    written = {"notifications.argoproj.io/subscribe.on-sync-failed.slack": "shop-alerts"}
+    states[checkout.key] = replace(checkout, annotations=written, project="shop")
+    project = {"driftbot.dev/notify.drift_detected": "teams:pm"}
+    holder = Holder(states, PolicyState(), {("prod", "shop"): project})
+    settings = Config.model_validate(
+        {
+            "receivers": [
+                {"name": "oncall", "slack": {"channel": "C0ONCALL"}},
+                {"name": "pm", "teams": {"webhook_env": "TEAMS_PM_WEBHOOK"}},
+            ],
+            "routes": [
+                {"match": {"cluster": "prod", "kinds": ["drift_detected"]}, "receivers": ["oncall"]}
+            ],
+            "routing": {"annotations": True, "allow": ["slack:shop-alerts", "teams:pm"]},
+        }
+    )
+    async with await Store.open(tmp_path / "state.sqlite") as store:
+        runner = CommandRunner(settings, holder, store, MemoryControls({}), lambda: NOW)
+        shown = await Setup(runner, store, MemoryControls({}), holder).ask("routes checkout")
+    key = "notifications.argoproj.io/subscribe.on-sync-failed.slack"
+    assert (
+        "*deploy_failed* on prod: result: sent to slack-shop-alerts (by annotation "
+        f"{key}: 'shop-alerts' on Application shop/checkout)"
+    ) in shown
+    assert (
+        "*drift_detected* on prod: result: sent to oncall, pm (by routes[0], annotation "
+        "driftbot.dev/notify.drift_detected: 'teams:pm' on AppProject shop)"
+    ) in shown
 
 
 async def test_help_lists_every_command(setup: Setup) -> None:

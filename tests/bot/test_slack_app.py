@@ -572,6 +572,7 @@ async def test_socket_mode_needs_an_app_level_token(harness: Harness) -> None:
 class _NoFleet:
     states: dict[Any, Any] = {}  # noqa: RUF012
     policy_state = PolicyState()
+    projects: dict[Any, Any] = {}  # noqa: RUF012
 
 
 class _NoAudit:

@@ -17,7 +17,7 @@ from tests.deploy.tools import Manifest, by_kind, one
 READ_ONLY = {"get", "list", "watch"}
 
 WATCHED: dict[str, set[str]] = {
-    "argoproj.io": {"applications"},
+    "argoproj.io": {"applications", "appprojects"},  # AppProjects: routing annotations
     "kustomize.toolkit.fluxcd.io": {"kustomizations"},
     "helm.toolkit.fluxcd.io": {"helmreleases"},
     "source.toolkit.fluxcd.io": {

@@ -86,6 +86,10 @@ class Fleet(Protocol):
     def states(self) -> Mapping[AppKey, AppState]: ...
     @property
     def policy_state(self) -> PolicyState: ...
+    @property
+    def projects(self) -> Mapping[tuple[str, str], Mapping[str, str]]:
+        """(cluster, Argo CD project) -> its routing annotations."""
+        ...
 
 
 class AuditLog(Protocol):
@@ -252,7 +256,7 @@ class CommandRunner:
         picked = self._pick(selector, asked)
         if isinstance(picked, dict):
             return picked
-        return chat.answer_routes(selector.text, picked, self.config)
+        return chat.answer_routes(selector.text, picked, self.config, self.fleet.projects)
 
     async def _mute(self, command: Mute, asked: _Asked) -> Answer:
         target, asker, now = command.target.text, asked.asker, asked.now

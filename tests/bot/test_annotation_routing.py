@@ -1,0 +1,138 @@
+"""Self-service routing end to end: an app team annotates its Application (and its AppProject)
+as Argo CD's docs write subscriptions, and the team's Slack channel gets the app's alerts, with
+nothing in the central config but the allow-list. The real kubernetes_asyncio client watches
+the fake Kubernetes API (AppProjects too), the real slack_sdk client posts to the fake Slack
+Web API; the same runs against a real kube-apiserver in test_annotation_routing_envtest.py."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from bot.app.service import open_service
+from config.schema import Config
+from tests.bot.test_service import WATCHER_OPTIONS, VirtualClock, install_crds, until
+from tests.builders_argocd import DIFF_CACHE, argocd_app
+from tests.builders_flux import T0
+from tests.fakes.kube_api import FakeKubeAPI
+from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+from tests.upstream import load_fixture
+
+ONCALL = "C0ONCALL"
+
+
+def shop(name: str) -> dict[str, Any]:
+    items = load_fixture("argocd/applications-shop.yaml")["items"]
+    found: dict[str, Any] = next(i for i in items if i["metadata"]["name"] == name)
+    return found
+
+
+def payments(health: str = "Healthy") -> dict[str, Any]:
+    """The real diff-cache Application, named payments, of project shop, with the
+    subscriptions the demo's payments app has (on-health-degraded and on-sync-failed to
+    shop-alerts; on-sync-failed to oncall too)."""
+    app = argocd_app("payments", base=DIFF_CACHE, health=health)
+    app["metadata"]["namespace"] = "argocd"
+    app["metadata"]["annotations"] = {
+        **app["metadata"].get("annotations", {}),
+        **shop("payments")["metadata"]["annotations"],
+    }
+    app["spec"]["project"] = "shop"
+    return app
+
+
+def project() -> dict[str, Any]:
+    """The demo's AppProject shop, whose subscription this test points at degraded health."""
+    obj = copy.deepcopy(shop("shop"))
+    obj["metadata"]["annotations"] = {
+        "notifications.argoproj.io/subscribe.on-health-degraded.slack": "shop-deploys"
+    }
+    return obj
+
+
+def config(kubeconfig: Path, slack_url: str, allow: list[str]) -> Config:
+    return Config.model_validate(
+        {
+            "clusters": [{"name": "prod", "kubeconfig": str(kubeconfig)}],
+            "receivers": [{"name": "oncall", "slack": {"channel": ONCALL}}],
+            "routes": [{"match": {"kinds": ["deleted"]}, "receivers": ["oncall"]}],
+            "routing": {"annotations": True, "allow": allow},
+            "slack": {"mode": "http", "api_url": slack_url},
+            "policy": {"grace": "0s", "group_wait": "0s", "flap": {"flips": 0}, "repeat": "0s"},
+        }
+    )
+
+
+def texts(slack: FakeSlackApi, channel: str) -> list[str]:
+    """The channel's top-level messages as they read now (edits applied, replies left out)."""
+    return [m["text"] for m in slack.messages(channel) if not m.get("thread_ts")]
+
+
+async def test_an_annotated_app_alerts_its_team_channel_and_resolves_there(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock(T0)
+    async with FakeKubeAPI() as api, FakeSlackApi() as slack:
+        install_crds(api)
+        api.install_crd("argoproj.io", "appprojects", kind="AppProject")
+        api.put(project())
+        api.put(payments())
+        allow = ["slack:shop-alerts", "slack:shop-deploys"]
+        settings = config(api.write_kubeconfig(tmp_path / "kubeconfig"), slack.url, allow)
+        async with open_service(
+            settings,
+            tmp_path / "s.sqlite",
+            clock=clock,
+            watcher_options=WATCHER_OPTIONS,
+            tick_interval=3600,
+            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+        ) as service:
+            await until(lambda: not service.not_ready())
+            assert service.pipeline.projects == {
+                ("prod", "shop"): project()["metadata"]["annotations"]
+            }
+            clock.advance()
+            api.put(payments(health="Degraded"))
+            await until(
+                lambda: bool(texts(slack, "shop-alerts")) and bool(texts(slack, "shop-deploys"))
+            )
+            clock.advance()
+            api.put(payments(health="Healthy"))
+            await until(lambda: service.pipeline.stats["detected.health_recovered"] == 1)
+            await service.pipeline.advance(clock.advance(600))  # the group's interval
+            await until(lambda: len(slack.calls_to("chat.update")) >= 2)
+    # the app's annotation and the project's each sent the alert to their channel, once
+    assert [t for t in texts(slack, "shop-alerts") if "payments" in t] == texts(
+        slack, "shop-alerts"
+    )
+    assert len(texts(slack, "shop-alerts")) == 1
+    assert len(texts(slack, "shop-deploys")) == 1
+    # oncall is named by an annotation for sync failures only, and is not allowed anyway
+    assert texts(slack, ONCALL) == []
+    # the recovery edited both alerts in place, in their channels
+    updated = {c.params.get("channel") for c in slack.calls_to("chat.update")}
+    assert updated == {"shop-alerts", "shop-deploys"}
+
+
+async def test_without_the_allow_list_the_annotation_sends_nothing(tmp_path: Path) -> None:
+    clock = VirtualClock(T0)
+    async with FakeKubeAPI() as api, FakeSlackApi() as slack:
+        install_crds(api)
+        api.install_crd("argoproj.io", "appprojects", kind="AppProject")
+        api.put(payments())
+        settings = config(api.write_kubeconfig(tmp_path / "kubeconfig"), slack.url, [])
+        async with open_service(
+            settings,
+            tmp_path / "s.sqlite",
+            clock=clock,
+            watcher_options=WATCHER_OPTIONS,
+            tick_interval=3600,
+            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+        ) as service:
+            await until(lambda: not service.not_ready())
+            clock.advance()
+            api.put(payments(health="Degraded"))
+            await until(lambda: service.pipeline.stats["detected.health_degraded"] == 1)
+            await service.pipeline.advance(clock.advance())
+    assert slack.calls_to("chat.postMessage") == []
