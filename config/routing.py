@@ -9,7 +9,7 @@ not be taken: the text behind `driftbot routes explain` and `driftbot check-conf
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -40,6 +40,11 @@ class EffectivePolicy:
     quiet_hours: QuietHours | None
 
 
+def route_label(config: Config, index: int) -> str:
+    """How people read which route: its `name`, else its place, `routes[2]`."""
+    return config.routes[index].name or f"routes[{index}]"
+
+
 def default_policy(config: Config) -> EffectivePolicy:
     """The policy of a route that sets nothing of its own (a route an annotation adds)."""
     return effective_policy(config.policy, RouteConfig.model_validate({"receivers": ()}))
@@ -56,6 +61,13 @@ class RouteMatch:
     policy: EffectivePolicy
     origin: str = ""
     """For a route an annotation adds: which annotation, on which object."""
+    label: str = field(default="", compare=False)
+    """For a route of the file: its name, else `routes[N]` (`route_label`)."""
+
+    @property
+    def shown(self) -> str:
+        """How people read which route this is."""
+        return self.origin or self.label or f"routes[{self.route_index}]"
 
 
 def effective_policy(defaults: PolicyConfig, route: RouteConfig) -> EffectivePolicy:
@@ -232,6 +244,7 @@ def _route_match(config: Config, index: int, route: RouteConfig) -> RouteMatch:
         receivers=tuple(route.receivers),
         mention=tuple(route.mention),
         policy=effective_policy(config.policy, route),
+        label=route_label(config, index),
     )
 
 
@@ -326,7 +339,7 @@ def deliveries(taken: list[RouteMatch], config: Config) -> list[Delivery]:
             mention=tuple(dict.fromkeys(e for m in matches for e in m.mention)),
             grace=min(m.policy.grace for m in matches),
             owner=owners.get(name),
-            by=tuple(m.origin or f"routes[{m.route_index}]" for m in matches),
+            by=tuple(m.shown for m in matches),
         )
         for name, matches in by_receiver.items()
     ]
@@ -458,9 +471,10 @@ def explain(
     possible: list[tuple[RouteMatch, tuple[str, ...]]] = []
     stopped_at: int | None = None
     for index, route in enumerate(config.routes):
-        head = f"routes[{index}] {describe_match(route.match)}"
+        head = f"{route_label(config, index)} {describe_match(route.match)}"
         if stopped_at is not None:
-            lines.append(f"{head}: not reached (matching stopped at routes[{stopped_at}])")
+            stop = route_label(config, stopped_at)
+            lines.append(f"{head}: not reached (matching stopped at {stop})")
             continue
         verdict = check_match(route.match, subject)
         taken = _route_match(config, index, route)
@@ -505,7 +519,8 @@ def _per_receiver(certain: list[RouteMatch], config: Config) -> list[str]:
         if d.owner is None:
             text += "; grouping, repeat, quiet hours of the policy defaults (no route names it)"
         else:
-            text += f"; grouping, repeat, quiet hours of routes[{d.owner}] (the first naming it)"
+            owner = route_label(config, d.owner)
+            text += f"; grouping, repeat, quiet hours of {owner} (the first naming it)"
         lines.append(text)
     return lines
 
@@ -550,7 +565,7 @@ def _explain_annotations(
 def _result(certain: list[RouteMatch], possible: list[tuple[RouteMatch, tuple[str, ...]]]) -> str:
     def names(taken: list[RouteMatch]) -> str:
         receivers = list(dict.fromkeys(r for t in taken for r in t.receivers))
-        routes = ", ".join(t.origin or f"routes[{t.route_index}]" for t in taken)
+        routes = ", ".join(t.shown for t in taken)
         return f"{', '.join(receivers) or 'nobody (dropped)'} (by {routes})"
 
     maybe = names([t for t, _ in possible])

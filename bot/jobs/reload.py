@@ -266,6 +266,7 @@ class ConfigReloader:
             receivers = {n: held[n] for n in kept}
             receivers.update(fresh)
             self.pipeline.reconfigure(new, receivers)
+            await self.pipeline.close_gone(self.clock())
         restart = tuple(s for s in RESTART_ONLY if _value(old, s) != _value(new, s))
         return ReloadResult(
             applied=True,

@@ -91,6 +91,39 @@ class Pipeline:
     async def load(self) -> None:
         self.policy_state = policy.relane(await self.store.load_policy(), self._lane_of_route)
         self.states = await self.store.all_states()
+        await self.close_gone(None)
+
+    async def close_gone(self, now: datetime | None) -> int:
+        """Close what the policy keeps for receivers the config no longer has (removed in a
+        reload, or while driftbot was stopped): their open alerts are closed with a note in
+        the audit log and a warning, their held problems and groups dropped, so nothing waits
+        for a recovery that can no longer reach them. Returns how many alerts were closed."""
+        state = self.policy_state
+        lanes = {a.route for a in state.open.values()} | {h.route for h in state.held.values()}
+        lanes |= {g.route for g in state.groups.values()}
+        gone = {lane for lane in lanes if lane and lane not in self._lanes}
+        if not gone:
+            return 0
+        closed = [a for a in state.open.values() if a.route in gone]
+        self.policy_state = policy.relane(state, lambda lane: () if lane in gone else (lane,))
+        for lane in sorted(gone):
+            count = sum(1 for a in closed if a.route == lane)
+            logger.warning(
+                "receiver %s is no longer in the config: %d open alert(s) closed", lane, count
+            )
+        for alert in closed:
+            detail = {
+                "receiver": alert.route,
+                "alert": alert.event.id,
+                "kind": alert.event.kind.value,
+                "note": f"closed: receiver {alert.route} is no longer in the config",
+            }
+            try:
+                await self.store.audit("driftbot", "closed", alert.event.key, detail, at=now)
+            except StoreError:
+                logger.exception("could not write the audit entry of a closed alert")
+        await self.store.save_policy(self.policy_state)
+        return len(closed)
 
     def _lane_of_route(self, lane: str) -> tuple[str, ...]:
         """Where a state kept by an older version, per route (`routes[2]`), goes now: to each

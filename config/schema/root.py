@@ -92,6 +92,7 @@ def cross_check(data: Mapping[str, Any] | Config) -> list[tuple[Loc, str]]:
         ("clusters", "cluster"),
         ("receivers", "receiver"),
         ("digests", "digest"),
+        ("routes", "route"),
     ):
         first: dict[str, int] = {}
         for index, name in _names(data, section):

@@ -102,6 +102,8 @@ class RouteConfig(Strict):
     group_interval: Duration | None = None
     repeat: Duration | None = None
     quiet_hours: QuietHours | None = None
+    name: Name | None = None
+    """How explain, chat and the audit log name the route; `routes[N]` (its place) if unset."""
 
 
 class FlapPolicy(Strict):

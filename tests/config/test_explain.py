@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from config.loader import load_config
+from config.loader import ConfigError, load_config
 from config.routing import explain
 from core.model import EventKind, Severity
 
@@ -266,3 +266,31 @@ def test_a_receiver_reached_by_several_routes_is_explained_once_with_what_combin
         "  shop (by routes[1]): one message; mention @here; grace 1m; "
         "grouping, repeat, quiet hours of routes[0] (the first naming it)"
     )
+
+
+def test_named_routes_are_explained_by_name_and_names_are_unique() -> None:
+    named = load_config(
+        "receivers: [{name: a, console: {}}, {name: b, console: {}}]\nroutes:\n"
+        "  - {name: oncall-failures, match: {min_severity: critical}, receivers: [a]}\n"
+        "  - {receivers: [b]}\n"
+        "  - {name: never, receivers: [a]}\n",
+        "named.yaml",
+    )
+    lines = explain("checkout", "prod", "deploy_failed", named)
+    assert lines[1].startswith("oncall-failures min_severity=critical: MATCH -> receivers a")
+    assert (
+        lines[3]
+        == "never (no match: every event): not reached (matching stopped at oncall-failures)"
+    )
+    assert lines[-1] == "result: sent to a (by oncall-failures)"
+    lines = explain("checkout", "prod", "deploy_succeeded", named)
+    assert lines[2].startswith("routes[1] (no match: every event): MATCH -> receivers b")
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            "receivers: [{name: a, console: {}}]\nroutes:\n"
+            "  - {name: same, receivers: [a], continue: true}\n  - {name: same, receivers: [a]}\n",
+            "dup.yaml",
+        )
+    assert [str(e) for e in caught.value.errors] == [
+        "dup.yaml:4: routes[1].name: duplicate route name 'same' (first defined at routes[0])"
+    ]
