@@ -14,7 +14,7 @@ from bot.app.service import open_service
 from config.schema import Config
 from tests.bot.test_service import WATCHER_OPTIONS, VirtualClock, install_crds, until
 from tests.builders_argocd import DIFF_CACHE, argocd_app
-from tests.builders_flux import T0
+from tests.builders_flux import T0, helmrelease
 from tests.fakes.kube_api import FakeKubeAPI
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.upstream import load_fixture
@@ -51,12 +51,21 @@ def project() -> dict[str, Any]:
     return obj
 
 
-def config(kubeconfig: Path, slack_url: str, allow: list[str]) -> Config:
+def config(
+    kubeconfig: Path, slack_url: str, allow: list[str], **central: list[dict[str, Any]]
+) -> Config:
+    """The central config: oncall hears of deletions only (`central` may add receivers and
+    set routes); annotations may send to `allow`."""
     return Config.model_validate(
         {
             "clusters": [{"name": "prod", "kubeconfig": str(kubeconfig)}],
-            "receivers": [{"name": "oncall", "slack": {"channel": ONCALL}}],
-            "routes": [{"match": {"kinds": ["deleted"]}, "receivers": ["oncall"]}],
+            "receivers": [
+                {"name": "oncall", "slack": {"channel": ONCALL}},
+                *central.get("receivers", []),
+            ],
+            "routes": central.get(
+                "routes", [{"match": {"kinds": ["deleted"]}, "receivers": ["oncall"]}]
+            ),
             "routing": {"annotations": True, "allow": allow},
             "slack": {"mode": "http", "api_url": slack_url},
             "policy": {"grace": "0s", "group_wait": "0s", "flap": {"flips": 0}, "repeat": "0s"},
@@ -136,3 +145,45 @@ async def test_without_the_allow_list_the_annotation_sends_nothing(tmp_path: Pat
             await until(lambda: service.pipeline.stats["detected.health_degraded"] == 1)
             await service.pipeline.advance(clock.advance())
     assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_a_watched_helmrelease_is_routed_by_its_source_and_its_notify_annotation(
+    tmp_path: Path,
+) -> None:
+    """What routing reads of a Flux object comes through the watch: the chart's source and
+    the object's annotations (a decoder that dropped them would send nothing here)."""
+    clock = VirtualClock(T0)
+
+    def release(ready: str) -> dict[str, Any]:
+        obj = helmrelease(
+            ready=ready, reason="UpgradeSucceeded" if ready == "True" else "UpgradeFailed"
+        )
+        obj["metadata"]["annotations"] = {"driftbot.dev/notify.deploy_failed": "slack:podinfo-team"}
+        return obj
+
+    async with FakeKubeAPI() as api, FakeSlackApi() as slack:
+        install_crds(api)
+        api.put(release("True"))
+        settings = config(
+            api.write_kubeconfig(tmp_path / "kubeconfig"),
+            slack.url,
+            ["slack:podinfo-team"],
+            receivers=[{"name": "by-source", "slack": {"channel": "C0SOURCE"}}],
+            routes=[{"match": {"tool": "flux", "source": "podinfo"}, "receivers": ["by-source"]}],
+        )
+        async with open_service(
+            settings,
+            tmp_path / "s.sqlite",
+            clock=clock,
+            watcher_options=WATCHER_OPTIONS,
+            tick_interval=3600,
+            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+        ) as service:
+            await until(lambda: not service.not_ready())
+            clock.advance()
+            api.put(release("False"))
+            await until(
+                lambda: bool(texts(slack, "C0SOURCE")) and bool(texts(slack, "podinfo-team"))
+            )
+    assert len(texts(slack, "C0SOURCE")) == len(texts(slack, "podinfo-team")) == 1
+    assert "podinfo" in texts(slack, "podinfo-team")[0]
