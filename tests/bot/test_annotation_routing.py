@@ -7,10 +7,12 @@ Web API; the same runs against a real kube-apiserver in test_annotation_routing_
 from __future__ import annotations
 
 import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.app.service import open_service
+from bot.app.service import Service, open_service
 from config.schema import Config
 from tests.bot.test_service import WATCHER_OPTIONS, VirtualClock, install_crds, until
 from tests.builders_argocd import DIFF_CACHE, argocd_app
@@ -73,6 +75,21 @@ def config(
     )
 
 
+@asynccontextmanager
+async def running(settings: Config, tmp_path: Path, clock: VirtualClock) -> AsyncIterator[Service]:
+    """The service on `settings`, posting with the fake Slack's token, ready (listed)."""
+    async with open_service(
+        settings,
+        tmp_path / "s.sqlite",
+        clock=clock,
+        watcher_options=WATCHER_OPTIONS,
+        tick_interval=3600,
+        environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+    ) as service:
+        await until(lambda: not service.not_ready(), within=60)
+        yield service
+
+
 def texts(slack: FakeSlackApi, channel: str) -> list[str]:
     """The channel's top-level messages as they read now (edits applied, replies left out)."""
     return [m["text"] for m in slack.messages(channel) if not m.get("thread_ts")]
@@ -89,15 +106,7 @@ async def test_an_annotated_app_alerts_its_team_channel_and_resolves_there(
         api.put(payments())
         allow = ["slack:shop-alerts", "slack:shop-deploys"]
         settings = config(api.write_kubeconfig(tmp_path / "kubeconfig"), slack.url, allow)
-        async with open_service(
-            settings,
-            tmp_path / "s.sqlite",
-            clock=clock,
-            watcher_options=WATCHER_OPTIONS,
-            tick_interval=3600,
-            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
-        ) as service:
-            await until(lambda: not service.not_ready())
+        async with running(settings, tmp_path, clock) as service:
             assert service.pipeline.projects == {
                 ("prod", "shop"): project()["metadata"]["annotations"]
             }
@@ -131,15 +140,7 @@ async def test_without_the_allow_list_the_annotation_sends_nothing(tmp_path: Pat
         api.install_crd("argoproj.io", "appprojects", kind="AppProject")
         api.put(payments())
         settings = config(api.write_kubeconfig(tmp_path / "kubeconfig"), slack.url, [])
-        async with open_service(
-            settings,
-            tmp_path / "s.sqlite",
-            clock=clock,
-            watcher_options=WATCHER_OPTIONS,
-            tick_interval=3600,
-            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
-        ) as service:
-            await until(lambda: not service.not_ready())
+        async with running(settings, tmp_path, clock) as service:
             clock.advance()
             api.put(payments(health="Degraded"))
             await until(lambda: service.pipeline.stats["detected.health_degraded"] == 1)
@@ -171,15 +172,7 @@ async def test_a_watched_helmrelease_is_routed_by_its_source_and_its_notify_anno
             receivers=[{"name": "by-source", "slack": {"channel": "C0SOURCE"}}],
             routes=[{"match": {"tool": "flux", "source": "podinfo"}, "receivers": ["by-source"]}],
         )
-        async with open_service(
-            settings,
-            tmp_path / "s.sqlite",
-            clock=clock,
-            watcher_options=WATCHER_OPTIONS,
-            tick_interval=3600,
-            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
-        ) as service:
-            await until(lambda: not service.not_ready())
+        async with running(settings, tmp_path, clock):
             clock.advance()
             api.put(release("False"))
             await until(

@@ -7,28 +7,26 @@ outside CI when no API server is at hand (tests/deploy/envtest.py), a failure in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import (
     ApiClient,
     ApiextensionsV1Api,
-    Configuration,
     CoreV1Api,
     CustomObjectsApi,
 )
 
-from bot.app.service import open_service
-from tests.bot.test_annotation_routing import config, payments, project, texts
-from tests.bot.test_service import WATCHER_OPTIONS, VirtualClock, until
+from tests.bot.test_annotation_routing import config, payments, project, running, texts
+from tests.bot.test_service import VirtualClock, until
 from tests.builders_flux import T0
-from tests.deploy.envtest import ApiServer, api_server
-from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+from tests.deploy.envtest import ApiServer
+from tests.deploy.test_lease_rbac import admin, server
+from tests.fakes.slack_api import FakeSlackApi
 from tests.upstream import fixtures_dir
+
+__all__ = ["admin", "server"]
 
 APP_PROJECT_CRD: dict[str, Any] = {
     # The fields the API server needs to serve AppProjects; the schema keeps what it is given
@@ -60,22 +58,6 @@ APP_PROJECT_CRD: dict[str, Any] = {
         ],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ApiServer]:
-    with api_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def admin(server: ApiServer) -> AsyncIterator[ApiClient]:
-    configuration = Configuration()
-    await kube_config.load_kube_config(
-        config_file=str(server.kubeconfig), client_configuration=configuration, persist_config=False
-    )
-    async with ApiClient(configuration) as client:
-        yield client
 
 
 async def install(admin: ApiClient) -> None:
@@ -126,15 +108,7 @@ async def test_annotations_route_an_app_watched_on_a_real_api_server(
     clock = VirtualClock(T0)
     async with FakeSlackApi() as slack:
         allow = ["slack:shop-alerts", "slack:shop-deploys"]
-        async with open_service(
-            config(server.kubeconfig, slack.url, allow),
-            tmp_path / "s.sqlite",
-            clock=clock,
-            watcher_options=WATCHER_OPTIONS,
-            tick_interval=3600,
-            environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
-        ) as service:
-            await until(lambda: not service.not_ready(), within=60)
+        async with running(config(server.kubeconfig, slack.url, allow), tmp_path, clock) as service:
             assert service.pipeline.projects == {
                 ("prod", "shop"): project()["metadata"]["annotations"]
             }
