@@ -8,8 +8,9 @@ not be taken: the text behind `driftbot routes explain` and `driftbot check-conf
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
@@ -61,7 +62,7 @@ class RouteMatch:
     policy: EffectivePolicy
     origin: str = ""
     """For a route an annotation adds: which annotation, on which object."""
-    label: str = field(default="", compare=False)
+    label: str = dataclasses.field(default="", compare=False)
     """For a route of the file: its name, else `routes[N]` (`route_label`)."""
 
     @property

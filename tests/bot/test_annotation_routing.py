@@ -7,14 +7,15 @@ Web API; the same runs against a real kube-apiserver in test_annotation_routing_
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.app.service import Service, open_service
+from bot.app.service import Service
 from config.schema import Config
-from tests.bot.test_service import WATCHER_OPTIONS, VirtualClock, install_crds, until
+from tests.bot.service_world import VirtualClock, install_crds, until, watching_service
 from tests.builders_argocd import DIFF_CACHE, argocd_app
 from tests.builders_flux import T0, helmrelease
 from tests.fakes.kube_api import FakeKubeAPI
@@ -77,16 +78,11 @@ def config(
 
 @asynccontextmanager
 async def running(settings: Config, tmp_path: Path, clock: VirtualClock) -> AsyncIterator[Service]:
-    """The service on `settings`, posting with the fake Slack's token, ready (listed)."""
-    async with open_service(
-        settings,
-        tmp_path / "s.sqlite",
-        clock=clock,
-        watcher_options=WATCHER_OPTIONS,
-        tick_interval=3600,
-        environ={"SLACK_BOT_TOKEN": VALID_TOKEN},
+    """The service on `settings` over the fakes, posting with the fake Slack's token, ready."""
+    environ = {"SLACK_BOT_TOKEN": VALID_TOKEN}
+    async with watching_service(
+        settings, tmp_path / "s.sqlite", clock, io.StringIO(), environ=environ
     ) as service:
-        await until(lambda: not service.not_ready(), within=60)
         yield service
 
 

@@ -18,8 +18,8 @@ from kubernetes_asyncio.client import (
     CustomObjectsApi,
 )
 
+from tests.bot.service_world import VirtualClock, until
 from tests.bot.test_annotation_routing import config, payments, project, running, texts
-from tests.bot.test_service import VirtualClock, until
 from tests.builders_flux import T0
 from tests.deploy.envtest import ApiServer
 from tests.deploy.test_lease_rbac import admin, server
