@@ -1,4 +1,5 @@
-"""The running service, in rooms: app > chat | jobs | inbound > pipeline > delivery > store > ops.
+"""The running service, in rooms: app > chat | jobs | inbound | web > actions > pipeline >
+delivery > store > ops.
 
 Each room's `__init__` says what lives there and what it may import; import-linter keeps the
 order (pyproject.toml).
