@@ -1,78 +1,64 @@
-"""driftbot against what a user would otherwise write: a kopf operator with a drift handler.
+"""driftbot against what a user would otherwise write, on a real kube-apiserver: CPU seconds
+and peak memory of a kopf operator with drift and health handlers, and of `driftbot run`.
 
-Run: python3 tasks.py bench bench/kopf_compare.py [--objects 1000]
-(kopf is a bench-only dependency: the `bench` extra, which `python3 tasks.py` installs.)
+Run: python3 tasks.py bench bench/kopf_compare.py [--objects 1000] [--changes 5]
+(kopf is a bench-only dependency: the `bench` extra, which `python3 tasks.py` installs; the
+API server is the envtest one: KUBEBUILDER_ASSETS, or ../shared/envtest/install.sh.)
 
-One fake Kubernetes API server (the tests' fake, with the discovery, PATCH and Event POST an
-operator framework needs: bench/_kube_fake.py) serves N Argo CD Applications built on the
-upstream fixture (grown to a production-sized resource tree, bench/common.py). Each consumer
-runs in a subprocess of its own, so its memory is its own:
+For each consumer a fresh kube-apiserver and etcd (bench/_real_cluster.py) get Argo CD's
+Application CRD and N Applications built on the upstream fixture (grown to a production-sized
+resource tree, bench/common.py), in ten namespaces. Each consumer runs in a process of its
+own, and its CPU time (user + system, all threads) and memory are read from /proc, not from
+wall time: the machine is shared.
 
-- kopf: an `@kopf.on.field` handler on `status.sync.status` of argoproj.io/v1alpha1
-  applications that records every app it sees OutOfSync: the few lines a team would write.
-  Peering is off (standalone) and Events are not posted; kopf keeps its last-handled state
-  in an annotation, as it does by default, so every handled change costs it a PATCH (and the
-  MODIFIED event that PATCH causes).
-- driftbot: the service (`bot.app.service.open_service`: watches of every resource it knows, the
-  pipeline, the write-behind store, a console receiver writing to /dev/null), grace 0 and
-  group_wait 0, so every drift is detected and sent.
+- kopf: `@kopf.on.field` handlers on `status.sync.status` and `status.health.status` of
+  argoproj.io/v1alpha1 applications that record what they see: the few lines a team would
+  write. Peering is off (standalone), Events are not posted, and kopf runs as if installed
+  alone (the Kubernetes client libraries hidden: it logs in with its own kubeconfig reader).
+  kopf keeps its last-handled state in an annotation, as it does by default, so every handled
+  change costs it a PATCH (and the MODIFIED event that PATCH causes).
+- driftbot: `driftbot run` (`python -m bot.app.cli run`: its watchers, typed decoding, the
+  no-op fast path, the pipeline, the write-behind store), a console receiver writing jsonl to
+  a file, grace 0 and group_wait 0.
 
-Once a consumer has synced (kopf: its handler has seen every app once and its PATCHes have
-stopped; driftbot: every watch has listed), every app is made OutOfSync at once, and the clock
-runs until the consumer has recorded the last of them (kopf: the handler saw it OutOfSync;
-driftbot: the pipeline detected the drift). Printed: events/s and peak RSS (VmHWM) of each,
-and the ratios. The issue's goal: driftbot at least 3x kopf's throughput, with less memory.
+Once a consumer is synced (kopf: its handler saw every app and it has been quiet; driftbot:
+/readyz answers 200 and it has been quiet), each app gets `--changes` status changes, in
+rounds of one change to every app with many requests in flight: out of sync, synced,
+degraded, healthy, out of sync, and so on. When the consumer has used less than 0.02 CPU-s a
+second for 3 s in a row, its CPU seconds and peak RSS (VmHWM) are taken. The goals: driftbot
+at least 10x less CPU than kopf for the changes, and a lower peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import importlib.abc
 import importlib.util
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# Each consumer process imports only what it runs: the driver's modules (the fake server,
-# the builders) are imported inside the driver's functions, so they weigh on no one's RSS.
-
+sys.path.insert(0, str(ROOT / "bench"))
+# Each consumer process imports only what it runs: the driver's modules (the API server
+# starter, the builders) are imported inside the driver's functions.
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 NAMESPACES = 10
-
-
-def _memory() -> dict[str, float]:
-    """VmRSS and VmHWM (peak) of this process, in MiB."""
-    out: dict[str, float] = {}
-    with open("/proc/self/status") as status:
-        for row in status:
-            if row.startswith(("VmRSS:", "VmHWM:")):
-                out[row.split(":")[0]] = int(row.split()[1]) / 1024
-    return out
 
 
 def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-async def _until(done: Callable[[], bool], within: float = 900.0, step: float = 0.005) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if done():
-                return
-            await asyncio.sleep(step)
-
-
-# -- the consumers, each in a process of its own ------------------------------------------------
+# -- kopf, in a process of its own ---------------------------------------------------------------
 
 
 class _NotInstalled(importlib.abc.MetaPathFinder):
@@ -89,14 +75,12 @@ class _NotInstalled(importlib.abc.MetaPathFinder):
 
 
 def run_kopf(objects: int) -> None:
-    """The operator a user would write; reports when synced, when every drift is recorded."""
+    """The operator a user would write; says when synced, and what it saw when told to stop."""
     sys.meta_path.insert(0, _NotInstalled())
     import kopf
 
-    _say(phase="imported", **_memory())
     seen: set[str] = set()
-    drifted: list[tuple[str | None, str]] = []
-    stop = asyncio.Event()
+    calls = {"sync": 0, "health": 0}
 
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -104,84 +88,63 @@ def run_kopf(objects: int) -> None:
         settings.posting.enabled = False
 
     @kopf.on.field(GROUP, VERSION, PLURAL, field="status.sync.status")
-    def drift(new: Any, name: str, namespace: str | None, **_: Any) -> None:
-        if new == "OutOfSync":
-            drifted.append((namespace, name))
-            if len(drifted) == objects:
-                _say(phase="done", at=time.monotonic(), **_memory())
-                stop.set()
-        elif len(seen) < objects:
+    def drift(new: Any, name: str, **_: Any) -> None:
+        calls["sync"] += 1
+        if len(seen) < objects:
             seen.add(name)
             if len(seen) == objects:
-                _say(phase="synced", at=time.monotonic(), **_memory())
+                _say(phase="synced")
+
+    @kopf.on.field(GROUP, VERSION, PLURAL, field="status.health.status")
+    def health(new: Any, **_: Any) -> None:
+        calls["health"] += 1
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wait_for_stop() -> None:
+            sys.stdin.readline()
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=wait_for_stop, daemon=True).start()
         await kopf.operator(clusterwide=True, standalone=True, stop_flag=stop)
 
     asyncio.run(main())
-    _say(phase="exit", recorded=len(drifted), **_memory())
+    _say(phase="exit", handled=calls)
 
 
-def run_driftbot(objects: int, kubeconfig: str) -> None:
-    """`driftbot run`'s service with a console receiver to /dev/null."""
-    from bot.app.service import open_service
-    from config.schema import Config
-
-    _say(phase="imported", **_memory())
-    config = Config.model_validate(
-        {
-            "clusters": [{"name": "bench", "kubeconfig": kubeconfig}],
-            "receivers": [{"name": "null", "console": {"format": "jsonl"}}],
-            "routes": [{"receivers": ["null"]}],
-            "policy": {"grace": "0s", "group_wait": "0s"},
-        }
-    )
-
-    async def main() -> None:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            open(os.devnull, "w") as devnull,  # noqa: ASYNC230 - opening /dev/null
-        ):
-            async with open_service(config, Path(tmp) / "state.sqlite", stream=devnull) as service:
-                await _until(lambda: not service.not_ready())
-                _say(phase="synced", at=time.monotonic(), **_memory())
-                detected = service.pipeline.detected
-                await _until(lambda: detected[("drift_detected", "argocd")] >= objects)
-                _say(phase="done", at=time.monotonic(), **_memory())
-                sent = service.pipeline.stats["sent"]
-        _say(phase="exit", recorded=detected[("drift_detected", "argocd")], sent=sent, **_memory())
-
-    asyncio.run(main())
+# -- the driver: the API server, the changes, the figures ----------------------------------------
 
 
-# -- the driver: the fake server, the burst, the figures ----------------------------------------
+def _apps(count: int, changes: int) -> list[list[dict[str, Any]]]:
+    """Per Application of production size: its first state, then `changes` more."""
+    from common import _grow  # type: ignore[import-not-found]
 
-
-def _apps(count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(synced, out of sync) states of `count` Applications of production size."""
-    from bench.common import _grow
     from tests.builders_argocd import argocd_app
 
-    synced = _grow(argocd_app("PLACEHOLDER"))
-    drifted = _grow(
-        argocd_app(
-            "PLACEHOLDER", sync="OutOfSync", out_of_sync=[("Deployment", "default", "PLACEHOLDER")]
-        )
-    )
-    template = (json.dumps(synced), json.dumps(drifted))
+    name = "PLACEHOLDER"
+    synced = _grow(argocd_app(name))
+    cycle = [
+        _grow(argocd_app(name, sync="OutOfSync", out_of_sync=[("Deployment", "default", name)])),
+        synced,
+        _grow(argocd_app(name, health="Degraded")),
+        synced,
+    ]
+    template = [json.dumps(synced)] + [json.dumps(cycle[i % 4]) for i in range(changes)]
     out = []
     for i in range(count):
-        name, namespace = f"app-{i:05d}", f"team-{i % NAMESPACES}"
-        pair = []
+        app, namespace = f"app-{i:05d}", f"team-{i % NAMESPACES}"
+        states = []
         for text in template:
-            obj = json.loads(text.replace("PLACEHOLDER", name))
+            obj = json.loads(text.replace(name, app))
             obj["metadata"]["namespace"] = namespace
-            pair.append(obj)
-        out.append((pair[0], pair[1]))
+            states.append(obj)
+        out.append(states)
     return out
 
 
-async def _lines(stream: asyncio.StreamReader) -> dict[str, Any]:
+async def _message(stream: asyncio.StreamReader) -> dict[str, Any]:
     while True:
         raw = await stream.readline()
         if not raw:
@@ -194,100 +157,113 @@ async def _lines(stream: asyncio.StreamReader) -> dict[str, Any]:
             return message
 
 
-async def measure(
-    consumer: str, apps: list[tuple[dict[str, Any], dict[str, Any]]]
-) -> dict[str, Any]:
-    from bench._kube_fake import OperatorFakeKubeAPI, fast_copies
+async def measure(consumer: str, apps: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    import _real_cluster as real  # type: ignore[import-not-found]
 
-    fast_copies()
-    api = OperatorFakeKubeAPI(versions={GROUP: VERSION})
-    async with api:
-        api.install_crd(GROUP, PLURAL, kind="Application")
-        for synced, _ in apps:
-            api.put(copy.deepcopy(synced))
-        with tempfile.TemporaryDirectory() as tmp:
-            kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig")
-            child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                __file__,
-                "--child",
-                consumer,
-                "--objects",
-                str(len(apps)),
-                "--kubeconfig",
-                str(kubeconfig),
-                stdout=asyncio.subprocess.PIPE,
-                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-            )
-            assert child.stdout is not None
-            started = time.monotonic()
-            imported = await _lines(child.stdout)
-            synced_msg = await _lines(child.stdout)
-            # kopf writes its last-handled state to every object it handled: wait until quiet.
-            quiet_since, patches = time.monotonic(), api.patches
-            while time.monotonic() - quiet_since < 1.0:
-                await asyncio.sleep(0.1)
-                if api.patches != patches:
-                    quiet_since, patches = time.monotonic(), api.patches
-            sync_seconds = time.monotonic() - started
-            patches_before, requests_before = api.patches, len(api.requests)
-            for _, drifted in apps:
-                api.put(drifted)
-            burst_at = time.monotonic()
-            done = await _lines(child.stdout)
-            final = await _lines(child.stdout)
-            await child.wait()
-    seconds = done["at"] - burst_at
+    crd = real.CRDS / "argoproj.io_applications.yaml"
+    with real.real_api_server() as server, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        async with real.Cluster(server) as cluster:
+            await cluster.install_crds([crd])
+            await cluster.create_all(states[0] for states in apps)
+            spawned = time.monotonic()
+            if consumer == "kopf":
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--child", "kopf", "--objects", str(len(apps)),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    env={**os.environ, "KUBECONFIG": str(server.kubeconfig)},
+                )  # fmt: skip
+                assert process.stdout is not None
+                await _message(process.stdout)
+            else:
+                port = real.free_port()
+                counters = ("driftbot_watch_events", "driftbot_events")
+                config = work / "driftbot.json"
+                policy = {"grace": "0s", "group_wait": "0s"}
+                config.write_bytes(real.driftbot_config(server.kubeconfig, port, policy))
+                process = await real.start_driftbot(
+                    config, work / "state.sqlite", work / "out.jsonl", work / "err.log"
+                )
+                await real.wait_ready(port, process, within=600)
+            try:
+                synced_at = time.monotonic() - spawned
+                cpu_synced = await real.wait_quiet(process.pid)
+                rss_synced = real.memory_mib(process.pid)["VmRSS"]
+                api_before = sum(real.cpu_seconds(pid) for pid in server.pids)
+                requests_before = cluster.requests
+                written = time.monotonic()
+                for change in range(1, len(apps[0])):
+                    await asyncio.gather(
+                        *(cluster.write_status(s[change], s[change]["status"]) for s in apps)
+                    )
+                written = time.monotonic() - written
+                cpu_done = await real.wait_quiet(process.pid)
+                memory = real.memory_mib(process.pid)
+                api_cpu = sum(real.cpu_seconds(pid) for pid in server.pids) - api_before
+                load = real.uptime()
+            finally:
+                if consumer == "kopf":
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(b"stop\n")
+                    await process.stdin.drain()
+                    handled = (await _message(process.stdout))["handled"]
+                    await process.wait()
+                else:
+                    handled = await real.metrics(port, counters)
+                    await real.stop(process)
+                    notes = (work / "out.jsonl").read_bytes().splitlines()
+                    handled["notifications"] = len(notes)
     return {
         "consumer": consumer,
-        "events": len(apps),
-        "seconds": seconds,
-        "rate": len(apps) / seconds,
-        "sync_seconds": sync_seconds,
-        "rss_imported": imported["VmRSS"],
-        "rss_synced": synced_msg["VmRSS"],
-        "peak": final["VmHWM"],
-        "recorded": final["recorded"],
-        "patches_sync": patches_before,
-        "patches_burst": api.patches - patches_before,
-        "requests_burst": len(api.requests) - requests_before,
-        "unserved": dict(api.unserved),
+        "synced_s": synced_at,
+        "cpu_synced": cpu_synced,
+        "cpu_changes": cpu_done - cpu_synced,
+        "cpu_total": cpu_done,
+        "rss_synced": rss_synced,
+        "rss_done": memory["VmRSS"],
+        "peak": memory["VmHWM"],
+        "handled": handled,
+        "write_s": written,
+        "changes": len(apps) * (len(apps[0]) - 1),
+        "api_cpu": api_cpu,
+        "writes": cluster.requests - requests_before,
+        "uptime": load,
     }
 
 
-async def main(objects: int) -> None:
-    apps = _apps(objects)
+async def main(objects: int, changes: int) -> None:
+    apps = _apps(objects, changes)
     results = [await measure(consumer, apps) for consumer in ("kopf", "driftbot")]
-    print(f"Argo CD Applications: {objects} (about 15 KB each), one drift each, all at once")
-    print(f"cores: {os.cpu_count()}, load average (1 min): {os.getloadavg()[0]:.2f}")
+    print(
+        f"real kube-apiserver; Argo CD Applications: {objects} (about 15 KB each), "
+        f"{changes} status changes each ({objects * changes} in all)"
+    )
     for r in results:
         print(
-            f"{r['consumer']:>8}: {r['rate']:,.0f} events/s ({r['recorded']} drifts recorded, "
-            f"last after {r['seconds']:.2f} s); peak RSS {r['peak']:.1f} MiB "
-            f"(after imports: {r['rss_imported']:.1f} MiB, synced: {r['rss_synced']:.1f} MiB, "
-            f"sync took {r['sync_seconds']:.1f} s); "
-            f"PATCHes: {r['patches_sync']} at sync, {r['patches_burst']} in the burst"
+            f"{r['consumer']:>8}: changes {r['cpu_changes']:.2f} CPU-s, whole run "
+            f"{r['cpu_total']:.2f} CPU-s (start + list {r['cpu_synced']:.2f}); "
+            f"peak RSS {r['peak']:.1f} MiB (synced {r['rss_synced']:.1f}, "
+            f"end {r['rss_done']:.1f}); handled {r['handled']}; "
+            f"kube-apiserver+etcd {r['api_cpu']:.2f} CPU-s from the first write to quiet; "
+            f"{r['uptime']}"
         )
-        if r["unserved"]:
-            print(f"          requests the fake did not serve: {r['unserved']}")
     kopf, bot = results
     print(
-        f"driftbot/kopf: throughput x{bot['rate'] / kopf['rate']:.2f} (goal: >= 3), "
-        f"peak RSS x{bot['peak'] / kopf['peak']:.2f} (goal: < 1)"
+        f"kopf/driftbot CPU for the changes: x{kopf['cpu_changes'] / bot['cpu_changes']:.1f} "
+        f"(goal >= 10), whole run x{kopf['cpu_total'] / bot['cpu_total']:.1f}; "
+        f"driftbot/kopf peak RSS x{bot['peak'] / kopf['peak']:.2f} (goal < 1)"
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--child", choices=("kopf", "driftbot"), help=argparse.SUPPRESS)
-    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    parser.add_argument("--changes", type=int, default=5)
+    parser.add_argument("--child", choices=("kopf",), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child == "kopf":
         run_kopf(options.objects)
-    elif options.child == "driftbot":
-        run_driftbot(options.objects, options.kubeconfig)
     elif importlib.util.find_spec("kopf") is None:
         sys.exit("kopf is not installed: run this with python3 tasks.py bench (the bench extra)")
     else:
-        asyncio.run(main(options.objects))
+        asyncio.run(main(options.objects, options.changes))

@@ -1,90 +1,38 @@
-"""Memory at 10,000 apps: resident set size after the initial list, and its growth per 1,000.
+"""Memory of `driftbot run` with 10,000 apps on a real kube-apiserver, after the initial list.
 
-Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000] [--page 100]
+Run: python3 tasks.py bench bench/memory_10k.py [--apps 10000]
+(needs the envtest binaries: KUBEBUILDER_ASSETS, or ../shared/envtest/install.sh)
 
-The list of the stream's apps (bench/common.py) arrives as the API server pages it (`--page`
-objects, 100 as the watchers ask), and each page is normalized as it arrives, as the service's
-watchers do (`ResourceWatcher(prepare=...)`); once listed, the app states go to
-`Pipeline.relist`, one kind at a time, and the write-behind store is flushed. RSS (VmRSS of
-/proc/self/status) is read after each page and after the relist. The peak (ru_maxrss) includes
-a parsed page. The goal: at most 150 MB.
+A real kube-apiserver and etcd (bench/_real_cluster.py) get the Argo CD and Flux CRDs and the
+apps of bench/common.py (60 % Argo CD Applications of production size, 25 % Kustomizations,
+15 % HelmReleases), written with many requests in flight. Then `driftbot run` starts as a
+process of its own (console receiver, jsonl) and lists them through its watchers (typed
+decoding, page by page). Read from outside (/proc/PID/status): VmRSS when /readyz first
+answers 200, once the process has been quiet for 3 s (initial list handled and the
+write-behind store flushed), and its peak (VmHWM). The goal: at most 100 MB after the list.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import tempfile
-from pathlib import Path
 
-import orjson
-from common import (  # type: ignore[import-not-found]
-    CLUSTER,
-    event_time,
-    machine,
-    open_pipeline,
-    peak_rss_mb,
-    read_lines,
-    rss_mb,
-    write_stream,
-)
-
-from bot.app.service import PipelineGate
-from bot.store.write_behind import WriteBehindStore
-from watchers.normalize import normalize_object
-
-
-async def run(path: Path, apps: int, page: int, state: Path) -> list[tuple[int, float]]:
-    pipeline, _ = await open_pipeline(state)
-    gate = PipelineGate(pipeline)
-    store = pipeline.store
-    assert isinstance(store, WriteBehindStore)
-    gc.collect()
-    points = [(0, rss_mb())]
-    lines = read_lines(path)
-    now = event_time(0)
-    listed: dict[str, list[object]] = {}
-    done = 0
-    while done < apps:
-        # One page of the list as the API server sends it, normalized as it arrives (what the
-        # service's watchers do with `prepare`); the raw page is dropped before the next.
-        body = [orjson.loads(line)["object"] for _, line in zip(range(page), lines, strict=False)]
-        for obj in body:
-            listed.setdefault(obj["kind"], []).append(normalize_object(obj, CLUSTER, now))
-        done += len(body)
-        del body
-        gc.collect()
-        points.append((done, rss_mb()))
-    for kind, states in listed.items():
-        await gate.relist(CLUSTER, states, now, lambda k, kd=kind: k.kind == kd)
-    del listed
-    await store.flush()
-    gc.collect()
-    points.append((done, rss_mb()))
-    await pipeline.close()
-    await store.close()
-    return points
+from _real_cluster import filled_server_run  # type: ignore[import-not-found]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--apps", type=int, default=10_000)
-    parser.add_argument("--page", type=int, default=100)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        stream = write_stream(Path(tmp) / "stream.jsonl", options.apps, 0)
-        gc.collect()
-        points = asyncio.run(run(stream.path, stream.apps, options.page, Path(tmp) / "s.sqlite"))
-    print(machine())
-    print(f"apps: {stream.apps}, stream: {stream.size / 2**20:.0f} MiB")
-    for apps, rss in points[:-1]:
-        print(f"  after {apps:>6} apps listed: RSS {rss:7.1f} MiB")
-    print(f"  after the relist and the store flush: RSS {points[-1][1]:7.1f} MiB")
-    (_, start), (_, end) = points[0], points[-1]
-    per = (end - start) / max(1, options.apps) * 1000
-    print(f"RSS after the initial list: {end:.1f} MiB (pipeline empty: {start:.1f} MiB)")
-    print(f"growth per 1,000 apps: {per:.1f} MiB; peak RSS: {peak_rss_mb():.1f} MiB")
+    run = asyncio.run(filled_server_run(options.apps, ["first start"], settle=3.0))
+    print(f"apps: {run['apps']}, written in {run['fill_s']:.1f} s ({run['requests']} requests)")
+    for start in run["starts"]:
+        print(
+            f"{start['label']}: RSS at ready {start['rss_ready']:.1f} MiB, after the list "
+            f"(quiet) {start['rss_quiet']:.1f} MiB = {start['rss_quiet'] * 1.048576:.1f} MB, "
+            f"peak {start['peak']:.1f} MiB; CPU {start['cpu_quiet']:.2f} s; "
+            f"alerts {start['alerts']}; {start['uptime']}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,11 @@ from tests.deploy.tools import ROOT
 INSTALL = ROOT.parent / "shared" / "envtest" / "install.sh"
 
 
-def assets() -> Path:
-    """The folder holding kube-apiserver and etcd, or a skip (a failure in CI) saying why."""
+NO_ASSETS = "no kube-apiserver: set KUBEBUILDER_ASSETS (../shared/envtest/install.sh prints it)"
+
+
+def find_assets() -> Path | None:
+    """The folder holding kube-apiserver and etcd, if there is one (benches use this too)."""
     named = os.environ.get("KUBEBUILDER_ASSETS")
     if not named and INSTALL.exists():
         done = subprocess.run(["bash", str(INSTALL)], capture_output=True, text=True, check=False)
@@ -39,7 +42,15 @@ def assets() -> Path:
             named = done.stdout.strip()
     if named and (Path(named) / "kube-apiserver").exists():
         return Path(named)
-    why = "no kube-apiserver: set KUBEBUILDER_ASSETS (../shared/envtest/install.sh prints it)"
+    return None
+
+
+def assets() -> Path:
+    """The folder holding kube-apiserver and etcd, or a skip (a failure in CI) saying why."""
+    found = find_assets()
+    if found is not None:
+        return found
+    why = NO_ASSETS
     if os.environ.get("CI") == "true":
         pytest.fail(why)
     pytest.skip(why)
@@ -87,6 +98,11 @@ class ApiServer:
     ca: Path
     kubeconfig: Path
     """An admin kubeconfig (client certificate in system:masters)."""
+    client_cert: Path
+    client_key: Path
+    """The admin's client certificate and key, for clients that take no kubeconfig."""
+    pids: tuple[int, ...] = ()
+    """etcd's and kube-apiserver's process ids (benches read their CPU and memory)."""
 
 
 def _wait(url: str, ca: Path | None, deadline: float, process: subprocess.Popen[bytes]) -> None:
@@ -105,9 +121,12 @@ def _wait(url: str, ca: Path | None, deadline: float, process: subprocess.Popen[
 
 
 @contextlib.contextmanager
-def api_server() -> Iterator[ApiServer]:
-    """etcd and kube-apiserver on free loopback ports; both stopped and removed at the end."""
-    binaries = assets()
+def api_server(binaries: Path | None = None) -> Iterator[ApiServer]:
+    """etcd and kube-apiserver on free loopback ports; both stopped and removed at the end.
+
+    `binaries` is the folder of the two executables; by default `assets()` finds it (or skips).
+    """
+    binaries = binaries or assets()
     with tempfile.TemporaryDirectory(prefix="driftbot-envtest-") as tmp:
         work = Path(tmp)
         certs = work / "cert"
@@ -199,7 +218,14 @@ def api_server() -> Iterator[ApiServer]:
                     }
                 )
             )
-            yield ApiServer(api_url, work / "ca.crt", kubeconfig)
+            yield ApiServer(
+                api_url,
+                work / "ca.crt",
+                kubeconfig,
+                work / "admin.crt",
+                work / "admin.key",
+                tuple(process.pid for process in processes),
+            )
         finally:
             for process in reversed(processes):
                 process.terminate()
