@@ -4,8 +4,8 @@ list and watch: API discovery, PATCH of an object, POST of an Event, GET of one 
 kopf discovers resources (`/api`, `/apis`, `/apis/{group}/{version}`) before it watches, and
 writes to the objects it handles: the last-handled state in an annotation (a JSON merge patch
 that the server turns into a MODIFIED watch event, as the real one does) and, unless turned
-off, Events. This subclass serves those requests, so the comparison in
-`bench/kopf_compare.py` runs both sides against one server. Every request it does not serve
+off, Events. This subclass serves those requests for the benches that run on the fake
+(`bench/kopf_compare.py` now runs on a real kube-apiserver instead). Every request it does not serve
 is answered 404 and counted in `unserved`, so a bench can show what a client asked for that
 the fake lacks. `fast_copies()` makes the fake's writes cheap enough for a load generator.
 """
