@@ -1,5 +1,5 @@
-"""The status page as HTML, server-rendered from the view values of formatters/status_view.py.
-Pure: text in, text out.
+"""The status page as HTML, server-rendered from the view values of formatters/status_view.py
+and formatters/status_timeline.py. Pure: text in, text out.
 
 Every value from a cluster or Git is escaped here (html.escape); states are words with an
 icon beside them, never a colour alone; times are `<time>` elements in UTC that the page's
@@ -19,12 +19,8 @@ from formatters.revision import short_revision
 from formatters.status_assets import CSS, SCRIPT
 from formatters.status_paths import badge_path, cluster_path, json_path
 from formatters.status_svg import CATEGORY_ORDER, legend_shape, timeline_svg
-from formatters.status_view import (
-    AppView,
-    ClusterView,
-    Span,
-    TimelineEntry,
-)
+from formatters.status_timeline import Span, TimelineEntry
+from formatters.status_view import AppView, ClusterView
 
 LIVE_PATH = "/status/_live"
 """The server-sent events the page listens to for changes."""

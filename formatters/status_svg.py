@@ -13,7 +13,7 @@ from html import escape
 
 from formatters import phrases
 from formatters import status_words as say
-from formatters.status_view import WINDOW, Span, TimelineEntry
+from formatters.status_timeline import WINDOW, Span, TimelineEntry
 
 WIDTH = 720
 HEIGHT = 120

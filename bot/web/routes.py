@@ -32,6 +32,7 @@ from config.schema import Config
 from core.model import AppState
 from core.problems import open_alerts, problems_since
 from formatters import status_html as html
+from formatters import status_json, status_timeline
 from formatters import status_svg as svg
 from formatters import status_view as view
 from formatters import status_words as say
@@ -117,13 +118,13 @@ class StatusPages:
 
     async def _timeline(
         self, source: StatusSource, app: view.AppView, now: datetime
-    ) -> tuple[list[view.TimelineEntry], list[view.Span]]:
+    ) -> tuple[list[status_timeline.TimelineEntry], list[status_timeline.Span]]:
         try:
-            records = await source.pipeline.store.audit_about(app.key, now - view.WINDOW)
+            records = await source.pipeline.store.audit_about(app.key, now - status_timeline.WINDOW)
         except StoreError:
             logger.exception("status page: the audit log could not be read")
             records = []
-        return view.timeline(reversed(records), app.key, now)
+        return status_timeline.timeline(reversed(records), app.key, now)
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class StatusPages:
             return let
         source, reader = let
         clusters, now = self._fleet(source, reader)
-        data = view.fleet_json(clusters, now)
+        data = status_json.fleet_json(clusters, now)
         for cluster in data["clusters"]:
             cluster["apps"] = [self._absolute(a) for a in cluster["apps"]]
         return web.json_response(data, headers={"Cache-Control": "no-store"})
@@ -235,8 +236,8 @@ class StatusPages:
             return web.json_response({"error": say.NOT_FOUND}, status=404)
         now = source.clock()
         entries, _ = await self._timeline(source, app, now)
-        data = self._absolute(view.app_json(app))
-        data["timeline"] = view.timeline_json(entries)
+        data = self._absolute(status_json.app_json(app))
+        data["timeline"] = status_json.timeline_json(entries)
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
     async def live(self, request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ person asking is escaped, and every answer stays within Block Kit's limits whate
 What an app's state means (`Condition`, `summarize`) is domain logic: core.summary.
 """
 
+from core.audit import AuditRecord
 from formatters.chat.fleet import answer_apps, answer_drift, answer_no_match, answer_status
 from formatters.chat.home import home_denied_view, home_fingerprint, home_view
 from formatters.chat.parts import (
@@ -24,7 +25,6 @@ from formatters.chat.parts import (
     escaped,
 )
 from formatters.chat.records import (
-    AuditRecord,
     answer_audit,
     answer_history,
     answer_routes,

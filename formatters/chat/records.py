@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
 
 from config.routing import IN_CLUSTER, describe_match, explain, source_name
 from config.schema import Config
-from core.model import AppKey, AppState, EventKind
+from core.audit import AuditRecord
+from core.model import AppState, EventKind
 from core.summary import live
 from formatters import chat_phrases as say
 from formatters import escape as esc
@@ -30,21 +29,6 @@ from formatters.chat.parts import (
     who,
 )
 from formatters.revision import short_revision
-
-
-class AuditRecord(Protocol):
-    """One audit log entry, as the store returns it."""
-
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def app(self) -> AppKey | None: ...
-    @property
-    def detail(self) -> Mapping[str, Any]: ...
 
 
 def _audit_line(entry: AuditRecord) -> str:

@@ -25,7 +25,7 @@ from core.model import (
     Tool,
     make_event,
 )
-from formatters import status_html, status_svg
+from formatters import status_html, status_json, status_svg, status_timeline
 from formatters import status_view as view
 from formatters.status_assets import CSP, CSS, SCRIPT
 
@@ -148,7 +148,7 @@ def test_the_timeline_tells_each_event_once_with_mutes_and_acks_and_who() -> Non
         _record(day + timedelta(minutes=80), "mute", DRIFTED.key, actor="carol", until=until),
         _announce(recovered),
     ]
-    entries, spans = view.timeline(records, FINE.key, NOW)
+    entries, spans = status_timeline.timeline(records, FINE.key, NOW)
     assert [(e.kind, e.category, e.text) for e in entries] == [
         ("deploy_succeeded", "deploy", "deployed 6.6.1 by alice"),
         ("deploy_failed", "failure", "failed to deploy 6.6.0"),
@@ -219,7 +219,7 @@ def test_badges_say_sync_and_health_in_words_for_argo_cd_and_flux() -> None:
 
 def test_the_json_of_an_app_has_its_state_its_last_deploy_and_its_links() -> None:
     app = view.app_view(FINE, {}, {})
-    data = view.app_json(app)
+    data = status_json.app_json(app)
     assert data["state"] == "ok" and data["state_text"] == "in sync"
     assert data["last_deploy"] == {
         "revision": "6.6.0",
@@ -302,6 +302,6 @@ def test_the_app_page_links_to_its_tool_and_to_the_deployed_commit(
     commits = [href for href, text in anchors if text == "View the deployed commit"]
     assert commits == ([commit] if commit else [])
     assert (app.last_deploy.commit_url if app.last_deploy else "") == (commit or "")
-    assert view.app_json(app)["last_deploy"]["commit_url"] == (commit or "")
+    assert status_json.app_json(app)["last_deploy"]["commit_url"] == (commit or "")
     if commit:  # the revision of the last deploy is itself the link
         assert f'<a href="{commit}" rel="noreferrer"><code>' in page
