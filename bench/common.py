@@ -10,10 +10,14 @@ reads is the bytes a watch would deliver, one `{"type": ..., "object": ...}` lin
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
+import pstats
 import random
 import resource
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,6 +142,77 @@ def write_stream(path: Path, apps: int, changes: int, seed: int = 1) -> Stream:
 def read_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb", buffering=1 << 20) as source:
         yield from source
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What only reading and parsing a stream costs: its first `skip` lines (the baseline
+    list) and the rest, timed apart."""
+
+    baseline_lines: int
+    baseline_seconds: float
+    lines: int
+    seconds: float
+
+
+def floor(path: Path, skip: int = 0) -> Floor:
+    """Read the file and parse every line with orjson, nothing else: the floor a pipeline's
+    throughput is held against. With `skip` 0, `seconds` is the whole file's."""
+    started = time.perf_counter()
+    split = started
+    total = 0
+    for total, line in enumerate(read_lines(path), start=1):
+        if total == skip + 1:
+            split = time.perf_counter()
+        orjson.loads(line)
+    ended = time.perf_counter()
+    if total <= skip:
+        split = ended
+    baseline = min(skip, total)
+    return Floor(baseline, split - started, total - baseline, ended - split)
+
+
+class Flusher:
+    """Flushes the write-behind store about every `every` seconds of a run, as the service's
+    flush task does, checking the time only every 256 lines."""
+
+    def __init__(self, store: WriteBehindStore, every: float = 1.0) -> None:
+        self.store = store
+        self.every = every
+        self.count = 0
+        self._last = time.perf_counter()
+
+    async def line(self) -> None:
+        self.count += 1
+        if self.count % 256 == 0 and time.perf_counter() - self._last >= self.every:
+            await self.store.flush()
+            self._last = time.perf_counter()
+
+
+class Profiled:
+    """`--profile N`: cProfile over a phase, its top N entries printed by own time and by
+    cumulative time; nothing when N is 0."""
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self._profiler = cProfile.Profile() if top else None
+
+    def __enter__(self) -> Profiled:
+        if self._profiler is not None:
+            self._profiler.enable()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._profiler is not None:
+            self._profiler.disable()
+
+    def print(self) -> None:
+        if self._profiler is None:
+            return
+        for order in ("tottime", "cumulative"):
+            out = io.StringIO()
+            pstats.Stats(self._profiler, stream=out).sort_stats(order).print_stats(self.top)
+            print(out.getvalue())
 
 
 def event_time(i: int) -> datetime:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +23,10 @@ from pathlib import Path
 import orjson
 from common import (  # type: ignore[import-not-found]
     CLUSTER,
+    Flusher,
+    Profiled,
     event_time,
+    floor,
     machine,
     open_pipeline,
     read_lines,
@@ -34,22 +34,6 @@ from common import (  # type: ignore[import-not-found]
 )
 
 from bot.app.service import PipelineGate, WriteBehindStore
-
-FLUSH_EVERY = 1.0
-
-
-def floor(path: Path, skip: int) -> tuple[int, float, int, float]:
-    """Read and parse every line: (baseline lines, seconds, change lines, seconds)."""
-    started = time.perf_counter()
-    counts = [0, 0]
-    split = started
-    for i, line in enumerate(read_lines(path)):
-        if i == skip:
-            split = time.perf_counter()
-        orjson.loads(line)
-        counts[i >= skip] += 1
-    ended = time.perf_counter()
-    return counts[0], split - started, counts[1], ended - split
 
 
 async def service(path: Path, apps: int, state: Path, profile: int) -> dict[str, float]:
@@ -71,32 +55,20 @@ async def service(path: Path, apps: int, state: Path, profile: int) -> dict[str,
     baseline_seconds = time.perf_counter() - started
     baseline_sent = receiver.taken
 
-    profiler = cProfile.Profile() if profile else None
-    started = last_flush = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    count = 0
-    for i, line in enumerate(lines, start=apps):
-        event = orjson.loads(line)
-        await gate.observe(event["object"], CLUSTER, event["type"], event_time(i))
-        count += 1
-        if count % 256 == 0 and time.perf_counter() - last_flush >= FLUSH_EVERY:
-            await store.flush()
-            last_flush = time.perf_counter()
-    await store.flush()
-    if profiler:
-        profiler.disable()
+    flusher = Flusher(store)
+    started = time.perf_counter()
+    with Profiled(profile) as profiled:
+        for i, line in enumerate(lines, start=apps):
+            event = orjson.loads(line)
+            await gate.observe(event["object"], CLUSTER, event["type"], event_time(i))
+            await flusher.line()
+        await store.flush()
     change_seconds = time.perf_counter() - started
+    count = flusher.count
     stats = dict(pipeline.stats)
     await pipeline.close()
     await store.close()
-    if profiler:
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(profile)
-        print(out.getvalue())
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(profile)
-        print(out.getvalue())
+    profiled.print()
     return {
         "baseline_seconds": baseline_seconds,
         "baseline_sent": baseline_sent,
@@ -117,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stream = write_stream(Path(tmp) / "stream.jsonl", options.apps, options.changes)
         floor(stream.path, stream.apps)  # the file into the page cache for both runs
-        base_lines, base_floor, change_lines, change_floor = floor(stream.path, stream.apps)
+        took = floor(stream.path, stream.apps)
         got = asyncio.run(
             service(stream.path, stream.apps, Path(tmp) / "state.sqlite", options.profile)
         )
@@ -129,8 +101,14 @@ def main() -> None:
         f"stream: {stream.size / 2**20:.0f} MiB"
     )
     for phase, lines, floor_s, service_s, sent in (
-        ("baseline list", base_lines, base_floor, got["baseline_seconds"], got["baseline_sent"]),
-        ("changes", change_lines, change_floor, got["change_seconds"], got["sent"]),
+        (
+            "baseline list",
+            took.baseline_lines,
+            took.baseline_seconds,
+            got["baseline_seconds"],
+            got["baseline_sent"],
+        ),
+        ("changes", took.lines, took.seconds, got["change_seconds"], got["sent"]),
     ):
         service_rate = lines / service_s
         floor_rate = lines / floor_s

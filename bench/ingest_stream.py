@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import pstats
 import tempfile
 import time
 from datetime import timedelta
@@ -30,6 +27,9 @@ import orjson
 from common import (  # type: ignore[import-not-found]
     CLUSTER,
     T0,
+    Flusher,
+    Profiled,
+    floor,
     kind_of,
     machine,
     open_pipeline,
@@ -41,19 +41,6 @@ from realistic import write_realistic  # type: ignore[import-not-found]
 from bot.app.service import PipelineGate, WriteBehindStore
 from bot.pipeline.sources import WATCHED, ObjectFeed
 from watchers.decode.lines import decoder_for
-
-FLUSH_EVERY = 1.0
-
-
-def floor(path: Path, skip: int) -> tuple[float, float]:
-    """Read and parse every line: seconds for the baseline lines, seconds for the rest."""
-    started = time.perf_counter()
-    split = started
-    for i, line in enumerate(read_lines(path)):
-        if i == skip:
-            split = time.perf_counter()
-        orjson.loads(line)
-    return split - started, time.perf_counter() - split
 
 
 class Clock:
@@ -93,32 +80,22 @@ async def service(
     baseline_seconds = time.perf_counter() - started
     baseline_sent = receiver.taken
 
-    profiler = cProfile.Profile() if profile else None
-    started = last_flush = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    count = 0
-    for index, line in enumerate(lines, start=apps):
-        kind = kinds[index]
-        clock.seconds = times[index]
-        watch_type, obj = decoders[kind].event(line)
-        await feeds[kind].on_event(watch_type, obj)
-        count += 1
-        if count % 256 == 0 and time.perf_counter() - last_flush >= FLUSH_EVERY:
-            await store.flush()
-            last_flush = time.perf_counter()
-    await store.flush()
-    if profiler:
-        profiler.disable()
+    flusher = Flusher(store)
+    started = time.perf_counter()
+    with Profiled(profile) as profiled:
+        for index, line in enumerate(lines, start=apps):
+            kind = kinds[index]
+            clock.seconds = times[index]
+            watch_type, obj = decoders[kind].event(line)
+            await feeds[kind].on_event(watch_type, obj)
+            await flusher.line()
+        await store.flush()
     change_seconds = time.perf_counter() - started
+    count = flusher.count
     stats = dict(pipeline.stats)
     await pipeline.close()
     await store.close()
-    if profiler:
-        for order in ("tottime", "cumulative"):
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(profile)
-            print(out.getvalue())
+    profiled.print()
     return {
         "baseline_seconds": baseline_seconds,
         "baseline_sent": baseline_sent,
@@ -158,15 +135,15 @@ def main() -> None:
             what = f"all changes: {stream.apps} apps, {stream.changes} changes"
         size = file.stat().st_size
         floor(file, options.apps)  # into the page cache for both
-        base_floor, floor_s = floor(file, options.apps)
+        took = floor(file, options.apps)
         got = asyncio.run(
             service(file, options.apps, times, kinds, Path(tmp) / "s.sqlite", options.profile)
         )
-        again_base, again_floor = floor(file, options.apps)
+        again = floor(file, options.apps)
     print(machine())
     print(f"{what}; {size / 2**20:.0f} MiB")
-    floor_s = min(floor_s, again_floor)
-    base_floor = min(base_floor, again_base)
+    floor_s = min(took.seconds, again.seconds)
+    base_floor = min(took.baseline_seconds, again.baseline_seconds)
     lines = got["lines"]
     print(
         f"baseline list: {options.apps} apps in {got['baseline_seconds']:.2f} s, floor "
