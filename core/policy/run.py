@@ -244,12 +244,14 @@ def flush(
                     ignore_quiet=True,
                 )
                 decisions.extend(sent_now)
-        waiting = [t[0] for t in state.timers if t[1] in ("flush", "flap")]
-        if not waiting:
+        # The queue is in time order: the first flush or flap timer is the earliest. (Listing
+        # them all each round made a stream that ends with thousands of timers quadratic.)
+        waiting = next((t[0] for t in state.timers if t[1] in ("flush", "flap")), None)
+        if waiting is None:
             if state.held:
                 continue
             break
-        state, more = tick(state, min(waiting), settings, routes)
+        state, more = tick(state, waiting, settings, routes)
         decisions.extend(more)
     return state, decisions
 
