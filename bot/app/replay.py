@@ -189,14 +189,13 @@ async def replay_lines(
             logger.warning("%s:%d: %s; line skipped", source, item.lineno, item.reason)
             continue
         sent = pipeline.stats["sent"] + pipeline.stats["reminded"]
-        await pipeline.advance(item.at)
         if item.type == "NOTIFICATION":
-            outcome = await pipeline.notify(item.payload, item.cluster, item.at)
+            taken = await pipeline.notify(item.payload, item.cluster, item.at)
         else:
-            outcome = await pipeline.observe(item.payload, item.cluster, item.type, item.at)
-        if outcome.startswith("rejected"):
+            taken = await pipeline.observe(item.payload, item.cluster, item.type, item.at)
+        if taken.rejected:
             skipped += 1
-            logger.warning("%s:%d: %s; line skipped", source, item.lineno, outcome)
+            logger.warning("%s:%d: %s; line skipped", source, item.lineno, taken)
         if behind is not None and pipeline.stats["sent"] + pipeline.stats["reminded"] != sent:
             await behind.flush()
     await pipeline.finish()

@@ -320,7 +320,7 @@ async def _start_slack(
     config: Config, service: Service, bot_token: str, environ: Mapping[str, str]
 ) -> SlackBot:
     """The Slack app on the running pipeline: commands read its states, mutes and acks change
-    its policy state under the same lock as every observation."""
+    its policy state through the gate every observation goes through."""
     from bot.chat.slack_app import SlackAppError, create_slack_bot
 
     pipeline = service.pipeline
@@ -331,7 +331,7 @@ async def _start_slack(
             signing_secret=environ.get("SLACK_SIGNING_SECRET", "").strip() or None,
             fleet=pipeline,
             audit=pipeline.store,
-            controls=PolicyControls(pipeline, service.gate.lock),
+            controls=PolicyControls(service.gate),
             clock=service.clock,
         )
         if config.slack.mode == "socket":

@@ -3,9 +3,10 @@ and one set of watchers per cluster, the Argo CD API streams, and the clock that
 windows run out.
 
 Every cluster has its own ApiClient and its own watcher tasks, so a cluster that is
-unreachable or answers 500s only delays its own watches. All inputs reach the pipeline
-through one `PipelineGate`, which runs one call at a time: a relist's diff is never
-interleaved with another source's observation.
+unreachable or answers 500s only delays its own watches. Every input reaches the pipeline
+through one `PipelineGate` (bot/pipeline/gate.py), which runs one call at a time: the watches
+and streams, the Flux webhook, the clock, the store's flush, chat mutes and acks, the jobs and
+a config reload.
 
 `open_service` is the lifecycle: it opens everything, starts the tasks, and on exit stops the
 watches, closes the pipeline (saving the policy state), flushes and closes the store.
@@ -27,7 +28,6 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,6 +38,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import Receiver
 from bot.jobs.reload import ConfigReloader
 from bot.jobs.scheduler import Scheduler, pipeline_hooks
+from bot.pipeline.gate import PipelineGate
 from bot.pipeline.projects import watched_feeds
 from bot.pipeline.runner import Pipeline
 from bot.pipeline.sources import (
@@ -80,63 +81,6 @@ Sleep = Callable[[float], Awaitable[None]]
 class ServiceError(Exception):
     """The service cannot start (a cluster's kubeconfig cannot be loaded, a secret is
     missing); the message is one sentence for the CLI to print."""
-
-
-class PipelineGate:
-    """The pipeline's inputs, one call at a time (see the module docstring). Time is let pass
-    before each input, as replay does before each line, so timers due by then fire first.
-
-    An input that sent a notification has the store's pending writes flushed before the gate
-    opens again: the notification is in the outbox already, and the policy state that says it
-    was sent must not wait for the next flush interval, or a process killed in between (a
-    leader failing over) would have its successor announce it a second time."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.lock = asyncio.Lock()
-
-    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
-        async with self.lock:
-            sent = self._sent()
-            await self.pipeline.advance(now)
-            outcome = await self.pipeline.observe(obj, cluster, watch_type, now)
-            await self._flush_if_sent(sent)
-            return outcome
-
-    async def relist(
-        self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
-    ) -> None:
-        async with self.lock:
-            sent = self._sent()
-            await self.pipeline.advance(now)
-            await self.pipeline.relist(cluster, objects, now, covers)
-            await self._flush_if_sent(sent)
-
-    async def notify(self, body: Any, cluster: str, now: datetime) -> str:
-        async with self.lock:
-            sent = self._sent()
-            await self.pipeline.advance(now)
-            outcome = await self.pipeline.notify(body, cluster, now)
-            await self._flush_if_sent(sent)
-            return outcome
-
-    async def advance(self, now: datetime) -> None:
-        async with self.lock:
-            sent = self._sent()
-            await self.pipeline.advance(now)
-            await self._flush_if_sent(sent)
-
-    def _sent(self) -> int:
-        stats = self.pipeline.stats
-        return stats["sent"] + stats["reminded"]
-
-    async def _flush_if_sent(self, before: int) -> None:
-        store = self.pipeline.store
-        if self._sent() != before and isinstance(store, WriteBehindStore):
-            try:
-                await store.flush()
-            except Exception:
-                logger.exception("writing the state store failed; the next flush retries")
 
 
 @dataclass(frozen=True)
@@ -260,8 +204,7 @@ class Service:
         while True:
             await self._sleep(self._flush_interval)
             try:
-                async with self.gate.lock:
-                    await store.flush()
+                await self.gate.flush_store()
             except Exception:
                 logger.exception("writing the state store failed; keeping the writes and retrying")
 
@@ -359,7 +302,7 @@ def _clockwork(
             if callable(relist):
                 relist()
 
-    hooks = pipeline_hooks(pipeline, service.gate.lock, resync=resync)
+    hooks = pipeline_hooks(service.gate, resync=resync)
     scheduler = Scheduler(hooks, clock=clock, tick_seconds=None)
     scheduler.start(config.digests)
     if config_path is None:
@@ -373,7 +316,7 @@ def _clockwork(
         scheduler.set_digests(new.digests)
 
     reloader = ConfigReloader(
-        config_path, pipeline, build, lock=service.gate.lock, clock=clock, adjust=adjust
+        config_path, pipeline, build, gate=service.gate, clock=clock, adjust=adjust
     )
     reloader.listeners.append(take)
     reloader.start()

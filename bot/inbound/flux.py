@@ -37,6 +37,7 @@ from bot.inbound.flux_auth import (
 )
 from bot.ops.http import problem
 from bot.ops.webhook import SignedWebhook
+from bot.pipeline.outcome import Taken
 from bot.pipeline.sources import Clock, utc_now
 
 __all__ = [
@@ -66,7 +67,7 @@ _HASHES: Mapping[str, Callable[[], Any]] = {
     "sha512": hashlib.sha512,
 }
 
-Notify = Callable[[Any, str, datetime], Awaitable[str]]
+Notify = Callable[[Any, str, datetime], Awaitable[Taken]]
 
 
 def sign(body: bytes, token: bytes, algorithm: str = "sha256") -> str:
@@ -157,9 +158,9 @@ class FluxWebhook(SignedWebhook[str]):
 
     async def take(self, payload: Any, checked: str) -> web.Response:
         cluster = checked
-        outcome = await self._notify(payload, cluster, self._clock())
-        if outcome.startswith("rejected"):
-            reason = outcome.partition(": ")[2] or outcome
+        taken = await self._notify(payload, cluster, self._clock())
+        if taken.rejected:
+            reason = taken.reason or str(taken)
             logger.warning("refused a Flux webhook for cluster %s: %s", cluster, reason)
             return problem(400, f"not a Flux event driftbot reads: {reason}")
         return web.json_response({"accepted": True, "cluster": cluster}, status=202)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.delivery.receivers import Receiver
+from bot.pipeline.gate import PipelineGate
 from bot.pipeline.runner import Pipeline
 from config.loader import ConfigError, check_config_file
 from config.schema import Config
@@ -95,9 +96,9 @@ class ReceiverBuildError(Exception):
 class ConfigReloader:
     """Watches one config file and swaps a valid new config into the pipeline.
 
-    `lock` is the one the pipeline's other inputs take (the service's gate), so a swap never
-    lands in the middle of an observation. `start()` polls every `interval` seconds; `stop()`
-    ends it. `reload(force)` is one check, for SIGHUP and for tests.
+    The swap goes through `gate` (the service's, through which every other input goes), so
+    it never lands in the middle of an observation. `start()` polls every `interval`
+    seconds; `stop()` ends it. `reload(force)` is one check, for SIGHUP and for tests.
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class ConfigReloader:
         pipeline: Pipeline,
         build: BuildReceivers,
         *,
-        lock: asyncio.Lock | None = None,
+        gate: PipelineGate | None = None,
         clock: Clock = _utc_now,
         sleep: Sleep = asyncio.sleep,
         interval: float = 5.0,
@@ -119,7 +120,7 @@ class ConfigReloader:
         """Run before a config is applied; one that raises refuses it."""
         self.pipeline = pipeline
         self.build = build
-        self.lock = lock or asyncio.Lock()
+        self.gate = gate or PipelineGate(pipeline)
         self.clock = clock
         self.sleep = sleep
         self.interval = interval
@@ -242,31 +243,8 @@ class ConfigReloader:
         return ReloadResult(applied=False, errors=tuple(errors))
 
     async def _apply(self, new: Config) -> ReloadResult:
-        """Swap `new` in under the pipeline's lock; receivers rebuilt only where they changed."""
-        async with self.lock:
-            old = self.pipeline.config
-            held = self.pipeline.receivers
-            before = {r.name: r for r in old.receivers}
-            after = {r.name: r for r in new.receivers}
-            kept = [n for n, r in after.items() if before.get(n) == r and n in held]
-            removed = [n for n in before if n not in after]
-            changed = [n for n in after if n in before and before[n] != after[n]]
-            added = [n for n in after if n not in before]
-            rebuild = [n for n in after if n not in kept]
-            retiring = [held[n] for n in (*removed, *changed) if n in held]
-            for receiver in retiring:
-                await _close(receiver)
-            try:
-                fresh = dict(self.build(_with_receivers(new, rebuild))) if rebuild else {}
-            except Exception as exc:
-                restore = [n for n in (*removed, *changed) if n in held]
-                back = dict(self.build(_with_receivers(old, restore))) if restore else {}
-                self.pipeline.reconfigure(old, {**held, **back})
-                raise ReceiverBuildError(str(exc) or type(exc).__name__) from exc
-            receivers = {n: held[n] for n in kept}
-            receivers.update(fresh)
-            self.pipeline.reconfigure(new, receivers)
-            await self.pipeline.close_gone(self.clock())
+        """Swap `new` in through the gate; receivers rebuilt only where they changed."""
+        old, added, removed, changed = await self.gate.reconfigure(lambda: self._swap(new))
         restart = tuple(s for s in RESTART_ONLY if _value(old, s) != _value(new, s))
         return ReloadResult(
             applied=True,
@@ -275,6 +253,34 @@ class ConfigReloader:
             changed=tuple(changed),
             restart_needed=restart,
         )
+
+    async def _swap(self, new: Config) -> tuple[Config, list[str], list[str], list[str]]:
+        """Put `new` and its receivers in place of the config in force: that config, and the
+        receivers added, removed and changed."""
+        old = self.pipeline.config
+        held = self.pipeline.receivers
+        before = {r.name: r for r in old.receivers}
+        after = {r.name: r for r in new.receivers}
+        kept = [n for n, r in after.items() if before.get(n) == r and n in held]
+        removed = [n for n in before if n not in after]
+        changed = [n for n in after if n in before and before[n] != after[n]]
+        added = [n for n in after if n not in before]
+        rebuild = [n for n in after if n not in kept]
+        retiring = [held[n] for n in (*removed, *changed) if n in held]
+        for receiver in retiring:
+            await _close(receiver)
+        try:
+            fresh = dict(self.build(_with_receivers(new, rebuild))) if rebuild else {}
+        except Exception as exc:
+            restore = [n for n in (*removed, *changed) if n in held]
+            back = dict(self.build(_with_receivers(old, restore))) if restore else {}
+            self.pipeline.reconfigure(old, {**held, **back})
+            raise ReceiverBuildError(str(exc) or type(exc).__name__) from exc
+        receivers = {n: held[n] for n in kept}
+        receivers.update(fresh)
+        self.pipeline.reconfigure(new, receivers)
+        await self.pipeline.close_gone(self.clock())
+        return old, added, removed, changed
 
     async def _tell(self, config: Config) -> None:
         for listener in self.listeners:

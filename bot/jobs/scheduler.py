@@ -40,7 +40,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.jobs.digest import digest_name, run_digest
-from bot.pipeline.runner import Pipeline
+from bot.pipeline.gate import PipelineGate
 from config.cron import cron_fields
 from config.schema import DigestConfig
 from core.mutes import Mute
@@ -163,26 +163,15 @@ def drop_expired_mutes(state: PolicyState, now: datetime) -> tuple[PolicyState, 
 
 
 def pipeline_hooks(
-    pipeline: Pipeline,
-    lock: asyncio.Lock | None = None,
-    resync: Callable[[], Awaitable[None]] | None = None,
+    gate: PipelineGate, resync: Callable[[], Awaitable[None]] | None = None
 ) -> Hooks:
-    """The jobs' hooks for a pipeline; `lock` is the one its other inputs take (the service's
-    PipelineGate lock), so a tick never interleaves with an observation."""
-    gate = lock or asyncio.Lock()
+    """The jobs' hooks for the pipeline behind `gate`: the clock and the expiry of mutes go
+    through it, so a job never interleaves with an observation."""
+    pipeline = gate.pipeline
     store = pipeline.store
 
-    async def advance(now: datetime) -> None:
-        async with gate:
-            await pipeline.advance(now)
-
     async def expire_mutes(now: datetime) -> int:
-        async with gate:
-            state, expired = drop_expired_mutes(pipeline.policy_state, now)
-            if not expired:
-                return 0
-            pipeline.policy_state = state
-            await store.save_policy(state)
+        expired = await gate.change_policy(lambda state: drop_expired_mutes(state, now))
         for mute in expired:
             detail = {
                 "target": mute.target,
@@ -196,7 +185,7 @@ def pipeline_hooks(
     async def digest(config: DigestConfig, name: str, now: datetime, since: datetime) -> object:
         return await run_digest(store, pipeline, pipeline.receivers, config, name, now, since)
 
-    return Hooks(advance, expire_mutes, digest, resync)
+    return Hooks(gate.advance, expire_mutes, digest, resync)
 
 
 # --- the scheduler -------------------------------------------------------------------------------

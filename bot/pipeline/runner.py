@@ -23,6 +23,7 @@ from bot.delivery.receivers import ConsoleReceiver, Notification, Receiver
 from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
 from bot.pipeline import links
+from bot.pipeline.outcome import HINT, OBSERVED, STALE, Taken, rejected
 from bot.store.store import Store, StoreError
 from config.routing import (
     default_policy,
@@ -144,18 +145,20 @@ class Pipeline:
 
     # --- inputs ----------------------------------------------------------------------------
 
-    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str:
-        """A watch event (ADDED, MODIFIED, DELETED) for one object; returns what became of it."""
+    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> Taken:
+        """A watch event (ADDED, MODIFIED, DELETED) for one object; returns what became of it.
+        Time is let pass to `now` first."""
+        await self.advance(now)
         if isinstance(obj, dict) and obj.get("kind") == "AppProject":
             return self.observe_project(obj, cluster, watch_type)
         return await self._observe_normalized(normalize_object(obj, cluster, now), watch_type, now)
 
     async def _observe_normalized(
         self, found: AppState | Hint | Rejected, watch_type: str, now: datetime
-    ) -> str:
+    ) -> Taken:
         if isinstance(found, Rejected):
             self.stats["rejected"] += 1
-            return f"rejected: {found.reason}"
+            return rejected(found.reason)
         if isinstance(found, Hint):
             return await self._hint(found, now)
         current = self._enrich(found)
@@ -164,25 +167,25 @@ class Pipeline:
         previous = self.states.get(current.key)
         if previous is not None and _stale(previous, current):
             self.stats["stale"] += 1
-            return "stale"
+            return STALE
         self.states[current.key] = current
         await self.store.put_state(current)
         await self._decide(detect(previous, current, now), now)
         for listener in self.listeners:
             await listener(current, now)
-        return "observed"
+        return OBSERVED
 
-    def observe_project(self, obj: Any, cluster: str, watch_type: str) -> str:
+    def observe_project(self, obj: Any, cluster: str, watch_type: str) -> Taken:
         """An Argo CD AppProject: its routing annotations are kept for its apps' events."""
         found = app_project(obj)
         if found is None:
-            return "rejected: an AppProject without a name"
+            return rejected("an AppProject without a name")
         name, annotations = found
         if watch_type == "DELETED":
             self.projects.pop((cluster, name), None)
         else:
             self.projects[(cluster, name)] = annotations
-        return "observed"
+        return OBSERVED
 
     async def relist(
         self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
@@ -190,15 +193,17 @@ class Pipeline:
         """A full list of one resource (raw objects, or what a watcher's `prepare` normalized
         as the list arrived): each object is observed, and every app held for it
         (`covers`) that the list no longer has is observed as deleted. So a change made while
-        the watch was down is announced once, and nothing twice."""
+        the watch was down is announced once, and nothing twice. Time is let pass to `now`
+        first."""
+        await self.advance(now)
         listed: set[AppKey] = set()
         for obj in objects:
             found = obj if isinstance(obj, _NORMALIZED) else normalize_object(obj, cluster, now)
             if isinstance(found, AppState):
                 listed.add(found.key)
-            outcome = await self._observe_normalized(found, "MODIFIED", now)
-            if outcome.startswith("rejected") and found is not obj:
-                logger.warning("listed object %s", outcome, extra=about_object(cluster, obj))
+            taken = await self._observe_normalized(found, "MODIFIED", now)
+            if taken.rejected and found is not obj:
+                logger.warning("listed object %s", taken, extra=about_object(cluster, obj))
         gone = [
             state
             for key, state in self.states.items()
@@ -210,12 +215,13 @@ class Pipeline:
             await self.store.put_state(deleted)
             await self._decide(detect(state, deleted, now), now)
 
-    async def notify(self, body: Any, cluster: str, now: datetime) -> str:
-        """A Flux notification-controller webhook body."""
+    async def notify(self, body: Any, cluster: str, now: datetime) -> Taken:
+        """A Flux notification-controller webhook body; time is let pass to `now` first."""
+        await self.advance(now)
         found = normalize_flux_notification(body, cluster, now)
         if isinstance(found, Rejected):
             self.stats["rejected"] += 1
-            return f"rejected: {found.reason}"
+            return rejected(found.reason)
         return await self._hint(found, now)
 
     async def advance(self, now: datetime) -> None:
@@ -234,11 +240,11 @@ class Pipeline:
 
     # --- stages ----------------------------------------------------------------------------
 
-    async def _hint(self, hint: Hint, now: datetime) -> str:
+    async def _hint(self, hint: Hint, now: datetime) -> Taken:
         state = self.states.get(hint.key)
         self.commits.observe_hint(hint)
         await self._decide(detect_hint(hint, state, now), now)
-        return "hint"
+        return HINT
 
     def _enrich(self, state: AppState) -> AppState:
         state = links.with_flux_ui_link(state, self._clusters)
@@ -274,9 +280,7 @@ class Pipeline:
                 self.stats["unrouted"] += 1
             decisions: list[Decision] = []
             for settings in lanes:
-                self.policy_state, decided = policy.offer(
-                    self.policy_state, event, now, settings, self._lanes
-                )
+                self.policy_state, decided = policy.decide(self.policy_state, event, now, settings)
                 decisions.extend(decided)
             await self._deliver(decisions, now)
         if events:

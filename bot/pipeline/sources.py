@@ -31,6 +31,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from bot.ops.logs import about_object
 from bot.pipeline.kube_credentials import refresh_credentials
+from bot.pipeline.outcome import Outcome, Taken, rejected
 from config.schema import ClusterConfig
 from core.model import AppKey, AppState, Hint, Tool
 from watchers.decode.lines import object_mapping
@@ -139,7 +140,7 @@ async def api_client_for(cluster: ClusterConfig) -> ApiClient:
 class Observer(Protocol):
     """The pipeline's inputs, as the feeds use them (Pipeline, or a gate in front of it)."""
 
-    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> str: ...
+    async def observe(self, obj: Any, cluster: str, watch_type: str, now: datetime) -> Taken: ...
 
     async def relist(
         self, cluster: str, objects: list[Any], now: datetime, covers: Callable[[AppKey], bool]
@@ -169,8 +170,8 @@ class Feed(Protocol):
     async def on_event(self, watch_type: str, obj: Any) -> None: ...
 
 
-def _rejected(outcome: str, cluster: str, what: str, obj: dict[str, Any]) -> None:
-    if outcome.startswith("rejected"):
+def _rejected(taken: Taken, cluster: str, what: str, obj: dict[str, Any]) -> None:
+    if taken.rejected:
         context = about_object(cluster, obj, resource=what)
         logger.warning(
             "[%s] %s %s/%s: %s",
@@ -178,7 +179,7 @@ def _rejected(outcome: str, cluster: str, what: str, obj: dict[str, Any]) -> Non
             what,
             context["namespace"],
             context["object_name"],
-            outcome,
+            taken,
             extra=context,
         )
 
@@ -200,7 +201,7 @@ class ObjectFeed:
         change = self.views.listing(obj)
         found = normalize_object(change.obj, self._cluster, self._clock())
         if isinstance(found, Rejected):
-            _rejected(f"rejected: {found.reason}", self._cluster, self._watched.name, change.obj)
+            _rejected(rejected(found.reason), self._cluster, self._watched.name, change.obj)
             return found
         if isinstance(found, Hint):
             return Rejected(f"a {self._watched.name} list holds an Event")
@@ -215,9 +216,9 @@ class ObjectFeed:
         change = self.views.change(watch_type, obj)
         if change is None:
             return  # nothing the pipeline reads changed; the watcher's resourceVersion moved
-        outcome = await self._observer.observe(change.obj, self._cluster, watch_type, self._clock())
-        self.views.settle(change, taken=outcome == "observed")
-        _rejected(outcome, self._cluster, self._watched.name, change.obj)
+        taken = await self._observer.observe(change.obj, self._cluster, watch_type, self._clock())
+        self.views.settle(change, taken=taken.outcome is Outcome.OBSERVED)
+        _rejected(taken, self._cluster, self._watched.name, change.obj)
 
 
 def _identity(obj: dict[str, Any]) -> tuple[str, str]:
@@ -290,8 +291,8 @@ class EventFeed:
         await self._hand_over(watch_type, obj)
 
     async def _hand_over(self, watch_type: str, obj: dict[str, Any]) -> None:
-        outcome = await self._observer.observe(obj, self._cluster, watch_type, self._clock())
-        _rejected(outcome, self._cluster, "Event", obj)
+        taken = await self._observer.observe(obj, self._cluster, watch_type, self._clock())
+        _rejected(taken, self._cluster, "Event", obj)
 
 
 def feed_for(observer: Observer, cluster: str, watched: Watched, clock: Clock) -> Feed:

@@ -19,11 +19,12 @@ unacknowledged problems. State is kept per lane (`PolicySettings.route`): the pi
 one lane per receiver, so a receiver decides once about an event whichever routes take it.
 
 The package: `state` (the values), `stages` (the chain), `groups` (storm groups and the order
-an app's events leave in), `run` (`offer`, `tick`, `flush`), `lanes` (`relane`).
+an app's events leave in), `run` (`offer`, `decide`, `tick`, `flush`), `lanes` (`relane`).
 """
 
 from core.policy.lanes import relane
 from core.policy.run import (
+    decide,
     flush,
     offer,
     routes_holding,
@@ -86,6 +87,7 @@ __all__ = [
     "announce",
     "apply_mutes",
     "damp_flaps",
+    "decide",
     "dedup_text",
     "drop_duplicates",
     "flush",

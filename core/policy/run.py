@@ -1,5 +1,6 @@
-"""Running the chain: `offer` an event, `tick` the clock, `flush` at the end of a stream;
-released events (grace passed, a flap settled) re-enter after the stage that held them."""
+"""Running the chain: `offer` an event (`decide` when the clock was let pass already), `tick`
+the clock, `flush` at the end of a stream; released events (grace passed, a flap settled)
+re-enter after the stage that held them."""
 
 from __future__ import annotations
 
@@ -134,8 +135,19 @@ def offer(
     about other events (released, cancelled by it), and the sends of groups that came due.
     """
     state, decisions = tick(state, now, settings, routes)
-    state, more = _through(STAGES, state, event, now, settings)
+    state, more = decide(state, event, now, settings)
     return state, decisions + more
+
+
+def decide(
+    state: PolicyState,
+    event: GitOpsEvent,
+    now: datetime,
+    settings: PolicySettings = DEFAULT_SETTINGS,
+) -> tuple[PolicyState, list[Decision]]:
+    """`offer` without letting time pass first (pure): for a caller that has run `tick` to
+    `now` already (the pipeline advances its clock once per input)."""
+    return _through(STAGES, state, event, now, settings)
 
 
 def tick(

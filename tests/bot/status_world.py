@@ -83,7 +83,7 @@ class StatusWorld:
             pipeline.config,
             pipeline,
             pipeline.store,
-            PolicyControls(pipeline, self.service.gate.lock),
+            PolicyControls(self.service.gate),
             self.clock,
         )
         return await runner.run(text, Asker(user))

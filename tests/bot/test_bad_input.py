@@ -36,6 +36,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app.replay import build_receivers
 from bot.delivery.teams_receiver import TeamsOptions
 from bot.inbound.flux import FLUX_WEBHOOK_PATH, FluxAuth, FluxWebhook
+from bot.pipeline.outcome import Outcome
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
@@ -119,9 +120,8 @@ async def run_through_chat(
             pipeline = Pipeline(store, config, receivers)
             await pipeline.load()
             for minute, (watch_type, obj) in enumerate(inputs):
-                outcomes.append(
-                    await pipeline.observe(obj, "prod", watch_type, T0 + timedelta(minutes=minute))
-                )
+                at = T0 + timedelta(minutes=minute)
+                outcomes.append(str(await pipeline.observe(obj, "prod", watch_type, at)))
             await pipeline.close()
         finally:
             await store.close()
@@ -275,16 +275,17 @@ async def test_an_object_with_fields_of_the_wrong_type_is_refused_or_read_never_
         pipeline = Pipeline(store, config, build_receivers(config, None, out))
         await pipeline.load()
         await pipeline.observe(kustomization("apps"), "prod", "ADDED", T0)
-        outcome = await pipeline.observe(obj, "prod", "MODIFIED", T0 + timedelta(minutes=1))
+        taken = await pipeline.observe(obj, "prod", "MODIFIED", T0 + timedelta(minutes=1))
         # Whatever the bad object did, the next good change is still announced.
         failed = kustomization("apps", ready="False", reason="BuildFailed", message="broken")
         after = await pipeline.observe(failed, "prod", "MODIFIED", T0 + timedelta(minutes=2))
         await pipeline.close()
-    assert outcome in ("observed", "stale") or outcome.startswith("rejected: ")
-    if outcome.startswith("rejected"):
-        assert len(outcome) > len("rejected: ") + 5, "a reason is given"
+    assert taken.outcome in (Outcome.OBSERVED, Outcome.STALE) or taken.rejected
+    if taken.rejected:
+        assert len(taken.reason) > 5, "a reason is given"
+        assert str(taken) == f"rejected: {taken.reason}"
         assert pipeline.stats["rejected"] == 1
-    assert after == "observed"
+    assert after.outcome is Outcome.OBSERVED
     kinds = [json.loads(line)["kind"] for line in out.getvalue().splitlines()]
     assert "deploy_failed" in kinds
 

@@ -47,6 +47,7 @@ from bench._soak_slack import SoakSlack, notification_of
 from bot.app.replay import build_receivers, replay_lines
 from bot.delivery.receivers import Notification
 from bot.delivery.slack_receiver import SlackReceiver, plan_slack
+from bot.pipeline.outcome import Outcome
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
@@ -269,8 +270,8 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
             await pipeline.load()
             await pipeline.observe(healthy, "c0", "ADDED", T0)
             await store.flush()
-            outcome = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
-            assert outcome == "observed"
+            taken = await pipeline.observe(failed, "c0", "MODIFIED", T0 + timedelta(minutes=1))
+            assert taken.outcome is Outcome.OBSERVED
             if flushed:
                 assert await store.flush()
             assert len(_outbox_notifications(state)) == int(flushed)

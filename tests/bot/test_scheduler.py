@@ -29,6 +29,7 @@ from bot.jobs.scheduler import (
     period_start,
     pipeline_hooks,
 )
+from bot.pipeline.gate import PipelineGate
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.loader import load_config
@@ -239,7 +240,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     pipeline = Pipeline(store, config, build_receivers(config, None, out, store=store))
     await pipeline.load()
     clock = [scenarios.START]
-    scheduler = Scheduler(pipeline_hooks(pipeline), clock=lambda: clock[0])
+    scheduler = Scheduler(pipeline_hooks(PipelineGate(pipeline)), clock=lambda: clock[0])
     scheduler.set_digests(config.digests)
     yield Live(pipeline, store, out, clock, scheduler)
     await scheduler.shutdown()
