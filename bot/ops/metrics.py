@@ -26,6 +26,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.policy import Action
+
 __all__ = [
     "LATENCY_BUCKETS",
     "METRICS",
@@ -199,12 +201,11 @@ class ServiceCollector(Collector):
         held = CounterMetricFamily(
             "driftbot_holds", "Events the policy held back, by reason", labels=["reason"]
         )
-        for key, count in sorted(stats.items()):
-            action, _, reason = key.partition(".")
-            if action == "suppress":
-                suppressions.add_metric([reason], count)
-            elif action == "hold":
-                held.add_metric([reason], count)
+        families = {Action.SUPPRESS: suppressions, Action.HOLD: held}
+        for (action, reason), count in sorted(pipeline.decided.items()):
+            family = families.get(action)
+            if family is not None:
+                family.add_metric([reason.value], count)
         yield suppressions
         yield held
 

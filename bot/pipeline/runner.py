@@ -36,7 +36,7 @@ from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
 from core.model import AppKey, AppState, EventKind, GitOpsEvent, Hint, Tool
-from core.policy import Action, Decision, PolicySettings, PolicyState
+from core.policy import Action, Decision, PolicySettings, PolicyState, Reason
 from watchers.annotations import app_project
 from watchers.commit_info import CommitDescriber
 from watchers.normalize import Rejected, normalize_flux_notification, normalize_object
@@ -64,6 +64,8 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self.detected: Counter[tuple[str, str]] = Counter()
         """(event kind, tool) of every event detected, for metrics."""
+        self.decided: Counter[tuple[Action, Reason]] = Counter()
+        """(action, reason) of every decision to hold or suppress, for metrics."""
         self.projects: dict[tuple[str, str], dict[str, str]] = {}
         """(cluster, Argo CD project) -> the AppProject's routing annotations, kept by the
         AppProject watch when `routing.annotations` is on (bot/pipeline/projects.py)."""
@@ -293,7 +295,7 @@ class Pipeline:
         of a stream uses the event's time)."""
         for decision in decisions:
             if decision.action not in (Action.SEND, Action.REMIND):
-                self.stats[f"{decision.action}.{decision.reason}"] += 1
+                self.decided[(decision.action, decision.reason)] += 1
         for note, decision in self._notifications(decisions):
             outcomes: dict[str, str] = {}
             timed = note.timed_ids()

@@ -14,20 +14,24 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.app.replay import build_receivers
 from bot.app.server import LIVE, create_app
+from bot.app.service import Service
 from bot.delivery.rate_limit import Rate, RateLimiter
 from bot.delivery.retry import Backoff
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.slack_sender import SlackSender, make_client
 from bot.delivery.teams_receiver import TeamsReceiver
 from bot.delivery.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl
-from bot.ops.metrics import METRICS, DeliveryMetrics
+from bot.ops.metrics import METRICS, DeliveryMetrics, ServiceCollector
+from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
+from core.policy import Action, Reason
 from tests.bot.service_world import (
     Obj,
     VirtualClock,
@@ -41,6 +45,7 @@ from tests.bot.service_world import (
 )
 from tests.bot.test_store_faults import fault, states
 from tests.bot.test_teams_sender import card
+from tests.builders_argocd import argocd_app
 from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.fakes.slack_api import VirtualClock as MonotonicClock
@@ -413,3 +418,36 @@ async def test_console_receivers_leave_no_latency_entry_waiting(tmp_path: Path) 
         await store.close()
     assert summary.sent > 0 and out.getvalue().count("\n") >= summary.sent
     assert len(pipeline.metrics._seen) == 0
+
+
+async def test_holds_and_suppressions_are_counted_by_the_policys_reason(tmp_path: Path) -> None:
+    """A drift held in its grace and then resolved within it: one hold `in_grace`, and the
+    problem and its recovery suppressed as `grace`, labelled by the reason's own name."""
+    config = Config.model_validate(
+        {"receivers": [{"name": "out", "console": {}}], "routes": [{"receivers": ["out"]}]}
+    )
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        pipeline = Pipeline(store, config, build_receivers(config, None, io.StringIO()))
+        await pipeline.load()
+        drifted = argocd_app("checkout", sync="OutOfSync", out_of_sync=[("Deployment", "a", "b")])
+        await pipeline.observe(argocd_app("checkout"), "prod", "ADDED", T0)
+        await pipeline.observe(drifted, "prod", "MODIFIED", T0 + timedelta(seconds=10))
+        await pipeline.observe(
+            argocd_app("checkout"), "prod", "MODIFIED", T0 + timedelta(seconds=20)
+        )
+        registry = CollectorRegistry()
+        registry.register(ServiceCollector(Service(config, pipeline, {})))
+        families = _families(generate_latest(registry).decode())
+        await pipeline.close()
+    assert pipeline.decided[(Action.HOLD, Reason.IN_GRACE)] == 1
+    assert _sample(families, "driftbot_holds", "driftbot_holds_total", reason="in_grace") == 1
+    suppressed = _sample(
+        families, "driftbot_suppressions", "driftbot_suppressions_total", reason="grace"
+    )
+    assert suppressed == pipeline.decided[(Action.SUPPRESS, Reason.GRACE)] >= 1
+    reasons = {
+        s.labels["reason"]
+        for f in ("driftbot_holds", "driftbot_suppressions")
+        for s in families[f].samples
+    }
+    assert reasons <= {r.value for r in Reason}

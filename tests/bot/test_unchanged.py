@@ -98,6 +98,7 @@ async def test_refreshes_stop_before_the_pipeline_and_a_change_after_them_is_tol
             await until(lambda: not service.not_ready())
             listed_at = service.pipeline.states[key].observed_at
             stats = dict(service.pipeline.stats)
+            decided = dict(service.pipeline.decided)
             for minute in range(1, 41):
                 clock.advance()
                 refreshed = copy.deepcopy(app)
@@ -116,6 +117,7 @@ async def test_refreshes_stop_before_the_pipeline_and_a_change_after_them_is_tol
             assert _views(service, "kustomizations").skipped == 40
             assert service.pipeline.states[key].observed_at == listed_at
             assert dict(service.pipeline.stats) == stats
+            assert dict(service.pipeline.decided) == decided
             assert out.getvalue() == ""
 
             clock.advance()
