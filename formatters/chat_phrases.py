@@ -193,6 +193,7 @@ ROUTES_TITLE_ALL = "Routes"
 ROUTES_NONE = "No routes are configured: every event goes to the console."
 ROUTES_FOR_KIND = "*{kind}* on {cluster}: {result}"
 ROUTES_RULE = "{index}. {match} → {receivers}"
+ROUTES_RULE_NAMED = "{index}. {name}: {match} → {receivers}"
 ROUTES_DROPPED = "dropped"
 
 # --- mutes and acks -----------------------------------------------------------------------------

@@ -254,7 +254,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:
-    from config.routing import explain
+    from config.route_explain import explain
 
     config = _load_config(args.config)
     try:

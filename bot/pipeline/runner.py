@@ -25,13 +25,8 @@ from bot.ops.metrics import METRICS
 from bot.pipeline import links
 from bot.pipeline.outcome import HINT, OBSERVED, STALE, Taken, rejected
 from bot.store.store import Store, StoreError
-from config.routing import (
-    default_policy,
-    deliveries,
-    effective_policy,
-    match_routes,
-    receiver_owners,
-)
+from config.route_id import RouteId
+from config.routing import deliveries, match_routes, owner_policy, receiver_owners
 from config.schema import Config
 from core import policy
 from core.detect import detect, detect_hint
@@ -430,14 +425,11 @@ _NORMALIZED = (AppState, Hint, Rejected)
 """What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
 
 
-def lane_settings(receiver: str, config: Config, owner: int | None) -> PolicySettings:
+def lane_settings(receiver: str, config: Config, owner: RouteId | None) -> PolicySettings:
     """The policy settings of one receiver's lane: the effective policy of `owner` (the first
     route naming it; None: no route does, the policy defaults), the flap damping, and text
     dedup over the flap window (a message repeated within it says nothing new)."""
-    if owner is None:
-        p = default_policy(config)
-    else:
-        p = effective_policy(config.policy, config.routes[owner])
+    p = owner_policy(config, owner)
     flap = config.policy.flap
     return PolicySettings(
         grace=p.grace,

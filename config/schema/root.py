@@ -168,11 +168,12 @@ def lint(config: Config) -> list[tuple[Loc, str]]:
             )
     for index, route in enumerate(config.routes):
         if route.match is None and not route.continue_:
+            label = route.name or f"routes[{index}]"
             for later in range(index + 1, len(config.routes)):
                 warnings.append(
                     (
                         ("routes", later),
-                        f"unreachable: routes[{index}] has no match and no continue, so it "
+                        f"unreachable: {label} has no match and no continue, so it "
                         "takes every event first",
                     )
                 )

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from config.routing import IN_CLUSTER, describe_match, explain, source_name
+from config.route_explain import describe_match, explain
+from config.routing import IN_CLUSTER, source_name
 from config.schema import Config
 from core.audit import AuditRecord
 from core.model import AppState, EventKind
@@ -157,8 +158,9 @@ def answer_routes(
         return answer(say.ROUTES_TITLE_ALL, [say.ROUTES_NONE])
     if app is None:
         lines = [
-            say.ROUTES_RULE.format(
+            (say.ROUTES_RULE_NAMED if r.name else say.ROUTES_RULE).format(
                 index=i,
+                name=f"*{escaped(r.name or '', 60)}*",
                 match=code(describe_match(r.match), 300),
                 receivers=_receiver_names(config, r.receivers),
             )

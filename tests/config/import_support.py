@@ -11,7 +11,7 @@ from typing import Any
 from config.importers.draft import Draft
 from config.importers.objects import KubeObject, parse_objects
 from config.loader import check_config
-from config.routing import explain
+from config.route_explain import explain
 from config.schema import Config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

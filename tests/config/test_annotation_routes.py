@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from config.loader import ConfigError, check_config, load_config
-from config.routing import explain, match_routes
+from config.route_explain import explain
+from config.routing import match_routes
 from core.model import AppState, EventKind, make_event
 from tests.upstream import load_fixture
 from watchers.argocd import normalize_application

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from config.loader import ConfigError, load_config
-from config.routing import explain
+from config.route_explain import explain
 from core.model import EventKind, Severity
 
 CONFIG = load_config(

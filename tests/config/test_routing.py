@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config.loader import load_config
-from config.routing import RouteMatch, match_routes
+from config.route_id import RouteId, find_route
+from config.routing import RouteMatch, match_routes, receiver_owners, receiver_policy
 from config.schema import Config
+from config.schema.root import lint
 from core.model import AppState, EventKind, GitOpsEvent, Severity, Tool, make_event
 
 NOW = datetime(2026, 11, 27, 10, 42, tzinfo=UTC)
@@ -206,7 +208,7 @@ def test_default_config_routes_everything_to_console() -> None:
     taken = match_routes(event(EventKind.DELETED, tool=Tool.FLUX), Config())
     assert taken == [
         RouteMatch(
-            route_index=0,
+            route=RouteId(0),
             receivers=("console",),
             mention=(),
             policy=taken[0].policy,
@@ -289,3 +291,65 @@ def test_destination_namespace_matches_where_the_app_runs() -> None:
     assert [m.receivers for m in match_routes(flux, config)] == [("shop",)]
     flux_elsewhere = replace(flux, destination_namespace="web")
     assert match_routes(flux_elsewhere, config) == []
+
+
+# --- route identities ---------------------------------------------------------------------------
+
+NAMED = """
+receivers: [{name: oncall, console: {}}, {name: pm, console: {}}]
+routes:
+  - {name: prod-drift, match: {cluster: prod}, receivers: [oncall], continue: true, grace: 5m}
+  - {match: {cluster: prod}, receivers: [pm]}
+"""
+
+INSERTED = """
+receivers: [{name: oncall, console: {}}, {name: pm, console: {}}, {name: new, console: {}}]
+routes:
+  - {match: {cluster: staging}, receivers: [new]}
+  - {name: prod-drift, match: {cluster: prod}, receivers: [oncall], continue: true, grace: 5m}
+  - {match: {cluster: prod}, receivers: [pm]}
+"""
+
+
+def test_a_named_route_keeps_its_identity_when_a_route_is_inserted_before_it() -> None:
+    before = load_config(NAMED, "r.yaml")
+    after = load_config(INSERTED, "r.yaml")
+    named_before, unnamed_before = (t.route for t in match_routes(event(), before))
+    named_after, unnamed_after = (t.route for t in match_routes(event(), after))
+    assert named_before == named_after and named_before.label == "prod-drift"
+    assert (named_before.place, named_after.place) == (0, 1)
+    # An unnamed route has nothing but its place to be known by.
+    assert (unnamed_before.label, unnamed_after.label) == ("routes[1]", "routes[2]")
+    assert unnamed_before != unnamed_after
+    assert receiver_owners(after)["oncall"] == receiver_owners(before)["oncall"]
+    assert receiver_policy(after, "oncall") == receiver_policy(before, "oncall")
+    assert receiver_policy(after, "oncall").grace == timedelta(minutes=5)  # type: ignore[union-attr]
+
+
+def test_route_ids_are_told_apart_by_name_annotation_or_place() -> None:
+    assert RouteId(0, "a") == RouteId(3, "a") and hash(RouteId(0, "a")) == hash(RouteId(3, "a"))
+    assert RouteId(0) != RouteId(1) and RouteId(2) == RouteId(2)
+    assert RouteId(None, origin="annotation x") != RouteId(None, origin="annotation y")
+    assert RouteId(0, "routes[1]") != RouteId(1), "a name that looks like a place is a name"
+    assert str(RouteId(4)) == "routes[4]" and str(RouteId(None, origin="o")) == "o"
+
+
+def test_find_route_finds_a_named_route_wherever_it_moved() -> None:
+    before = load_config(NAMED, "r.yaml")
+    after = load_config(INSERTED, "r.yaml")
+    named = receiver_owners(before)["oncall"]
+    assert find_route(after, named) is after.routes[1]
+    assert find_route(after, RouteId(0)) is after.routes[0]
+    assert find_route(after, RouteId(1)) is None, "routes[1] is a named route now"
+    assert find_route(after, RouteId(9)) is None
+
+
+def test_check_config_names_the_route_that_takes_everything_by_its_name() -> None:
+    config = load_config(
+        "receivers: [{name: a, console: {}}]\n"
+        "routes:\n  - {name: catch-all, receivers: [a]}\n  - {receivers: [a]}\n",
+        "r.yaml",
+    )
+    assert [text for _, text in lint(config)] == [
+        "unreachable: catch-all has no match and no continue, so it takes every event first"
+    ]

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from config.loader import check_config, load_config
-from config.routing import explain, match_routes
+from config.route_explain import explain
+from config.routing import match_routes
 from core.model import AppState, EventKind, GitOpsEvent, make_event
 from tests.upstream import load_fixture
 from watchers.annotations import MAX_VALUE, kept_annotations

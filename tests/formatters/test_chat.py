@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from config.schema import Config
 from core.model import (
     AppState,
     EventKind,
@@ -245,3 +246,18 @@ def test_any_mutes_give_a_valid_answer(mutes: list[MuteInfo]) -> None:
 
 def test_shas_are_shown_short() -> None:
     assert f"`{SHA[:7]}`" in json.dumps(answer_versions("guestbook", [argocd_state()]))
+
+
+def test_the_routes_list_shows_a_named_routes_name_and_an_unnamed_routes_place() -> None:
+    config = Config.model_validate(
+        {
+            "receivers": [{"name": "oncall", "console": {}}, {"name": "pm", "console": {}}],
+            "routes": [
+                {"name": "prod-drift", "match": {"cluster": "prod"}, "receivers": ["oncall"]},
+                {"receivers": ["pm"]},
+            ],
+        }
+    )
+    shown = json.dumps(chat.answer_routes(None, [], config), ensure_ascii=False)
+    assert "0. *prod-drift*: `cluster=prod` → oncall" in shown
+    assert "1. `(no match: every event)` → pm" in shown
