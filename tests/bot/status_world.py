@@ -26,15 +26,9 @@ from bot.chat.commands import Asker, CommandRunner
 from bot.chat.controls import PolicyControls
 from tests import builders_flux as flux
 from tests import scenarios
-from tests.bot.service_world import (
-    WATCHER_OPTIONS,
-    VirtualClock,
-    fakes,
-    kubeconfigs,
-    make_config,
-    until,
-)
+from tests.bot.service_world import WATCHER_OPTIONS, VirtualClock, make_config, until
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.world import fakes, kubeconfigs
 
 DEMO = Path(__file__).resolve().parents[2] / "bot" / "app" / "scenarios" / "demo.jsonl"
 NEXT_MORNING = scenarios.START + timedelta(days=1, hours=1)

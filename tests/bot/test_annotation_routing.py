@@ -15,12 +15,13 @@ from typing import Any
 
 from bot.app.service import Service
 from config.schema import Config
-from tests.bot.service_world import VirtualClock, install_crds, until, watching_service
+from tests.bot.service_world import VirtualClock, until, watching_service
 from tests.builders_argocd import DIFF_CACHE, argocd_app
 from tests.builders_flux import T0, helmrelease
 from tests.fakes.kube_api import FakeKubeAPI
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.upstream import load_fixture
+from tests.world import install_crds
 
 ONCALL = "C0ONCALL"
 

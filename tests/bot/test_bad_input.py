@@ -40,17 +40,7 @@ from bot.pipeline.outcome import Outcome
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from config.schema import Config
-from tests.bot.service_world import (
-    Obj,
-    VirtualClock,
-    World,
-    _argocd_full,
-    fakes,
-    kubeconfigs,
-    make_config,
-    until,
-    watching_service,
-)
+from tests.bot.service_world import VirtualClock, make_config, until, watching_service
 from tests.bot.test_slack_app import OPERATOR, Harness, harness, text_of
 from tests.bot.test_slack_receiver import slack_options
 from tests.builders_argocd import argocd_app
@@ -58,6 +48,7 @@ from tests.builders_flux import REV2, T0, flux_event, kustomization, notificatio
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.fakes.slack_api import VirtualClock as SlackClock
 from tests.fakes.teams_webhook import FakeTeamsWebhook
+from tests.world import Obj, World, argocd_full_states, fakes, kubeconfigs
 
 __all__ = ["harness"]  # the slash-command harness, a fixture of test_slack_app
 
@@ -310,8 +301,8 @@ async def test_a_5_mb_object_and_a_100k_deep_line_neither_stop_the_watch_nor_los
     async with fakes("prod") as apis:
         api = apis["prod"]
         world = World(apis, clock)
-        big = Obj("prod", "Application", "big", _argocd_full)
-        small = Obj("prod", "Application", "small", _argocd_full, step=1)
+        big = Obj("prod", "Application", "big", argocd_full_states)
+        small = Obj("prod", "Application", "small", argocd_full_states, step=1)
         world.put(big)
         world.put(small)
         out = io.StringIO()

@@ -11,18 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.bot.service_world import (
-    Obj,
-    VirtualClock,
-    World,
-    _argocd_full,
-    fakes,
-    make_config,
-    until,
-    watching_service,
-)
+from tests.bot.service_world import VirtualClock, make_config, until, watching_service
 from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+from tests.world import Obj, World, argocd_full_states, fakes
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
@@ -61,7 +53,7 @@ async def test_a_drift_travels_the_path_the_page_gives(tmp_path: Path) -> None:
     clock = VirtualClock(T0)
     async with fakes("prod") as apis, FakeSlackApi() as slack:
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         config = make_config(
             {"prod": apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")},

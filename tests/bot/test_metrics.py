@@ -32,17 +32,7 @@ from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
 from core.policy import Action, Reason
-from tests.bot.service_world import (
-    Obj,
-    VirtualClock,
-    World,
-    _argocd_full,
-    fakes,
-    make_config,
-    serving,
-    until,
-    until_ready,
-)
+from tests.bot.service_world import VirtualClock, make_config, serving, until, until_ready
 from tests.bot.test_store_faults import fault, states
 from tests.bot.test_teams_sender import card
 from tests.builders_argocd import argocd_app
@@ -50,6 +40,7 @@ from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.fakes.slack_api import VirtualClock as MonotonicClock
 from tests.fakes.teams_webhook import FakeTeamsWebhook
+from tests.world import Obj, World, argocd_full_states, fakes
 
 CHANNEL = "C0METRICS"
 SEEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -290,7 +281,7 @@ async def test_metrics_served_after_a_drift_reached_slack_and_teams(
         FakeTeamsWebhook(rate=None) as teams,
     ):
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         config = make_config(
             {"prod": apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")},

@@ -14,20 +14,11 @@ import orjson
 from bot.chat.teams_inbound import sign as teams_sign
 from bot.store.store import Store
 from core.commands import active_mutes
-from tests.bot.service_world import (
-    Obj,
-    VirtualClock,
-    World,
-    _argocd_full,
-    fakes,
-    make_config,
-    serving,
-    until,
-    until_ready,
-)
+from tests.bot.service_world import VirtualClock, make_config, serving, until, until_ready
 from tests.bot.test_slack_app import CHANNEL, OPERATOR, SECRET, command_body, sign
 from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
+from tests.world import Obj, World, argocd_full_states, fakes
 
 TEAMS_KEY = b"teams outgoing webhook key"
 
@@ -36,7 +27,7 @@ async def test_run_posts_alerts_to_slack_and_answers_slack_and_teams(tmp_path: P
     clock = VirtualClock(T0)
     async with fakes("prod") as apis, FakeSlackApi() as slack:
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         config = make_config(
             {"prod": apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")},

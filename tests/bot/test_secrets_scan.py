@@ -27,12 +27,13 @@ import yaml
 from bot.chat.teams_inbound import sign as teams_sign
 from bot.inbound.flux import sign as flux_sign
 from tests.bot.run_process import start_driftbot_run
-from tests.bot.service_world import Obj, VirtualClock, World, _argocd_full, fakes
+from tests.bot.service_world import VirtualClock
 from tests.bot.test_server import _free_port
 from tests.builders_flux import T0, notification
 from tests.fakes.argocd_api import FakeArgoCDAPI
 from tests.fakes.slack_api import FakeSlackApi, Fault
 from tests.fakes.teams_webhook import FakeTeamsWebhook
+from tests.world import Obj, World, argocd_full_states, fakes
 
 BOT_TOKEN = "xoxb-scan-7f3a9c-bot-token-d41e"
 APP_TOKEN = "xapp-scan-1-app-token-93be2c"
@@ -92,7 +93,7 @@ async def test_no_secret_in_anything_driftbot_run_prints_or_serves(
         FakeArgoCDAPI(token=ARGOCD_TOKEN) as argocd,
     ):
         world = World(apis, VirtualClock(T0))
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         kubeconfig = apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")
         config_file = tmp_path / "driftbot.yaml"

@@ -22,25 +22,21 @@ from config.schema import Config
 from tests.bot.run_process import start_driftbot_run
 from tests.bot.service_world import (
     WATCHER_OPTIONS,
-    Obj,
     VirtualClock,
-    World,
-    _argocd_full,
-    _kustomization,
-    fakes,
     make_config,
     serving,
     until,
     until_ready,
 )
 from tests.builders_flux import T0, notification
+from tests.world import Obj, World, argocd_full_states, fakes, kustomization_states
 
 
 async def test_serve_answers_health_readiness_metrics_and_the_flux_webhook(tmp_path: Path) -> None:
     clock = VirtualClock(T0)
     async with fakes("prod") as apis:
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         apis["prod"].hang_next(count=1, on="list")  # one source is slow to list
         config = make_config(
@@ -114,7 +110,7 @@ def _free_port() -> int:
 async def test_driftbot_run_prints_a_live_change_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     async with fakes("prod") as apis:
         world = World(apis, VirtualClock(T0))
-        release = Obj("prod", "Kustomization", "apps", _kustomization)
+        release = Obj("prod", "Kustomization", "apps", kustomization_states)
         world.put(release)
         config_file = tmp_path / "driftbot.yaml"
         kubeconfig = apis["prod"].write_kubeconfig(tmp_path / "kubeconfig")

@@ -18,24 +18,26 @@ from bot.pipeline.sources import WATCHED
 from config.schema import ClusterConfig, Config
 from tests.bot.service_world import (
     WATCHER_OPTIONS,
-    Obj,
     VirtualClock,
-    World,
-    _argocd_full,
-    _helmrelease,
-    _kustomization,
     announced,
-    fakes,
-    kubeconfigs,
     make_config,
-    population,
     replay,
     until,
-    watching_all,
     watching_service,
 )
 from tests.builders_flux import T0
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.world import (
+    Obj,
+    World,
+    argocd_full_states,
+    fakes,
+    helmrelease_states,
+    kubeconfigs,
+    kustomization_states,
+    population,
+    watching_all,
+)
 
 
 def _batches(objs: list[Obj], size: int, rng: random.Random) -> Iterator[list[Obj]]:
@@ -145,7 +147,7 @@ async def test_a_change_made_during_a_410_gap_is_announced_exactly_once(tmp_path
     clock = VirtualClock(T0)
     async with fakes("prod") as apis:
         world = World(apis, clock)
-        app = Obj("prod", "Application", "checkout", _argocd_full)
+        app = Obj("prod", "Application", "checkout", argocd_full_states)
         world.put(app)
         out = io.StringIO()
         config = make_config(kubeconfigs(apis, tmp_path))
@@ -175,7 +177,7 @@ async def test_events_from_before_the_start_are_a_baseline_and_new_ones_are_anno
     clock = VirtualClock(T0)
     async with fakes("prod") as apis:
         world = World(apis, clock)
-        release = Obj("prod", "HelmRelease", "podinfo", _helmrelease)
+        release = Obj("prod", "HelmRelease", "podinfo", helmrelease_states)
         world.put(release)
         world.event("prod", release, "RollbackSucceeded", "Helm rollback to previous release")
         out = io.StringIO()
@@ -196,7 +198,7 @@ async def test_one_failing_cluster_does_not_stall_the_others(tmp_path: Path) -> 
     clock = VirtualClock(T0)
     async with fakes("good", "bad") as apis:
         world = World(apis, clock)
-        good = Obj("good", "Kustomization", "apps", _kustomization)
+        good = Obj("good", "Kustomization", "apps", kustomization_states)
         world.put(good)
         apis["bad"].fail_next(500, count=10_000)
         out = io.StringIO()
@@ -243,7 +245,7 @@ async def test_an_uninstalled_crd_is_skipped_and_picked_up_when_it_appears(
         ) as service:
             releases = next(r for r in service.resources if r.watched.spec.plural == "helmreleases")
             assert releases.watcher.absent
-            release = Obj("prod", "HelmRelease", "podinfo", _helmrelease)
+            release = Obj("prod", "HelmRelease", "podinfo", helmrelease_states)
             world.put(release)  # installs the CRD with its first object
             await until(lambda: releases.watcher.synced.is_set())
             clock.advance()

@@ -24,18 +24,11 @@ from bot.app.service import Service
 from bot.store.store import Store
 from config.schema import Config
 from core.model import AppKey, Tool
-from tests.bot.service_world import (
-    VirtualClock,
-    announced,
-    fakes,
-    kubeconfigs,
-    make_config,
-    until,
-    watching_service,
-)
+from tests.bot.service_world import VirtualClock, announced, make_config, until, watching_service
 from tests.builders_argocd import argocd_app
 from tests.builders_flux import T0, kustomization
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.world import fakes, kubeconfigs
 from watchers.decode.unchanged import HeldViews
 
 
