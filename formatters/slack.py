@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from formatters.blocks import (
     section,
     slack_date,
 )
+from formatters.budget import Budget, fit
 from formatters.group import EventGroup
 from formatters.slack_actions import (
     ACTION_ACK,
@@ -72,22 +72,14 @@ BLOCK_CONTEXT = "driftbot_context"
 BLOCK_ACTIONS = "driftbot_actions"
 
 
-@dataclass(frozen=True, slots=True)
-class _Budget:
-    """How much room each long part gets, in escaped characters."""
-
-    fact: int
-    resources: int
-    message: int
-
-
 _BUDGETS = (
-    _Budget(fact=600, resources=2900, message=2900),
-    _Budget(fact=300, resources=1500, message=1500),
-    _Budget(fact=120, resources=500, message=500),
-    _Budget(fact=60, resources=200, message=0),
+    Budget(fact=600, resources=2900, message=2900),
+    Budget(fact=300, resources=1500, message=1500),
+    Budget(fact=120, resources=500, message=500),
+    Budget(fact=60, resources=200, message=0),
 )
-"""Tried in order until the message fits MAX_MESSAGE_CHARS; the last one always fits."""
+"""Tried in order until the message fits MAX_MESSAGE_CHARS (escaped characters); the last
+one always fits."""
 
 
 def render_slack(
@@ -244,12 +236,8 @@ def message_size(message: Message) -> int:
     return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
 
-def _fit(build: Callable[[_Budget], Message]) -> Message:
-    for budget in _BUDGETS:
-        message = build(budget)
-        if message_size(message) <= MAX_MESSAGE_CHARS:
-            return message
-    return _minimal(message)
+def _fit(build: Callable[[Budget], Message]) -> Message:
+    return fit(_BUDGETS, build, lambda m: message_size(m) <= MAX_MESSAGE_CHARS, _minimal)
 
 
 def _minimal(message: Message) -> Message:
@@ -267,7 +255,7 @@ def _event_message(
     headline_line: str,
     fallback: str,
     tokens: list[str],
-    budget: _Budget,
+    budget: Budget,
     resolves: GitOpsEvent | None,
     buttons: list[Block],
 ) -> Message:
@@ -318,7 +306,7 @@ def _group_message(
     headline_line: str,
     fallback: str,
     tokens: list[str],
-    budget: _Budget,
+    budget: Budget,
     buttons: list[Block],
 ) -> Message:
     mentions = " ".join(tokens)

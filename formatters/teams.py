@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.model import EventKind, GitOpsEvent, Severity
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters import group_progress as progress
+from formatters.budget import Budget, fit
 from formatters.group import EventGroup
 
 Payload = Literal["envelope", "card"]
@@ -41,19 +41,11 @@ COLOR_GOOD = "Good"
 COLOR_INFO = "Default"
 
 
-@dataclass(frozen=True, slots=True)
-class _Budget:
-    fact: int
-    resources: int
-    """How many resources (or group members) are listed."""
-    message: int
-
-
 _BUDGETS = (
-    _Budget(fact=300, resources=50, message=8000),
-    _Budget(fact=200, resources=20, message=3000),
-    _Budget(fact=120, resources=10, message=1000),
-    _Budget(fact=60, resources=5, message=0),
+    Budget(fact=300, resources=50, message=8000),
+    Budget(fact=200, resources=20, message=3000),
+    Budget(fact=120, resources=10, message=1000),
+    Budget(fact=60, resources=5, message=0),
 )
 """Tried in order until the payload fits; the last one fits any event."""
 
@@ -130,14 +122,14 @@ def envelope(card: Card) -> Card:
     }
 
 
-def _fit(payload: Payload, build: Callable[[_Budget], Card]) -> Card:
+def _fit(payload: Payload, build: Callable[[Budget], Card]) -> Card:
     wrap: Callable[[Card], Card] = envelope if payload == "envelope" else (lambda c: c)
-    result: Card = {}
-    for budget in _BUDGETS:
-        result = wrap(build(budget))
-        if payload_size(result) <= MAX_PAYLOAD_BYTES:
-            return result
-    return wrap(_card([_text(_headline_of(result), weight="Bolder")], []))
+    return fit(
+        _BUDGETS,
+        lambda budget: wrap(build(budget)),
+        lambda card: payload_size(card) <= MAX_PAYLOAD_BYTES,
+        lambda last: wrap(_card([_text(_headline_of(last), weight="Bolder")], [])),
+    )
 
 
 def _headline_of(payload: Card) -> str:
@@ -153,7 +145,7 @@ def _event_card(
     color: str,
     earlier: str,
     resolves: GitOpsEvent | None,
-    budget: _Budget,
+    budget: Budget,
     public_url: str = "",
 ) -> Card:
     body = [_text(_cut(headline, MAX_HEADLINE), weight="Bolder", size="Medium", color=color)]
@@ -194,7 +186,7 @@ def _event_card(
     return _card(body, _open_actions(event, public_url))
 
 
-def _group_card(group: EventGroup, budget: _Budget, public_url: str = "") -> Card:
+def _group_card(group: EventGroup, budget: Budget, public_url: str = "") -> Card:
     headline = phrases.group_headline(group, esc.teams)
     if group.cleared:
         headline = progress.cleared_headline(group, esc.teams)
