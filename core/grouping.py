@@ -12,26 +12,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 from core.model import PROBLEM_KINDS, EventKind, GitOpsEvent, Severity, Tool
 
 GroupKey = tuple[str, ...]
 """The route, then the values of the route's group_by fields."""
 
-GROUP_FIELDS: frozenset[str] = frozenset(
-    {
-        "tool",
-        "cluster",
-        "namespace",
-        "object_kind",
-        "name",
-        "kind",
-        "project",
-        "revision",
-        "severity",
-    }
-)
-"""GitOpsEvent fields a route may group by."""
+GroupField = Literal[
+    "tool",
+    "cluster",
+    "namespace",
+    "object_kind",
+    "name",
+    "kind",
+    "project",
+    "revision",
+    "severity",
+]
+"""GitOpsEvent fields a route may group by (config's `group_by` takes these names)."""
+GROUP_FIELDS: frozenset[str] = frozenset(get_args(GroupField))
 
 
 def group_key(event: GitOpsEvent, route: str, group_by: tuple[str, ...] | None) -> GroupKey:

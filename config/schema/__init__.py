@@ -25,7 +25,6 @@ from config.schema.fields import (
     FluxUi,
     Glob,
     Globs,
-    GroupField,
     Kind,
     Level,
     Loc,
@@ -79,6 +78,7 @@ from config.schema.sources import (
     ArgoCDApiConfig,
     ClusterConfig,
 )
+from core.grouping import GroupField
 
 __all__ = [
     "ARGOCD_HOME_NAMESPACES",

@@ -199,17 +199,6 @@ Url = Annotated[str, AfterValidator(_url)]
 SlashCommand = Annotated[str, AfterValidator(_command)]
 Tools = Annotated[Globs, AfterValidator(_tools)]
 
-GroupField = Literal[
-    "tool",
-    "cluster",
-    "namespace",
-    "object_kind",
-    "name",
-    "kind",
-    "project",
-    "revision",
-    "severity",
-]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

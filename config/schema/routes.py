@@ -16,7 +16,6 @@ from config.schema.fields import (
     Duration,
     Glob,
     Globs,
-    GroupField,
     Kind,
     Level,
     Name,
@@ -26,6 +25,7 @@ from config.schema.fields import (
     Tools,
     Weekday,
 )
+from core.grouping import GroupField
 from core.model import Severity
 
 
