@@ -260,17 +260,6 @@ class ActionDesk:
             await self._tell(pending, user, words.DONE_ALREADY)
         elif verdict == "not_yours":
             await self._tell(pending, user, words.NOT_YOURS)
-        elif verdict == "wait_for_approval":
-            await self._audit(
-                user,
-                "action_confirmed",
-                key,
-                request,
-                now,
-                reason=reason,
-                revision=pending.plan.to_revision,
-            )
-            await self._ask_approval(pending, now)
         else:
             await self._audit(
                 user,
@@ -281,7 +270,10 @@ class ActionDesk:
                 reason=reason,
                 revision=pending.plan.to_revision,
             )
-            await self._go(pending)
+            if verdict == "wait_for_approval":
+                await self._ask_approval(pending, now)
+            else:
+                await self._go(pending)
 
     @staticmethod
     def _chosen(pending: Pending, chosen: str, state: AppState | None) -> Plan | Refusal:
