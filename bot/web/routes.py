@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,6 +56,10 @@ class StatusSource(Protocol):
     @property
     def clock(self) -> Callable[[], datetime]: ...
 
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Admitted = Callable[[web.Request, StatusSource, "Reader | None"], Awaitable[web.StreamResponse]]
+"""A page's handler, given the running service and who reads (None: no sign-in)."""
 
 _HTML_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -106,8 +110,11 @@ class StatusPages:
         return clusters, now
 
     def _app(
-        self, source: StatusSource, reader: Reader | None, cluster: str, namespace: str, name: str
+        self, source: StatusSource, reader: Reader | None, address: Mapping[str, str]
     ) -> view.AppView | None:
+        """The app the page address names (its cluster, namespace and name), if the reader
+        may see it."""
+        cluster, namespace, name = address["cluster"], address["namespace"], address["name"]
         clusters, _ = self._fleet(source, reader)
         for found in clusters:
             for app in found.apps:  # worst first: the worst of same-named apps wins
@@ -127,6 +134,19 @@ class StatusPages:
         return status_timeline.timeline(reversed(records), app.key, now)
 
     # --- answers -----------------------------------------------------------------------------
+
+    def admitted(self, handler: Admitted, *, badge: bool = False) -> Handler:
+        """`handler` for a reader let in (with the running service and who reads); anyone
+        else gets the refusal, and everyone gets a 503 while no service runs here."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            let = await self._let_in(request, badge=badge)
+            if isinstance(let, web.Response):
+                return let
+            source, reader = let
+            return await handler(request, source, reader)
+
+        return handle
 
     async def _let_in(
         self, request: web.Request, *, badge: bool = False
@@ -154,21 +174,17 @@ class StatusPages:
     def _not_found(self, now: datetime) -> web.Response:
         return self._page(html.message_page(say.NOT_FOUND_TITLE, say.NOT_FOUND, now), 404)
 
-    async def fleet_page(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
+    async def fleet_page(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
         version = self.changes.version()
         clusters, now = self._fleet(source, reader)
         scoped_out = reader is not None and self._rbac(source).scoped and not clusters
         return self._page(html.fleet_page(clusters, now, version=version, scoped_out=scoped_out))
 
-    async def cluster_page(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
+    async def cluster_page(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
         version = self.changes.version()
         clusters, now = self._fleet(source, reader)
         wanted = request.match_info["cluster"]
@@ -177,30 +193,24 @@ class StatusPages:
             return self._not_found(now)
         return self._page(html.cluster_page(found, now, version=version))
 
-    async def app_page(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
+    async def app_page(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
         version = self.changes.version()
         now = source.clock()
-        info = request.match_info
-        app = self._app(source, reader, info["cluster"], info["namespace"], info["name"])
+        app = self._app(source, reader, request.match_info)
         if app is None:
             return self._not_found(now)
         entries, spans = await self._timeline(source, app, now)
         return self._page(html.app_page(app, entries, spans, now, version=version))
 
-    async def badge(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request, badge=True)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
-        info = request.match_info
-        app = self._app(source, reader, info["cluster"], info["namespace"], info["name"])
+    async def badge(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
+        app = self._app(source, reader, request.match_info)
         headers = {"Cache-Control": "no-cache, max-age=0", "X-Content-Type-Options": "nosniff"}
         if app is None:
-            body = svg.badge_svg(info["name"], [say.BADGE_UNKNOWN_APP])
+            body = svg.badge_svg(request.match_info["name"], [say.BADGE_UNKNOWN_APP])
             return web.Response(
                 status=404, text=body, content_type="image/svg+xml", headers=headers
             )
@@ -214,24 +224,19 @@ class StatusPages:
             data["badge"] = base + data["badge"]
         return data
 
-    async def apps_json(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
+    async def apps_json(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
         clusters, now = self._fleet(source, reader)
         data = status_json.fleet_json(clusters, now)
         for cluster in data["clusters"]:
             cluster["apps"] = [self._absolute(a) for a in cluster["apps"]]
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
-    async def app_json(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
-        source, reader = let
-        info = request.match_info
-        app = self._app(source, reader, info["cluster"], info["namespace"], info["name"])
+    async def app_json(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
+        app = self._app(source, reader, request.match_info)
         if app is None:
             return web.json_response({"error": say.NOT_FOUND}, status=404)
         now = source.clock()
@@ -240,10 +245,9 @@ class StatusPages:
         data["timeline"] = status_json.timeline_json(entries)
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
-    async def live(self, request: web.Request) -> web.StreamResponse:
-        let = await self._let_in(request)
-        if isinstance(let, web.Response):
-            return let
+    async def live(
+        self, request: web.Request, source: StatusSource, reader: Reader | None
+    ) -> web.StreamResponse:
         if self.listeners >= MAX_LISTENERS:
             return web.Response(status=503, text="Too many live readers; reload by hand.\n")
         response = web.StreamResponse(
@@ -301,10 +305,11 @@ def add_status_routes(
 
     app.on_shutdown.append(closing)
     router = app.router
-    router.add_get("/status", pages.fleet_page)
-    router.add_get(LIVE_PATH, pages.live)
-    router.add_get("/status/{cluster}", pages.cluster_page)
-    router.add_get("/status/{cluster}/{namespace}/{name}", pages.app_page)
-    router.add_get("/badge/{cluster}/{namespace}/{name}.svg", pages.badge)
-    router.add_get("/api/v1/apps", pages.apps_json)
-    router.add_get("/api/v1/apps/{cluster}/{namespace}/{name}", pages.app_json)
+    admitted = pages.admitted
+    router.add_get("/status", admitted(pages.fleet_page))
+    router.add_get(LIVE_PATH, admitted(pages.live))
+    router.add_get("/status/{cluster}", admitted(pages.cluster_page))
+    router.add_get("/status/{cluster}/{namespace}/{name}", admitted(pages.app_page))
+    router.add_get("/badge/{cluster}/{namespace}/{name}.svg", admitted(pages.badge, badge=True))
+    router.add_get("/api/v1/apps", admitted(pages.apps_json))
+    router.add_get("/api/v1/apps/{cluster}/{namespace}/{name}", admitted(pages.app_json))
