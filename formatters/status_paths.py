@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 
 def _q(part: str) -> str:
-    return quote(part, safe="")
+    # A lone surrogate has no UTF-8: it becomes "?" rather than failing the whole message.
+    return quote(part, safe="", errors="replace")
 
 
 def cluster_path(cluster: str) -> str:

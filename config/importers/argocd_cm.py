@@ -100,7 +100,8 @@ def _read_service(config: NotificationsConfig, key: str, value: str) -> None:
         config.notes.append(f"{key}: not service.<type> or service.<type>.<name>; not imported")
         return
     loaded = _load(value, key, config.notes)
-    options = loaded if isinstance(loaded, Mapping) else {}
+    # YAML keys need not be strings (`?` alone is a null key): the options are named by text.
+    options = {str(k): v for k, v in loaded.items()} if isinstance(loaded, Mapping) else {}
     config.services[name] = Service(name, type_, key, options)
 
 
