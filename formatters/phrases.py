@@ -316,6 +316,23 @@ def is_recovery(event: GitOpsEvent) -> bool:
     return event.kind in RECOVERY_KINDS and event.kind not in PROBLEM_KINDS
 
 
+GOOD = "good"
+"""The tone of a message that says all is well again; otherwise a message takes its severity."""
+
+
+def tone(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> Severity | str:
+    """GOOD when `event` closes an alert (as `status_word` says "Resolved"), else its
+    severity: the icon of a Slack message, the colour of a Teams card."""
+    if status_word(event, resolves=resolves) == WORD_RESOLVED:
+        return GOOD
+    return event.severity
+
+
+def group_tone(group: EventGroup) -> Severity | str:
+    """GOOD when every member of `group` is a recovery, else the group's severity."""
+    return GOOD if all(is_recovery(e) for e in group.events) else group.severity
+
+
 # Group headlines: {n} count, {apps} "app"/"apps", {on} " on prod", {rev} " 1a2b3c4",
 # {after} " after revision 1a2b3c4".
 _GROUP: dict[EventKind, str] = {

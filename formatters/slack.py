@@ -442,21 +442,17 @@ def _button(text: str, action_id: str, value: str = "") -> Block:
     return button
 
 
+_ICONS: dict[Severity | str, str] = {
+    phrases.GOOD: ICON_GOOD,
+    Severity.CRITICAL: ICON_CRITICAL,
+    Severity.WARNING: ICON_WARNING,
+    Severity.INFO: ICON_INFO,
+}
+
+
 def _icon(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
-    if phrases.status_word(event, resolves=resolves) == phrases.WORD_RESOLVED:
-        return ICON_GOOD
-    return _severity_icon(event.severity)
+    return _ICONS[phrases.tone(event, resolves=resolves)]
 
 
 def _group_icon(group: EventGroup) -> str:
-    if all(phrases.is_recovery(e) for e in group.events):
-        return ICON_GOOD
-    return _severity_icon(group.severity)
-
-
-def _severity_icon(severity: Severity) -> str:
-    return {
-        Severity.CRITICAL: ICON_CRITICAL,
-        Severity.WARNING: ICON_WARNING,
-        Severity.INFO: ICON_INFO,
-    }[severity]
+    return _ICONS[phrases.group_tone(group)]

@@ -307,21 +307,17 @@ def _cut(text: str, limit: int) -> str:
     return head + esc.ELLIPSIS
 
 
+_COLORS: dict[Severity | str, str] = {
+    phrases.GOOD: COLOR_GOOD,
+    Severity.CRITICAL: COLOR_CRITICAL,
+    Severity.WARNING: COLOR_WARNING,
+    Severity.INFO: COLOR_INFO,
+}
+
+
 def _color(event: GitOpsEvent, *, resolves: GitOpsEvent | None = None) -> str:
-    if phrases.status_word(event, resolves=resolves) == phrases.WORD_RESOLVED:
-        return COLOR_GOOD
-    return _severity_color(event.severity)
+    return _COLORS[phrases.tone(event, resolves=resolves)]
 
 
 def _group_color(group: EventGroup) -> str:
-    if all(phrases.is_recovery(e) for e in group.events):
-        return COLOR_GOOD
-    return _severity_color(group.severity)
-
-
-def _severity_color(severity: Severity) -> str:
-    return {
-        Severity.CRITICAL: COLOR_CRITICAL,
-        Severity.WARNING: COLOR_WARNING,
-        Severity.INFO: COLOR_INFO,
-    }[severity]
+    return _COLORS[phrases.group_tone(group)]
