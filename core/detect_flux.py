@@ -41,6 +41,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from core.model import (
+    FLUX_SOURCE_KINDS,
     MAX_RESOURCES,
     AppState,
     EventKind,
@@ -56,9 +57,7 @@ from core.model import (
 
 __all__ = ["from_hint", "parse_change_set", "parse_rollback", "transitions"]
 
-SOURCE_KINDS = frozenset(
-    {"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"}
-)
+SOURCE_KINDS = frozenset(FLUX_SOURCE_KINDS)
 APP_KINDS = frozenset({"Kustomization", "HelmRelease"})
 
 NOT_FAILURES = frozenset(

@@ -19,6 +19,11 @@ MAX_RESOURCES = 50
 MAX_HISTORY = 5
 """How many deployment history entries an AppState keeps."""
 
+FLUX_SOURCE_KINDS = ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket")
+"""The Flux sources driftbot watches: they feed the apps, and a failing one stops deploys."""
+FLUX_KINDS = ("Kustomization", "HelmRelease", *FLUX_SOURCE_KINDS)
+"""Every Flux kind driftbot watches (and reads in notification-controller's webhook)."""
+
 
 class Tool(StrEnum):
     ARGOCD = "argocd"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.model import (
+    FLUX_SOURCE_KINDS,
     AppKey,
     AppState,
     EventKind,
@@ -35,9 +36,7 @@ STATUSES: tuple[str, ...] = (
 """Worst first: the order of the app list."""
 _RANK = {s: i for i, s in enumerate(STATUSES)}
 PROBLEMS = frozenset({"failing", "degraded", "drifted"})
-_SOURCE_KINDS = frozenset(
-    {"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"}
-)
+_SOURCE_KINDS = frozenset(FLUX_SOURCE_KINDS)
 _FAILED_PHASES = frozenset({"Failed", "Error"})
 
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from bot.app.service import Service
 from bot.pipeline.sources import WATCHED, is_gitops_event
+from core.model import FLUX_SOURCE_KINDS
 from tests.builders_argocd import DIFF_CACHE, LIVE_CHILD, argocd_app
 from tests.builders_flux import REV2, flux_event, helmrelease, kustomization, source
 from tests.fakes.kube_api import FakeKubeAPI
@@ -26,9 +27,6 @@ from watchers.replay import dump_line
 
 Build = Callable[[str, int], dict[str, Any]]
 """An object's state at a step, from its name: steps cycle through a few states."""
-
-SOURCE_KINDS = ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket")
-
 
 def argocd_states(name: str, step: int, base: str | None = None) -> dict[str, Any]:
     """Synced and healthy, then OutOfSync, then Degraded. Most apps are built on the small
@@ -107,7 +105,7 @@ def population(
     sources: int,
     *,
     prefix: str = "",
-    source_kinds: tuple[str, ...] = SOURCE_KINDS,
+    source_kinds: tuple[str, ...] = FLUX_SOURCE_KINDS,
     argocd: Build = argocd_states,
 ) -> list[Obj]:
     """So many objects of each kind on `cluster`, named `{prefix}app-000`, `{prefix}ks-000`,

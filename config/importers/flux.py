@@ -18,21 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from config.importers.draft import Draft, Route, env_name, literal, receiver_name
 from config.importers.objects import KubeObject, describe, name_of, namespace_of, spec, text_map
-from core.model import EventKind
+from core.model import FLUX_KINDS, FLUX_SOURCE_KINDS, EventKind
 
 GROUP = "notification.toolkit.fluxcd.io"
-WATCHED_KINDS = (
-    "Kustomization",
-    "HelmRelease",
-    "GitRepository",
-    "OCIRepository",
-    "HelmRepository",
-    "HelmChart",
-    "Bucket",
-)
-"""The Flux kinds driftbot watches (and reads in notification-controller's webhook)."""
-
-SOURCE_KINDS = ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket")
+WATCHED_KINDS = FLUX_KINDS
+SOURCE_KINDS = FLUX_SOURCE_KINDS
 ERROR_KINDS = (
     EventKind.DEPLOY_FAILED,
     EventKind.HEALTH_DEGRADED,

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from config.durations import parse_duration
 from config.globs import check_glob, glob_match
+from core.model import FLUX_KINDS as FLUX_KINDS
 from core.model import EventKind, Severity, Tool
 
 Loc = tuple[str | int, ...]
@@ -132,15 +133,6 @@ def _clock(value: object) -> time:
     raise ValueError(f"expected a time of day like '22:00' or '7:30', got {value!r}")
 
 
-FLUX_KINDS = (
-    "Kustomization",
-    "HelmRelease",
-    "GitRepository",
-    "OCIRepository",
-    "HelmRepository",
-    "HelmChart",
-    "Bucket",
-)
 FLUX_UI_FIELDS = ("cluster", "namespace", "name", "kind", "kind_lower", "kind_plural")
 
 
