@@ -7,11 +7,12 @@ only decide the new state, with the clock passed in, so they can be tested on vi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from fnmatch import fnmatchcase
 
 from core.immutable import PMap
-from core.model import AppKey
+from core.model import AppKey, GitOpsEvent
 from core.mutes import Mute, parse_target
 from core.policy import OpenAlert, PolicyState
 
@@ -52,20 +53,13 @@ def ack(
     """Acknowledge the open alerts of `app` (`name` or `namespace/name`, globs allowed) on
     every route: no more reminders for them. Returns the alerts acknowledged now."""
     namespace, _, name = app.rpartition("/")
-    acked: list[OpenAlert] = []
-    opened = state.open
-    for key, alert in state.open.items():
-        event = alert.event
-        if alert.acked or not fnmatchcase(event.name, name):
-            continue
-        if namespace and not fnmatchcase(event.namespace, namespace):
-            continue
-        done = dataclasses.replace(alert, acked_by=who, acked_at=now)
-        opened = opened.set(key, done)
-        acked.append(done)
-    if not acked:
-        return state, []
-    return dataclasses.replace(state, open=opened), acked
+
+    def named(event: GitOpsEvent) -> bool:
+        if not fnmatchcase(event.name, name):
+            return False
+        return not namespace or fnmatchcase(event.namespace, namespace)
+
+    return _ack_where(state, named, who, now)
 
 
 def _without_expired(mutes: PMap[str, Mute], now: datetime) -> PMap[str, Mute]:
@@ -78,10 +72,18 @@ def ack_app(
 ) -> tuple[PolicyState, list[OpenAlert]]:
     """Acknowledge the open alerts of exactly `app` (no patterns: a name is a name) on every
     route. Returns the alerts acknowledged now."""
+    return _ack_where(state, lambda event: event.key == app, who, now)
+
+
+def _ack_where(
+    state: PolicyState, about: Callable[[GitOpsEvent], bool], who: str, now: datetime
+) -> tuple[PolicyState, list[OpenAlert]]:
+    """Acknowledge the open alerts not acknowledged yet whose event is `about` what was
+    asked; the state unchanged when there are none."""
     acked: list[OpenAlert] = []
     opened = state.open
     for key, alert in state.open.items():
-        if alert.acked or alert.event.key != app:
+        if alert.acked or not about(alert.event):
             continue
         done = dataclasses.replace(alert, acked_by=who, acked_at=now)
         opened = opened.set(key, done)
