@@ -71,7 +71,7 @@ def parse_line(lineno: int, raw: str | bytes) -> ReplayLine | ReplayError | None
     if "object" not in data:
         return ReplayError(lineno, "line has neither 'object' nor 'flux_event'")
     kind = data.get("type", "MODIFIED")
-    if kind not in WATCH_TYPES:
+    if not isinstance(kind, str) or kind not in WATCH_TYPES:
         return ReplayError(lineno, f"'type' must be ADDED, MODIFIED or DELETED, got {kind!r}")
     return ReplayLine(lineno, at, cluster, kind, data["object"])
 

@@ -3,6 +3,11 @@
 The clock is each line's `at`. Bad lines are reported with their number on stderr and skipped;
 the run goes on. At the end of the stream, problems still within their grace are taken to
 persist and are announced.
+
+Lines are read as `driftbot run` reads a watch: decoded from bytes into the typed views
+(`watchers.decode.recorded`), and an update that changes nothing the pipeline reads (Argo CD's
+refresh, Flux's reconcile) stops before it (`UnchangedLines`, the watchers' fast path); what is
+written out is what the full parse of every line wrote.
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ from typing import TYPE_CHECKING, TextIO
 from bot.app.errors import CliError
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import ConsoleReceiver, Receiver
+from bot.pipeline.outcome import STALE, Outcome, Taken
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
 from bot.store.write_behind import WriteBehindStore
 from config.schema import Config
-from watchers.replay import ReplayError, read_replay
+from watchers.decode.base import ObjectView, as_mapping
+from watchers.decode.events import Event
+from watchers.decode.lines import identity
+from watchers.decode.recorded import read_recorded
+from watchers.decode.unchanged import HeldViews
+from watchers.normalize import Rejected, normalize_object
+from watchers.replay import ReplayError, ReplayLine, read_replay
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -37,6 +49,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CliError",
     "ReplaySummary",
+    "UnchangedLines",
     "build_receivers",
     "outbox_waker",
     "replay_file",
@@ -49,6 +62,8 @@ class ReplaySummary:
     lines: int
     skipped: int
     sent: int
+    unchanged: int = 0
+    """Updates that changed nothing the pipeline reads, not handed to it."""
 
 
 @dataclass(frozen=True)
@@ -169,10 +184,69 @@ def outbox_waker(pipeline: Pipeline) -> Callable[[str], None]:
     return wake
 
 
+class UnchangedLines:
+    """The watchers' "nothing relevant changed" fast path (`HeldViews`), for recorded lines.
+
+    A MODIFIED line whose object's relevant view is the one the pipeline holds is not handed
+    to it (only time is let pass to the line's): the pipeline would have made the same app
+    state of it but for its time, and detected nothing. One thing of it would have stayed: the
+    app state's time, against which the pipeline calls a later line stale (older than the
+    state it holds). So the time of each such line is kept, and a later line of the object
+    older than it is called stale here, as the pipeline would have called it. Events (hints,
+    not states) always go through."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, HeldViews] = {}
+        self._moved: dict[tuple[str, tuple[str, str, str]], datetime] = {}
+        """(cluster, object) -> the latest time of its lines not handed on since the last."""
+
+    @property
+    def skipped(self) -> int:
+        """Lines not handed to the pipeline because nothing relevant changed."""
+        return sum(views.skipped for views in self._held.values())
+
+    async def observe(self, pipeline: Pipeline, line: ReplayLine) -> Taken | None:
+        """What became of `line` in the pipeline; None when it was not handed on."""
+        obj, cluster = line.payload, line.cluster
+        if not isinstance(obj, ObjectView):
+            return await pipeline.observe(obj, cluster, line.type, line.at)
+        if isinstance(obj, Event):
+            return await pipeline.observe(as_mapping(obj), cluster, line.type, line.at)
+        views = self._held.get(cluster)
+        if views is None:
+            views = self._held[cluster] = HeldViews()
+        change = views.change(line.type, obj)
+        if change is None:
+            await pipeline.advance(line.at)
+            kind, namespace, name, _ = identity(obj)
+            moved = (cluster, (kind, namespace, name))
+            last = self._moved.get(moved)
+            if last is None or last < line.at:
+                self._moved[moved] = line.at
+            return None
+        moved = (cluster, change.key)
+        last = self._moved.get(moved)
+        if last is not None and line.at < last:
+            views.settle(change, taken=False)
+            if not isinstance(normalize_object(change.obj, cluster, line.at), Rejected):
+                await pipeline.advance(line.at)
+                return STALE
+            # the pipeline rejects it before it looks at times: let it say so
+        taken = await pipeline.observe(change.obj, cluster, line.type, line.at)
+        views.settle(change, taken=taken.outcome is Outcome.OBSERVED)
+        if taken.outcome is Outcome.OBSERVED:
+            self._moved.pop(moved, None)
+        return taken
+
+
 async def replay_lines(
-    lines: Iterable[str | bytes], source: str, pipeline: Pipeline
+    lines: Iterable[str | bytes], source: str, pipeline: Pipeline, *, typed: bool = True
 ) -> ReplaySummary:
     """Feed recorded lines through `pipeline`; bad lines are logged with `source:line`.
+
+    `typed`: lines decoded into the typed views, updates that change nothing relevant stopped
+    before the pipeline (see the module docstring); False: every line parsed in full and
+    handed on, as before the views (the same output; tests compare the two).
 
     With a write-behind store (what `replay_stream` opens, as `driftbot run` does), app states
     and the policy state are written in batches, and a line that sent something is followed by
@@ -182,24 +256,28 @@ async def replay_lines(
     before = pipeline.stats["sent"]
     store = pipeline.store
     behind = store if isinstance(store, WriteBehindStore) else None
-    for item in read_replay(lines):
+    unchanged = UnchangedLines()
+    for item in read_recorded(lines) if typed else read_replay(lines):
         count += 1
         if isinstance(item, ReplayError):
             skipped += 1
             logger.warning("%s:%d: %s; line skipped", source, item.lineno, item.reason)
             continue
         sent = pipeline.stats["sent"] + pipeline.stats["reminded"]
+        taken: Taken | None
         if item.type == "NOTIFICATION":
             taken = await pipeline.notify(item.payload, item.cluster, item.at)
+        elif typed:
+            taken = await unchanged.observe(pipeline, item)
         else:
             taken = await pipeline.observe(item.payload, item.cluster, item.type, item.at)
-        if taken.rejected:
+        if taken is not None and taken.rejected:
             skipped += 1
             logger.warning("%s:%d: %s; line skipped", source, item.lineno, taken)
         if behind is not None and pipeline.stats["sent"] + pipeline.stats["reminded"] != sent:
             await behind.flush()
     await pipeline.finish()
-    return ReplaySummary(count, skipped, pipeline.stats["sent"] - before)
+    return ReplaySummary(count, skipped, pipeline.stats["sent"] - before, unchanged.skipped)
 
 
 def replay_file(

@@ -337,3 +337,15 @@ def test_what_moves_at_every_refresh_leaves_the_digest_alone() -> None:
     reordered = copy.deepcopy(ks)
     reordered["status"]["history"][1]["lastReconciled"] = at(20)
     assert digest(_typed(ks)) != digest(_typed(reordered))
+
+
+def test_a_line_nested_too_deep_for_the_view_is_parsed_in_full() -> None:
+    app = orjson.dumps(argocd_app())
+    decoder = ResourceDecoder(VIEWS[("argoproj.io", "applications")])
+    deep = b"[" * 1000 + b"]" * 1000
+    line = b'{"type": "ADDED", "object": ' + app[:-1] + b', "x": ' + deep + b"}}"
+    watch_type, obj = decoder.event(line)
+    assert watch_type == "ADDED" and isinstance(obj, dict) and decoder.fallbacks == 1
+    too_deep = line.replace(deep, b"[" * 1100 + b"]" * 1100)
+    with pytest.raises(ValueError, match="depth"):
+        decoder.event(too_deep)

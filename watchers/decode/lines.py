@@ -49,6 +49,10 @@ OBJECT_VIEWS: tuple[type[ObjectView], ...] = tuple(dict.fromkeys(VIEWS.values())
 
 _TYPED = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
 
+_UNDECODABLE = (msgspec.DecodeError, RecursionError)
+"""What a view cannot take: msgspec nests by recursion (deep JSON raises RecursionError, which
+orjson's full parse, to 1,024 levels, may still take or refuses as invalid JSON)."""
+
 
 class _WatchEvent(msgspec.Struct, Generic[T], gc=False):
     type: Any = None
@@ -103,7 +107,7 @@ class ResourceDecoder(JsonDecoder):
     def event(self, line: bytes) -> tuple[Any, Any]:
         try:
             decoded = self._event.decode(line)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             decoded = None
         if decoded is not None and decoded.object is not None and decoded.type in _TYPED:
             return decoded.type, decoded.object
@@ -114,7 +118,7 @@ class ResourceDecoder(JsonDecoder):
     def page(self, body: bytes) -> tuple[list[Any], str, str | None]:
         try:
             decoded = self._page.decode(body)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             self.fallbacks += 1
             return super().page(body)
         items: list[ObjectView] = decoded.items or []
