@@ -237,14 +237,16 @@ def flush(
     """
     decisions: list[Decision] = []
     while True:
-        # Held problems first, also those a settling flap held again in the last round.
-        for held in sorted(state.held.values(), key=lambda h: (h.due, h.event.id)):
+        # Held problems first, also those a settling flap held again in the last round. (The
+        # maps are walked only when they hold something: this loop runs once per timer.)
+        held_now = sorted(state.held.values(), key=_due_first) if state.held else ()
+        for held in held_now:
             state, released = _release(
                 state, held, held.due, _for(held.route, settings, routes), Reason.FLUSHED
             )
             decisions.extend(released)
         state = _update(state, due=_due_queue())
-        for group_id, route in list(state.quieted.items()):
+        for group_id, route in list(state.quieted.items()) if state.quieted else ():
             group = state.groups.get(group_id)
             state = _update(state, quieted=state.quieted.remove(group_id))
             if group is not None:
@@ -266,6 +268,10 @@ def flush(
         state, more = tick(state, waiting, settings, routes)
         decisions.extend(more)
     return state, decisions
+
+
+def _due_first(held: Held) -> tuple[datetime, str]:
+    return held.due, held.event.id
 
 
 def sent(decisions: Iterable[Decision]) -> list[GitOpsEvent]:
