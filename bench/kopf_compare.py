@@ -37,6 +37,7 @@ import importlib.abc
 import importlib.util
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -157,7 +158,27 @@ async def _message(stream: asyncio.StreamReader) -> dict[str, Any]:
             return message
 
 
-async def measure(consumer: str, apps: list[list[dict[str, Any]]]) -> dict[str, Any]:
+async def _profiler(pid: int, profile: Path | None) -> asyncio.subprocess.Process | None:
+    """py-spy sampling the consumer while the changes are made (collapsed stacks to a file);
+    it slows the consumer down, so the CPU figures of a profiled run are not the bench's."""
+    if profile is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    return await asyncio.create_subprocess_exec(
+        str(spy), "record", "--format", "raw", "--rate", "250",
+        "-o", str(profile), "--pid", str(pid), stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _stop_profiler(spy: asyncio.subprocess.Process | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+
+
+async def measure(
+    consumer: str, apps: list[list[dict[str, Any]]], profile: Path | None = None
+) -> dict[str, Any]:
     import _real_cluster as real  # type: ignore[import-not-found]
 
     crd = real.CRDS / "argoproj.io_applications.yaml"
@@ -191,6 +212,7 @@ async def measure(consumer: str, apps: list[list[dict[str, Any]]]) -> dict[str, 
                 rss_synced = real.memory_mib(process.pid)["VmRSS"]
                 api_before = sum(real.cpu_seconds(pid) for pid in server.pids)
                 requests_before = cluster.requests
+                spy = await _profiler(process.pid, profile)
                 written = time.monotonic()
                 for change in range(1, len(apps[0])):
                     await asyncio.gather(
@@ -198,6 +220,7 @@ async def measure(consumer: str, apps: list[list[dict[str, Any]]]) -> dict[str, 
                     )
                 written = time.monotonic() - written
                 cpu_done = await real.wait_quiet(process.pid)
+                await _stop_profiler(spy)
                 memory = real.memory_mib(process.pid)
                 api_cpu = sum(real.cpu_seconds(pid) for pid in server.pids) - api_before
                 load = real.uptime()
@@ -231,9 +254,10 @@ async def measure(consumer: str, apps: list[list[dict[str, Any]]]) -> dict[str, 
     }
 
 
-async def main(objects: int, changes: int) -> None:
+async def main(objects: int, changes: int, only: str | None, profile: Path | None) -> None:
     apps = _apps(objects, changes)
-    results = [await measure(consumer, apps) for consumer in ("kopf", "driftbot")]
+    consumers = (only,) if only else ("kopf", "driftbot")
+    results = [await measure(consumer, apps, profile) for consumer in consumers]
     print(
         f"real kube-apiserver; Argo CD Applications: {objects} (about 15 KB each), "
         f"{changes} status changes each ({objects * changes} in all)"
@@ -247,6 +271,8 @@ async def main(objects: int, changes: int) -> None:
             f"kube-apiserver+etcd {r['api_cpu']:.2f} CPU-s from the first write to quiet; "
             f"{r['uptime']}"
         )
+    if len(results) < 2:
+        return
     kopf, bot = results
     print(
         f"kopf/driftbot CPU for the changes: x{kopf['cpu_changes'] / bot['cpu_changes']:.1f} "
@@ -259,6 +285,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=5)
+    parser.add_argument("--only", choices=("kopf", "driftbot"), help="run one consumer")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy (collapsed stacks) of the consumer during the changes"
+    )
     parser.add_argument("--child", choices=("kopf",), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child == "kopf":
@@ -266,4 +296,4 @@ if __name__ == "__main__":
     elif importlib.util.find_spec("kopf") is None:
         sys.exit("kopf is not installed: run this with python3 tasks.py bench (the bench extra)")
     else:
-        asyncio.run(main(options.objects, options.changes))
+        asyncio.run(main(options.objects, options.changes, options.only, options.profile))

@@ -30,7 +30,7 @@ Where the CRD leaves room, the choices are:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict, cast
 
@@ -225,8 +225,7 @@ def normalize_application(
     if not revision and operation is not None and operation.phase == "Succeeded":
         revision = operation.revision
     conditions = _conditions(status)
-    resources, oos_count = _out_of_sync(status)
-    unhealthy, unhealthy_count = _unhealthy(status)
+    resources, oos_count, unhealthy, unhealthy_count = _resource_refs(status)
     automated = _automated(spec)
     destination: RawDestination = _map(spec.get("destination"))
 
@@ -368,47 +367,39 @@ def _first_revision(raw: Mapping[str, Any]) -> str:
     return _str(raw.get("revision")) or next(iter(_strs(raw.get("revisions"))), "")
 
 
-def _out_of_sync(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
-    return _resources(status, lambda res: ("", "") if res.get("status") == "OutOfSync" else None)
-
-
-def _unhealthy(status: RawStatus) -> tuple[tuple[ResourceRef, ...], int]:
-    """Resources whose health is Degraded or Missing, worst first (Degraded before Missing)."""
-    refs, count = _resources(status, _bad_health)
-    return tuple(sorted(refs, key=lambda ref: ref.health != "Degraded")), count
-
-
-def _bad_health(res: RawResourceStatus) -> tuple[str, str] | None:
-    health: RawHealth = _map(res.get("health"))
-    state = _str(health.get("status"))
-    return (state, _str(health.get("message"))) if state in _BAD_HEALTH else None
-
-
-def _resources(
-    status: RawStatus, pick: Callable[[RawResourceStatus], tuple[str, str] | None]
-) -> tuple[tuple[ResourceRef, ...], int]:
-    """status.resources that `pick` takes (with the health and message it reads), at most
-    MAX_RESOURCES of them, and how many it took in all."""
-    refs: list[ResourceRef] = []
-    count = 0
+def _resource_refs(
+    status: RawStatus,
+) -> tuple[tuple[ResourceRef, ...], int, tuple[ResourceRef, ...], int]:
+    """status.resources out of sync, and those whose health is Degraded or Missing (worst
+    first: Degraded before Missing), at most MAX_RESOURCES of each, with how many there are
+    of each in all. One pass: an Application of production size lists hundreds."""
+    drifted: list[ResourceRef] = []
+    unhealthy: list[ResourceRef] = []
+    drift_count = bad_count = 0
     for raw in _list(status.get("resources")):
         res: RawResourceStatus = _map(raw)
-        picked = pick(res)
-        if picked is None:
+        out_of_sync = res.get("status") == "OutOfSync"
+        health: RawHealth = _map(res.get("health"))
+        state = _str(health.get("status"))
+        bad = state in _BAD_HEALTH
+        if not (out_of_sync or bad):
             continue
-        count += 1
-        if len(refs) < MAX_RESOURCES:
-            health, message = picked
-            refs.append(
-                ResourceRef(
-                    kind=_str(res.get("kind")),
-                    namespace=_str(res.get("namespace")),
-                    name=_str(res.get("name")),
-                    health=health,
-                    message=message,
-                )
-            )
-    return tuple(refs), count
+        kind, namespace, name = (
+            _str(res.get("kind")),
+            _str(res.get("namespace")),
+            _str(res.get("name")),
+        )
+        if out_of_sync:
+            drift_count += 1
+            if len(drifted) < MAX_RESOURCES:
+                drifted.append(ResourceRef(kind=kind, namespace=namespace, name=name))
+        if bad:
+            bad_count += 1
+            if len(unhealthy) < MAX_RESOURCES:
+                message = _str(health.get("message"))
+                unhealthy.append(ResourceRef(kind, namespace, name, state, message))
+    unhealthy.sort(key=lambda ref: ref.health != "Degraded")
+    return tuple(drifted), drift_count, tuple(unhealthy), bad_count
 
 
 def _conditions(status: RawStatus) -> tuple[Condition, ...]:
