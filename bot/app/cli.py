@@ -215,6 +215,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 config_path=_config_path(args.config),
                 leader_election=leader,
                 adjust=lambda new: apply_settings(new, settings),
+                freeze_heap=True,
             )
         )
     except ServiceError as exc:

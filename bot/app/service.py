@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kubernetes_asyncio.client import ApiClient
 
+from bot.app.heap import freeze_when_listed
 from bot.app.replay import CliError, build_receivers, outbox_waker
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import Receiver
@@ -117,8 +118,10 @@ class Service:
         tick_interval: float = 1.0,
         flush_interval: float = 1.0,
         sleep: Sleep = asyncio.sleep,
+        freeze_heap: bool = False,
     ) -> None:
         self.config = config
+        self._freeze_heap = freeze_heap  # bot.app.heap
         self.pipeline = pipeline
         self.gate = PipelineGate(pipeline)
         self.clock = clock
@@ -161,6 +164,9 @@ class Service:
                 asyncio.create_task(self._tick(), name="pipeline-clock"),
                 asyncio.create_task(self._flush(), name="store-flush"),
             ]
+            if self._freeze_heap:
+                freeze = freeze_when_listed(self.not_ready, self._sleep)
+                self._tasks.append(asyncio.create_task(freeze, name="heap-freeze"))
 
     async def stop(self) -> None:
         """Stop every task and wait for them; the pipeline and store stay open."""
@@ -339,6 +345,7 @@ async def open_service(
     environ: Mapping[str, str] = os.environ,
     config_path: Path | None = None,
     adjust: Callable[[Config], Config] | None = None,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[Service]:
     """The service, started; on exit stopped, its pipeline closed and its store saved.
 
@@ -370,6 +377,7 @@ async def open_service(
                     tick_interval=tick_interval,
                     flush_interval=flush_interval,
                     sleep=sleep,
+                    freeze_heap=freeze_heap,
                 )
                 api_sources = argocd_api_sources(config, service.gate, clock, environ)
                 service.extra_sources += api_sources
