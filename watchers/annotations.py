@@ -3,13 +3,15 @@
 Annotations are where app teams say who hears about their app (Argo CD's
 `notifications.argoproj.io/subscribe.*`, driftbot's `driftbot.dev/notify`) and where tools
 leave large blobs (kubectl's last-applied-configuration, Helm's release data). One state per
-app is kept in memory and in the store, so the blobs are left out and the rest is bounded.
+app is kept in memory and in the store, so the blobs are left out and the rest is bounded;
+keys and values are interned (`sys.intern`): thousands of apps carry the same few keys.
 Pure: decides only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from sys import intern
 
 MAX_ANNOTATIONS = 32
 """At most this many annotations are kept per object (in key order, so the choice is stable)."""
@@ -28,7 +30,7 @@ def kept_annotations(value: object) -> dict[str, str]:
         text = value[key]
         if key in SKIPPED or not isinstance(text, str) or len(text) > MAX_VALUE:
             continue
-        kept[key] = text
+        kept[intern(key)] = intern(str(text))
         if len(kept) >= MAX_ANNOTATIONS:
             break
     return kept
@@ -50,3 +52,9 @@ def app_project(obj: object) -> tuple[str, dict[str, str]] | None:
     assert isinstance(metadata, Mapping)
     kept = kept_annotations(metadata.get("annotations"))
     return name, {k: v for k, v in kept.items() if k.startswith(ROUTING_PREFIXES)}
+
+
+def interned(pairs: Mapping[str, str]) -> dict[str, str]:
+    """Labels or annotations with their keys and values interned, so the apps that carry the
+    same ones (most of a fleet) share them."""
+    return {intern(str(k)): intern(str(v)) for k, v in pairs.items()}

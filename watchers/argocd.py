@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any, TypedDict, cast
 
 from core.detect_argocd import AUTOMATED
@@ -47,7 +48,7 @@ from core.model import (
     SyncStatus,
     Tool,
 )
-from watchers.annotations import kept_annotations
+from watchers.annotations import interned, kept_annotations
 from watchers.rejected import Rejected
 
 __all__ = ["AUTOMATED", "normalize_application", "parse_time"]
@@ -330,7 +331,7 @@ def _history(status: RawStatus, chart_index: int) -> tuple[HistoryEntry, ...]:
                 revision=revisions[0],
                 deployed_at=parse_time(item.get("deployedAt")),
                 initiated_by=_initiator(item.get("initiatedBy")),
-                id="" if hist_id is None else str(hist_id),
+                id="" if hist_id is None else intern(str(hist_id)),
                 chart_version=chart_version,
             )
         )
@@ -415,7 +416,9 @@ def _conditions(status: RawStatus) -> tuple[Condition, ...]:
 
 
 def _labels(value: object) -> dict[str, str]:
-    return {k: v for k, v in _map(value).items() if isinstance(k, str) and isinstance(v, str)}
+    return interned(
+        {k: v for k, v in _map(value).items() if isinstance(k, str) and isinstance(v, str)}
+    )
 
 
 def _map(value: object, *, none: bool = False) -> Any:
@@ -430,11 +433,11 @@ def _list(value: object) -> Sequence[object]:
 
 
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return intern(str(value)) if isinstance(value, str) else ""
 
 
 def _strs(value: object) -> list[str]:
-    return [v for v in _list(value) if isinstance(v, str) and v]
+    return [intern(str(v)) for v in _list(value) if isinstance(v, str) and v]
 
 
 def _int(value: object) -> int | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any, TypedDict
 
 from core.model import (
@@ -45,7 +46,7 @@ from core.model import (
     SyncStatus,
     Tool,
 )
-from watchers.annotations import kept_annotations
+from watchers.annotations import interned, kept_annotations
 from watchers.rejected import Rejected
 
 __all__ = [
@@ -180,7 +181,7 @@ def _map(obj: Any, key: str) -> Mapping[str, Any]:
 
 def _str(obj: Any, key: str) -> str:
     value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, str) else ""
+    return intern(str(value)) if isinstance(value, str) else ""
 
 
 def _list(obj: Any, key: str) -> list[Any]:
@@ -208,11 +209,13 @@ def _conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
 
 
 def _labels(metadata: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        k: v
-        for k, v in _map(metadata, "labels").items()
-        if isinstance(k, str) and isinstance(v, str)
-    }
+    return interned(
+        {
+            k: v
+            for k, v in _map(metadata, "labels").items()
+            if isinstance(k, str) and isinstance(v, str)
+        }
+    )
 
 
 def _find(conditions: tuple[Condition, ...], type_: str) -> Condition | None:
@@ -231,7 +234,7 @@ def _helm_history(status: Mapping[str, Any]) -> tuple[HistoryEntry, ...]:
             HistoryEntry(
                 revision=chart_version,
                 deployed_at=parse_time(raw.get("lastDeployed")),
-                id=str(version)
+                id=intern(str(version))
                 if isinstance(version, int) and not isinstance(version, bool)
                 else "",
                 chart_version=chart_version,
