@@ -4,7 +4,8 @@ Watches, relists, Flux webhooks, the clock, the store's flush, chat mutes and ac
 mutes and a config reload all change what the pipeline holds; the gate runs them one after
 another, so a relist's diff is never interleaved with another source's observation and a
 reload never lands in the middle of one. Nothing outside takes its lock: each kind of input is
-one of its methods.
+one of its methods. (The AppProject feed, bot/pipeline/projects.py, sets a project's routing
+annotations in one step without an await, so it cannot land inside an input either.)
 
 An input that sent a notification has the store's pending writes flushed before the gate opens
 again: the notification is in the outbox already, and the policy state that says it was sent
