@@ -87,13 +87,9 @@ class OperatorFakeKubeAPI(FakeKubeAPI):
         app.router.add_get("/apis/{group}/{version}/{plural}", self._handle)
         app.router.add_get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._unserved)
-        self._runner = web.AppRunner(
+        host, port = await self.serve(
             app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
         return self
 

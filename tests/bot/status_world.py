@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from bot.app.server import LIVE, create_app
 from bot.app.service import Service
@@ -28,6 +27,7 @@ from tests import builders_flux as flux
 from tests import scenarios
 from tests.bot.service_world import WATCHER_OPTIONS, VirtualClock, make_config, until
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.fakes.loopback import on_loopback
 from tests.world import fakes, kubeconfigs
 
 DEMO = Path(__file__).resolve().parents[2] / "bot" / "app" / "scenarios" / "demo.jsonl"
@@ -149,18 +149,11 @@ async def status_world(
             watcher_options=WATCHER_OPTIONS,
             tick_interval=3600,
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+        async with on_loopback(app, access_log=None, handle_signals=False) as base:
             service = app[LIVE].service
             assert service is not None
             await until(lambda: not service.not_ready())
-            world = StatusWorld(apis, clock, service, f"http://127.0.0.1:{port}")
+            world = StatusWorld(apis, clock, service, base)
             await world.play_demo()
             await world.next_morning()
             yield world
-        finally:
-            await runner.cleanup()

@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import on_loopback
+
 RESOURCES: dict[str, list[tuple[str, str, bool]]] = {
     "v1": [
         ("configmaps", "ConfigMap", True),
@@ -102,12 +104,12 @@ async def _api(request: web.Request) -> web.Response:
     return web.json_response(accepted, status=201 if request.method == "POST" else 200)
 
 
-def _kubeconfig(port: int, namespace: str) -> str:
+def _kubeconfig(server: str, namespace: str) -> str:
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "clusters": [{"name": "local", "cluster": {"server": server}}],
             "users": [{"name": "local", "user": {"token": "local"}}],
             "contexts": [
                 {
@@ -127,19 +129,12 @@ async def render(chart: str, release: str, namespace: str, values: dict[str, Any
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", _api)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
+    async with on_loopback(app, access_log=None) as base:
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = Path(tmp) / "kubeconfig"
-            kubeconfig.write_text(_kubeconfig(port, namespace))
+            kubeconfig.write_text(_kubeconfig(base, namespace))
             config = Configuration(namespace=namespace, kubeconfig=str(kubeconfig))
             result = await Install(config).run(release, chart, values=values, wait=False)
-    finally:
-        await runner.cleanup()
     return str(result["manifest"])
 
 

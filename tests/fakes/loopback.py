@@ -3,6 +3,8 @@ of a test (`async with FakeX() as fake:`), and stopped with it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Self
 
 from aiohttp import web
@@ -39,3 +41,14 @@ class LoopbackServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+@asynccontextmanager
+async def on_loopback(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """`app` served on a free loopback port for the time of the block: its base URL."""
+    server = LoopbackServer()
+    host, port = await server.serve(app, **runner_options)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await server.stop_serving()
