@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from core.model import EventKind, GitOpsEvent, Severity
+from core.model import EventKind, GitOpsEvent, Severity, Tool
 from formatters import details, phrases
 from formatters import escape as esc
 from formatters import group_progress as progress
@@ -147,14 +147,8 @@ def render_slack_recovery_reply(original: GitOpsEvent, recovery: GitOpsEvent) ->
     word = phrases.status_word(recovery, resolves=original)
     sentence = phrases.resolved_headline(original, recovery, esc.slack)
     said = f"{word}{phrases.SEPARATOR}{sentence}"
-    blocks = [
-        section(f"{_icon(recovery, resolves=original)} *{said}*", BLOCK_HEADLINE),
-        context(
-            [f"{phrases.tool_name(recovery.tool)} · {slack_date(recovery.occurred_at)}"],
-            BLOCK_CONTEXT,
-        ),
-    ]
-    return {"text": fit_mrkdwn(said, MAX_FALLBACK), "blocks": blocks}
+    icon = _icon(recovery, resolves=original)
+    return _short_reply(icon, said, recovery.tool, recovery.occurred_at)
 
 
 def render_slack_group(
@@ -189,14 +183,16 @@ def render_slack_cleared(group: EventGroup) -> Message:
     cleared = (
         f"{phrases.WORD_RESOLVED}{phrases.SEPARATOR}{progress.cleared_headline(group, esc.slack)}"
     )
+    return _short_reply(ICON_GOOD, cleared, group.tool, _last_recovery(group))
+
+
+def _short_reply(icon: str, said: str, tool: Tool | None, when: datetime) -> Message:
+    """A thread reply that says only what happened and when."""
     blocks = [
-        section(f"{ICON_GOOD} *{cleared}*", BLOCK_HEADLINE),
-        context(
-            [f"{phrases.tool_name(group.tool)} · {slack_date(_last_recovery(group))}"],
-            BLOCK_CONTEXT,
-        ),
+        section(f"{icon} *{said}*", BLOCK_HEADLINE),
+        context([f"{phrases.tool_name(tool)} · {slack_date(when)}"], BLOCK_CONTEXT),
     ]
-    return {"text": fit_mrkdwn(cleared, MAX_FALLBACK), "blocks": blocks}
+    return {"text": fit_mrkdwn(said, MAX_FALLBACK), "blocks": blocks}
 
 
 def mention_tokens(mention: Iterable[str]) -> list[str]:
