@@ -75,6 +75,10 @@ class Pipeline:
         alerts and app states are kept. Closing receivers no longer used is the caller's."""
         self.config = config
         self.receivers = dict(receivers)
+        self._mentions: dict[str, dict[str, tuple[str, ...]]] = {}
+        """Event id -> the mention of each receiver the config's routes give it; a group's
+        members are asked again at every message of the group, so the answers are kept (for
+        this config, up to `_MENTIONS_KEPT` events)."""
         self._argocd_urls = {c.name: c.argocd_url for c in config.clusters if c.argocd_url}
         self._clusters = {c.name: c for c in config.clusters}
         self._defaults = PolicySettings(grace=config.policy.grace)
@@ -337,7 +341,9 @@ class Pipeline:
         mentions), each receiver's in the order it decided them."""
         merged: list[tuple[tuple[object, ...], list[str], Decision, tuple[str, ...]]] = []
         last: dict[str, int] = {}
-        mentions: dict[str, dict[str, tuple[str, ...]]] = {}
+        mentions = self._mentions
+        if len(mentions) > _MENTIONS_KEPT:
+            mentions.clear()
         for decision in decisions:
             if decision.action not in (Action.SEND, Action.REMIND):
                 continue
@@ -420,6 +426,9 @@ def _about(note: Notification) -> dict[str, Any]:
     event = note.event
     return about(event.cluster, event.namespace, event.name)
 
+
+_MENTIONS_KEPT = 50_000
+"""Events whose mentions `Pipeline._mention` keeps (a few hundred bytes each)."""
 
 _NORMALIZED = (AppState, Hint, Rejected)
 """What a listed item may already be (a watcher's `prepare` normalized it as it arrived)."""
