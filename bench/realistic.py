@@ -4,9 +4,11 @@ What a real fleet sends (the issue's model): 60 % Argo CD Applications at produc
 (bench/common.py: ten history entries, a 20-entry resource tree, about 15 KB each), 25 % Flux
 Kustomizations and 15 % HelmReleases. Argo CD refreshes every app every 3 minutes (a MODIFIED
 event whose only change is `status.reconciledAt`), each Flux object reconciles at its own
-interval of 1 to 10 minutes (a MODIFIED event moving `lastHandledReconcileAt`, the conditions'
-`lastTransitionTime`, and for a Kustomization its snapshot's `lastReconciled`,
-`lastReconciledDuration` and `totalReconciliations`), and once a second one app really changes
+interval of 1 to 10 minutes (a MODIFIED event moving the conditions' `lastTransitionTime`, and
+for a Kustomization its snapshot's `lastReconciled`, `lastReconciledDuration` and
+`totalReconciliations`; `lastHandledReconcileAt` stays: it is the copy of the last
+`reconcile.fluxcd.io/requestedAt` annotation handled, and moves only when someone asks for a
+reconcile, not at every interval), and once a second one app really changes
 (drift, failure, deploy, recovery: the next of its kind's states in bench/common.py). Every
 line has a fresh resourceVersion. The apps are first listed (one ADDED line each).
 
@@ -40,7 +42,7 @@ def _stamped(raw: bytes, kind: str) -> bytes:
     if kind == "Application":
         status["reconciledAt"] = STAMP.decode()
     else:
-        status["lastHandledReconcileAt"] = STAMP.decode()
+        status["lastHandledReconcileAt"] = "2026-11-20T08:00:00Z"  # the last request handled
         for cond in status.get("conditions", []):
             cond["lastTransitionTime"] = STAMP.decode()
         if kind == "Kustomization":
