@@ -23,6 +23,7 @@ from bot.delivery.receivers import ConsoleReceiver, Notification, Receiver
 from bot.ops.logs import about, about_object
 from bot.ops.metrics import METRICS
 from bot.pipeline import links
+from bot.pipeline.app_states import AppStates
 from bot.pipeline.outcome import HINT, OBSERVED, STALE, Taken, rejected
 from bot.store.store import Store, StoreError
 from config.route_id import RouteId
@@ -54,8 +55,9 @@ class Pipeline:
         """Commit author and subject for deploys and rollbacks: Argo CD's revision metadata
         where its API is configured, Flux's from the sources' NewArtifact reports."""
         self.policy_state = PolicyState()
-        self.states: dict[AppKey, AppState] = {}
-        """Every app as last seen: the store's app states, read once at load and written through."""
+        self.states = AppStates()
+        """Every app as last seen: the store's app states, read once at load (decoded when
+        first used) and written through."""
         self.stats: Counter[str] = Counter()
         self.detected: Counter[tuple[str, str]] = Counter()
         """(event kind, tool) of every event detected, for metrics."""
@@ -92,7 +94,7 @@ class Pipeline:
 
     async def load(self) -> None:
         self.policy_state = policy.relane(await self.store.load_policy(), self._lane_of_route)
-        self.states = await self.store.all_states()
+        self.states = AppStates(await self.store.stored_states(), self.store.where)
         await self.close_gone(None)
 
     async def close_gone(self, now: datetime | None) -> int:
@@ -205,11 +207,13 @@ class Pipeline:
             taken = await self._observe_normalized(found, "MODIFIED", now)
             if taken.rejected and found is not obj:
                 logger.warning("listed object %s", taken, extra=about_object(cluster, obj))
-        gone = [
-            state
-            for key, state in self.states.items()
-            if key.cluster == cluster and covers(key) and key not in listed and not state.deleted
+        unlisted = [
+            key
+            for key in self.states.keys_unread()
+            if key.cluster == cluster and covers(key) and key not in listed
         ]
+        held = [self.states.get(key) for key in unlisted]
+        gone = [state for state in held if state is not None and not state.deleted]
         for state in gone:
             deleted = dataclasses.replace(state, observed_at=now, deleted=True)
             self.states[state.key] = deleted

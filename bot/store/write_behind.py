@@ -98,6 +98,9 @@ class WriteBehindStore(Store):
     async def all_states(self) -> dict[AppKey, AppState]:
         return {**await super().all_states(), **self._pending_states}
 
+    async def stored_states(self) -> dict[AppKey, AppState | str]:
+        return {**await super().stored_states(), **self._pending_states}
+
     async def outbox_add_many(
         self, receiver: str, payloads: Iterable[Mapping[str, Any]], at: datetime | None = None
     ) -> list[int]:
