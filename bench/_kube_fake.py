@@ -22,6 +22,7 @@ from aiohttp import web
 
 from tests.fakes import kube_api
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.fakes.loopback import STREAMING
 
 
 def _json_copy(value: Any) -> Any:
@@ -87,10 +88,7 @@ class OperatorFakeKubeAPI(FakeKubeAPI):
         app.router.add_get("/apis/{group}/{version}/{plural}", self._handle)
         app.router.add_get("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._unserved)
-        host, port = await self.serve(
-            app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
-        )
-        self.url = f"http://{host}:{port}"
+        self.url = await self.serve(app, **STREAMING)
         return self
 
     # -- discovery ---------------------------------------------------------------------------

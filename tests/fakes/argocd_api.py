@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.kube_api import selector_matches
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import STREAMING, LoopbackServer
 
 __all__ = ["FakeArgoCDAPI", "RecordedRequest"]
 
@@ -134,10 +134,7 @@ class FakeArgoCDAPI(LoopbackServer):
         app.router.add_post("/api/v1/applications/{name}/sync", self._sync)
         app.router.add_post("/api/v1/applications/{name}/rollback", self._rollback)
         app.router.add_delete("/api/v1/applications/{name}/operation", self._terminate)
-        host, port = await self.serve(
-            app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
-        )
-        self.url = f"http://{host}:{port}"
+        self.url = await self.serve(app, **STREAMING)
         return self
 
     async def close(self) -> None:

@@ -36,7 +36,7 @@ import yaml
 from aiohttp import web
 from kubernetes_asyncio.client import Configuration
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import STREAMING, LoopbackServer
 
 __all__ = ["FakeKubeAPI", "RecordedRequest", "plural_of"]
 
@@ -237,11 +237,7 @@ class FakeKubeAPI(LoopbackServer):
         app.router.add_get(one, self._handle_one)
         app.router.add_put(one, self._handle_one)
         app.router.add_post("/apis/{group}/{version}/namespaces/{namespace}/{plural}", self._create)
-        # Like the real server, notice a client that went away and end its watch.
-        host, port = await self.serve(
-            app, shutdown_timeout=1.0, access_log=None, handler_cancellation=True
-        )
-        self.url = f"http://{host}:{port}"
+        self.url = await self.serve(app, **STREAMING)
         return self
 
     async def close(self) -> None:

@@ -9,6 +9,14 @@ from typing import Any, Self
 
 from aiohttp import web
 
+STREAMING: dict[str, Any] = {
+    "shutdown_timeout": 1.0,
+    "access_log": None,
+    "handler_cancellation": True,
+}
+"""Runner options of a fake that streams (watches): like the real server, it notices a client
+that went away and ends its stream."""
+
 
 class LoopbackServer:
     """A fake server's life: `start()` builds its app and calls `serve`; `close()` lets go of
@@ -16,13 +24,13 @@ class LoopbackServer:
 
     _runner: web.AppRunner | None = None
 
-    async def serve(self, app: web.Application, **runner_options: Any) -> tuple[str, int]:
-        """Serve `app` on a free loopback port; (host, port)."""
+    async def serve(self, app: web.Application, path: str = "", **runner_options: Any) -> str:
+        """Serve `app` on a free loopback port: its URL, `http://127.0.0.1:PORT` and `path`."""
         self._runner = web.AppRunner(app, **runner_options)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         host, port = self._runner.addresses[0][:2]
-        return str(host), int(port)
+        return f"http://{host}:{port}{path}"
 
     async def stop_serving(self) -> None:
         if self._runner is not None:
@@ -47,8 +55,8 @@ class LoopbackServer:
 async def on_loopback(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
     """`app` served on a free loopback port for the time of the block: its base URL."""
     server = LoopbackServer()
-    host, port = await server.serve(app, **runner_options)
+    url = await server.serve(app, **runner_options)
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         await server.stop_serving()

@@ -179,8 +179,7 @@ class FakeSlackApi(LoopbackServer):
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
-        host, port = await self.serve(app, handle_signals=False, shutdown_timeout=0.1)
-        self.url = f"http://{host}:{port}/api/"
+        self.url = await self.serve(app, "/api/", handle_signals=False, shutdown_timeout=0.1)
         return self.url
 
     async def close(self) -> None:

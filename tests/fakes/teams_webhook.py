@@ -79,12 +79,12 @@ class FakeTeamsWebhook(LoopbackServer):
         app = web.Application(client_max_size=4 << 20)
         app.router.add_post("/workflows/{workflow}/triggers/manual/paths/invoke", self._handle)
         # No access log: its lines hold the URL, which tests check never reaches a log.
-        host, port = await self.serve(
-            app, handle_signals=False, shutdown_timeout=0.1, access_log=None
-        )
-        self.url = (
-            f"http://{host}:{port}/workflows/{WORKFLOW_ID}/triggers/manual/paths/invoke"
+        path = (
+            f"/workflows/{WORKFLOW_ID}/triggers/manual/paths/invoke"
             f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SIGNATURE}"
+        )
+        self.url = await self.serve(
+            app, path, handle_signals=False, shutdown_timeout=0.1, access_log=None
         )
         return self.url
 
