@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from kubernetes_asyncio.client import CoreV1Api
 from bot.actions.kube import REQUESTED_AT
 from tests.bot.actions_cluster import NAMESPACE, Cluster, cluster
 from tests.bot.service_world import VirtualClock, make_config, serving, until, until_ready
-from tests.bot.test_slack_app import SECRET, sign
+from tests.bot.test_slack_app import SECRET, signed_form
 from tests.builders_flux import T0, kustomization
 from tests.deploy.envtest import ApiServer, api_server
 from tests.fakes.slack_api import TEAM_ID, VALID_TOKEN, FakeSlackApi
@@ -65,13 +64,7 @@ async def kube(server: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> A
 
 
 async def _post(http: aiohttp.ClientSession, base: str, body: str) -> int:
-    ts = str(int(time.time()))
-    headers = {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": sign(body, ts),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    async with http.post(f"{base}/slack/events", data=body, headers=headers) as response:
+    async with http.post(f"{base}/slack/events", data=body, headers=signed_form(body)) as response:
         return response.status
 
 

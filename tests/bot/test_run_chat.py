@@ -5,7 +5,6 @@ fake Kubernetes API server and the fake Slack Web API."""
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +14,7 @@ from bot.chat.teams_inbound import sign as teams_sign
 from bot.store.store import Store
 from core.commands import active_mutes
 from tests.bot.service_world import VirtualClock, make_config, serving, until, until_ready
-from tests.bot.test_slack_app import CHANNEL, OPERATOR, SECRET, command_body, sign
+from tests.bot.test_slack_app import CHANNEL, OPERATOR, SECRET, command_body, signed_form
 from tests.builders_flux import T0
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi
 from tests.world import Obj, World, argocd_full_states, fakes
@@ -55,12 +54,7 @@ async def test_run_posts_alerts_to_slack_and_answers_slack_and_teams(tmp_path: P
 
             async def command(text: str) -> int:
                 body = command_body(text, OPERATOR, CHANNEL, f"{base}/unused")
-                ts = str(int(time.time()))
-                headers = {
-                    "X-Slack-Request-Timestamp": ts,
-                    "X-Slack-Signature": sign(body, ts),
-                    "Content-Type": "application/x-www-form-urlencoded",
-                }
+                headers = signed_form(body)
                 async with http.post(f"{base}/slack/events", data=body, headers=headers) as r:
                     return r.status
 

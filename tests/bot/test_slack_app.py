@@ -134,6 +134,16 @@ def sign(body: str, ts: str, secret: str = SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+def signed_form(body: str) -> dict[str, str]:
+    """The headers of a form `body` Slack signs now with SECRET."""
+    ts = str(int(time.time()))
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": sign(body, ts),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
 _TRIGGERS = itertools.count(13345224609)
 
 
@@ -658,12 +668,7 @@ async def test_slack_routes_registered_before_the_bot_exists_answer_503_until_it
     app = web.Application()
     add_slack_routes(app, lambda: holder[0] if holder else None)
     body = command_body("help", OPERATOR, CHANNEL, harness.response_url)
-    ts = str(int(time.time()))
-    headers = {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": sign(body, ts),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
+    headers = signed_form(body)
     async with TestClient(TestServer(app)) as http:
         early = await http.post(SLACK_EVENTS_PATH, data=body.encode(), headers=headers)
         assert early.status == 503
