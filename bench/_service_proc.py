@@ -34,6 +34,21 @@ def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+async def phase_message(stream: asyncio.StreamReader, who: str) -> dict[str, Any]:
+    """The next `{"phase": ...}` line a bench's child prints (other output passed over);
+    RuntimeError naming `who` when it exits first."""
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            raise RuntimeError(f"{who} exited early (see its stderr above)")
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and "phase" in message:
+            return message
+
+
 async def _child(
     config: Any,
 ) -> tuple[list[tuple[str, str, float]], list[tuple[str, float]], dict[str, int]]:
@@ -106,16 +121,7 @@ class ServiceProcess:
 
     async def _message(self) -> dict[str, Any]:
         assert self.process is not None and self.process.stdout is not None
-        while True:
-            raw = await self.process.stdout.readline()
-            if not raw:
-                raise RuntimeError("the service process exited early (see its stderr above)")
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(message, dict) and "phase" in message:
-                return message
+        return await phase_message(self.process.stdout, "the service process")
 
     async def start(self) -> None:
         """Start the child and return once every watch of the service has listed."""

@@ -145,19 +145,6 @@ def _apps(count: int, changes: int) -> list[list[dict[str, Any]]]:
     return out
 
 
-async def _message(stream: asyncio.StreamReader) -> dict[str, Any]:
-    while True:
-        raw = await stream.readline()
-        if not raw:
-            raise RuntimeError("the consumer exited early (see its stderr above)")
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(message, dict) and "phase" in message:
-            return message
-
-
 async def _profiler(pid: int, profile: Path | None) -> asyncio.subprocess.Process | None:
     """py-spy sampling the consumer while the changes are made (collapsed stacks to a file);
     it slows the consumer down, so the CPU figures of a profiled run are not the bench's."""
@@ -180,6 +167,7 @@ async def measure(
     consumer: str, apps: list[list[dict[str, Any]]], profile: Path | None = None
 ) -> dict[str, Any]:
     import _real_cluster as real  # type: ignore[import-not-found]
+    from _service_proc import phase_message  # type: ignore[import-not-found]
 
     crd = real.CRDS / "argoproj.io_applications.yaml"
     with real.real_api_server() as server, tempfile.TemporaryDirectory() as tmp:
@@ -195,7 +183,7 @@ async def measure(
                     env={**os.environ, "KUBECONFIG": str(server.kubeconfig)},
                 )  # fmt: skip
                 assert process.stdout is not None
-                await _message(process.stdout)
+                await phase_message(process.stdout, "the consumer")
             else:
                 port = real.free_port()
                 counters = ("driftbot_watch_events", "driftbot_events")
@@ -229,7 +217,7 @@ async def measure(
                     assert process.stdin is not None and process.stdout is not None
                     process.stdin.write(b"stop\n")
                     await process.stdin.drain()
-                    handled = (await _message(process.stdout))["handled"]
+                    handled = (await phase_message(process.stdout, "the consumer"))["handled"]
                     await process.wait()
                 else:
                     handled = await real.metrics(port, counters)
