@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.app.errors import CliError
-from bot.delivery.outbox import OutboxWorker
 from bot.delivery.receivers import ConsoleReceiver, Receiver
+from bot.delivery.retry import RetryPolicy, RetryStage
 from bot.pipeline.outcome import STALE, Outcome, Taken
 from bot.pipeline.runner import Pipeline
 from bot.store.store import Store
@@ -51,7 +51,6 @@ __all__ = [
     "ReplaySummary",
     "UnchangedLines",
     "build_receivers",
-    "outbox_waker",
     "replay_file",
     "replay_lines",
 ]
@@ -81,6 +80,8 @@ class SlackOptions:
     close_timeout: float | None = 20.0
     """Seconds `close()` keeps sending before it leaves the rest queued for the next start;
     None: until nothing more can be sent now (what replay uses)."""
+    retry: RetryPolicy | None = None
+    """The one retry policy of every Slack receiver's chain (default `RetryPolicy()`)."""
 
 
 def build_receivers(
@@ -130,7 +131,8 @@ def build_receivers(
                     token, config.slack.api_url, timeout=options.timeout, session=session
                 )
                 limiter = RateLimiter(clock=options.monotonic, sleep=options.sleep)
-                sender = SlackSender(client, limiter, sleep=options.sleep, session=session)
+                retry = RetryStage("slack", limiter, sleep=options.sleep, policy=options.retry)
+                sender = SlackSender(client, retry, session=session)
             receiver = SlackReceiver(
                 rc.name,
                 rc.slack.channel,
@@ -139,6 +141,7 @@ def build_receivers(
                 client=client,
                 clock=options.clock,
                 sleep=options.sleep,
+                retry=options.retry,
                 close_timeout=options.close_timeout,
                 actions=config.actions.enabled,
                 public_url=config.server.page_url,
@@ -166,22 +169,6 @@ def build_receivers(
                 rc.type,
             )
     return receivers
-
-
-def outbox_waker(pipeline: Pipeline) -> Callable[[str], None]:
-    """A `WriteBehindStore.outbox_listeners` entry: wakes the outbox worker of the named
-    receiver once messages kept in memory through a store outage are queued in the store, so
-    they go out at once rather than with that receiver's next notification.
-
-    The receiver is looked up in the pipeline when the listener is called, so receivers a hot
-    reload rebuilt are the ones woken; a receiver without a worker (the console) is skipped."""
-
-    def wake(receiver: str) -> None:
-        worker = getattr(pipeline.receivers.get(receiver), "worker", None)
-        if isinstance(worker, OutboxWorker):
-            worker.wake()
-
-    return wake
 
 
 class UnchangedLines:
@@ -326,7 +313,6 @@ async def replay_stream(
             teams=teams,
         )
         pipeline = Pipeline(store, config, receivers)
-        store.outbox_listeners.append(outbox_waker(pipeline))
         await pipeline.load()
         try:
             return await replay_lines(lines, source, pipeline)

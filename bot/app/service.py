@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kubernetes_asyncio.client import ApiClient
 
 from bot.app.heap import freeze_when_listed
-from bot.app.replay import CliError, build_receivers, outbox_waker
-from bot.delivery.outbox import OutboxWorker
+from bot.app.replay import CliError, build_receivers
 from bot.delivery.receivers import Receiver
 from bot.jobs.reload import ConfigReloader
 from bot.jobs.scheduler import Scheduler, pipeline_hooks
@@ -71,7 +70,6 @@ __all__ = [
     "WriteBehindStore",
     "lead",
     "open_service",
-    "outbox_waker",
 ]
 
 logger = logging.getLogger(__name__)
@@ -189,9 +187,7 @@ class Service:
             store.fence()
         await self.stop()
         for receiver in self.pipeline.receivers.values():
-            worker = getattr(receiver, "worker", None)
-            if isinstance(worker, OutboxWorker):
-                await worker.stop()
+            await receiver.abandon()
 
     async def _tick(self) -> None:
         """Let time pass in the pipeline, so problems whose grace ran out are announced."""
@@ -363,7 +359,6 @@ async def open_service(
         except CliError as exc:
             raise ServiceError(str(exc)) from None
         pipeline = Pipeline(store, config, receivers)
-        store.outbox_listeners.append(outbox_waker(pipeline))
         await pipeline.load()
         try:
             clients = await _clients(config, client_factory)

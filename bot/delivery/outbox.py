@@ -7,8 +7,10 @@ sends them, oldest first, and marks each one once the chat service has answered:
   or thread reply can find it;
 - refused for good (a fatal error): marked failed with the error and counted; it is kept in
   the store but never tried again;
-- not delivered this time (retryable): stays pending with a retry time; the worker waits for
-  it before sending anything newer, so a channel never reads out of order.
+- not delivered this time (retry later): stays pending with a retry time, from the one
+  `RetryPolicy` (bot/delivery/retry.py: the transport has already retried briefly within this
+  try; this is the long tier); the worker waits for it before sending anything newer, so a
+  channel never reads out of order.
 
 Just before a send the item is marked "attempted"; the mark is cleared by the outcome. An item
 still marked when the worker starts was on its way when the process stopped: the transport is
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.delivery.retry import RetryPolicy
 from bot.store.store import OutboxItem, SentMessage, Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -48,14 +51,23 @@ class Delivered:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
-    """The message did not get through: `fatal` ones are never retried."""
+class RetryLater:
+    """The message did not get through this time; `after`: the seconds the chat service asked
+    to wait (its Retry-After), None when it asked for none (the policy's deferral applies)."""
 
     error: str
-    fatal: bool
+    after: float | None = None
 
 
-Outcome = Delivered | Refused
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The chat service refused the message for good: it is set aside, never tried again."""
+
+    error: str
+
+
+Outcome = Delivered | RetryLater | Refused
+"""All a transport answers: sent, retry after, refused for good."""
 
 
 class Transport(Protocol):
@@ -71,17 +83,6 @@ class Transport(Protocol):
         """Whether `item`, in flight when the last process stopped, arrived after all; None
         when it did not, or when that cannot be known (it is then sent again)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Delay before an item's next try, after `attempts` failed ones: base * 2**(n-1), capped."""
-
-    base: float = 5.0
-    cap: float = 300.0
-
-    def delay(self, attempts: int) -> float:
-        return float(min(self.cap, self.base * 2 ** max(0, attempts - 1)))
 
 
 @dataclass
@@ -133,7 +134,8 @@ async def log_left(store: Store, receiver: str) -> int:
 
 
 class OutboxWorker:
-    """One named background task per receiver; `start()`, `wake()` after queueing, `stop()`."""
+    """One named background task per receiver; `start()`, `stop()`. The store wakes it after
+    each commit that queues messages for its receiver (`Store.outbox_watch`)."""
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class OutboxWorker:
         self._retry = retry or RetryPolicy()
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
+        self._unwatch: Callable[[], None] | None = None
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self.stats = OutboxStats()
@@ -163,13 +166,16 @@ class OutboxWorker:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        """Start draining (what is pending from an earlier run goes first)."""
+        """Start draining (what is pending from an earlier run goes first), and be woken by
+        every commit that queues messages for this receiver from now on."""
         if self._task is None or self._task.done():
             self._idle.clear()
             self._task = asyncio.create_task(self._run(), name=f"outbox:{self.receiver}")
+        if self._unwatch is None:
+            self._unwatch = self.store.outbox_watch(self.receiver, self.wake)
 
     def wake(self) -> None:
-        """New items were queued: look again."""
+        """New items were committed: look again."""
         self._idle.clear()
         self._wakeup.set()
 
@@ -190,6 +196,9 @@ class OutboxWorker:
 
     async def stop(self) -> None:
         """Cancel the task and wait for it; what is unsent stays in the outbox."""
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -279,19 +288,19 @@ class OutboxWorker:
                 item.id,
                 extra=self._about(item),
             )
-            outcome = Refused(error=f"exception:{type(exc).__name__}", fatal=False)
+            outcome = RetryLater(error=f"exception:{type(exc).__name__}")
         now = self._clock()
         if isinstance(outcome, Delivered):
             await self.store.outbox_mark_sent(item.id, now, outcome.landed, replace=outcome.replace)
             self.stats.sent += 1
             return None
         self.stats.failed_by_error[outcome.error] += 1
-        if outcome.fatal:
+        if isinstance(outcome, Refused):
             await self.store.outbox_mark_fatal(item.id, outcome.error, now)
             self.stats.failed += 1
             await self._audit_refused(item, outcome.error, now)
             return None
-        delay = self._retry.delay(item.attempts + 1)
+        delay = self._retry.next_try_in(item.attempts + 1, outcome.after)
         await self.store.outbox_mark_failed(item.id, outcome.error, now + timedelta(seconds=delay))
         self.stats.retried += 1
         logger.warning(

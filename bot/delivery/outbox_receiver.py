@@ -3,10 +3,19 @@ outbox before anything goes out, and the receiver's `OutboxWorker` sends it thro
 transport, oldest first. Slack and Teams receivers are this, each with its own plan (what to
 queue for a notification) and transport (how one queued item is sent).
 
-The chain a notification travels, in order: the receiver's plan -> the outbox (the store) ->
-the worker (order, attempts, retry times, fatal refusals set aside) -> the transport (one item:
-post, update or thread reply) -> the sender (pacing and the one retry loop, `RetryStage`) ->
-the chat service.
+The delivery chain, in order (the one place it is listed; docs/architecture.md follows it):
+
+1. the receiver's plan (`plan_slack`, `plan_teams`): the outbox payloads of a notification;
+2. the outbox (the store): rows committed with the policy state that says they were sent;
+   the commit wakes the receiver's worker, once (`Store.outbox_watch`);
+3. the worker (`OutboxWorker`): order, the "attempted" mark, one try per item; a try that did
+   not get through is deferred by the `RetryPolicy` (the long tier), a refusal set aside;
+4. the transport (`SlackTransport`, `TeamsTransport`): one item as one call (post, update or
+   thread reply); answers only `Delivered`, `RetryLater` (with the seconds asked) or `Refused`;
+5. the sender (`SlackSender`, `TeamsSender`): one call, read as an answer or a `Failure`;
+6. the retry stage (`RetryStage`, the short tier of the same `RetryPolicy`): pacing by the
+   limiter, 429s waited out, brief retries with backoff;
+7. the chat service.
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bot.delivery.outbox import Deadline, OutboxWorker, RetryPolicy, Sleep, Transport, log_left
+from bot.delivery.outbox import Deadline, OutboxWorker, Sleep, Transport, log_left
 from bot.delivery.receivers import Notification
+from bot.delivery.retry import RetryPolicy
 from bot.store.store import Store
 
 
@@ -54,11 +64,19 @@ class OutboxReceiver:
         self.worker.start()
 
     async def deliver(self, note: Notification) -> None:
-        """Queue `note` in the outbox (durable once the store commits it: at once, or with the
-        policy state at the next flush of a write-behind store), then let the worker send."""
-        await self.store.outbox_add_many(self.name, self.plan(note), self._clock())
+        """Queue `note` in the outbox; the worker sends it (see `queue`)."""
+        await self.queue(self.plan(note))
+
+    async def queue(self, payloads: list[dict[str, Any]], at: datetime | None = None) -> None:
+        """Queue `payloads` in the outbox (durable once the store commits them: at once, or
+        with the policy state at the next flush of a write-behind store). The worker is woken
+        by that commit, once, never before the rows are there."""
         self.worker.start()
-        self.worker.wake()
+        await self.store.outbox_add_many(self.name, payloads, at or self._clock())
+
+    async def abandon(self) -> None:
+        """Stop sending now (this process no longer leads): what is unsent stays queued."""
+        await self.worker.stop()
 
     async def drain(self, within: float | None = None) -> bool:
         """Wait until everything that can be sent now is sent (see OutboxWorker.drain)."""

@@ -65,11 +65,19 @@ class Notification:
 
 
 class Receiver(Protocol):
+    """Where notifications go: the console, or a chat receiver with its outbox."""
+
     name: str
 
     async def deliver(self, note: Notification) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Deliver what can be delivered before the close deadline, then let go."""
+        ...
+
+    async def abandon(self) -> None:
+        """Stop delivering at once (this process lost the lead); what is queued stays."""
+        ...
 
 
 def notification_to_json(
@@ -157,3 +165,6 @@ class ConsoleReceiver:
 
     async def close(self) -> None:
         self.stream.flush()
+
+    async def abandon(self) -> None:
+        """Nothing is queued: each notification was printed as it came."""

@@ -1,21 +1,32 @@
-"""What every chat sender shares about retrying: the one retry loop (`RetryStage`), its
-backoff, reading Retry-After, the counts.
+"""The one retry policy of delivery, and the one retry stage that applies it to Slack and Teams.
 
-Slack and Teams answer 429 with a Retry-After header and fail transiently with 5xx or broken
-connections; both senders wait and retry by the same rules, in the same loop, and report the
-same counters. A sender only says what one call answered (`Failure`, or its answer).
+A message can fail for a moment (a 5xx, a time-out, a dropped connection, a 429) or for long (the
+chat service is down). Each is retried in one place, by one `RetryPolicy`:
+
+- short retries live in the process, in `RetryStage`: one call paced by the limiter, a 429
+  waited out for its Retry-After without using up an attempt, other retryable failures tried
+  again after `RetryPolicy.backoff` up to `RetryPolicy.attempts` calls. This is one *try*.
+- long retries live in the outbox: a try that did not get through leaves its item pending with
+  a retry time (`next_attempt_at`) `RetryPolicy.deferral` after it (or the Retry-After the
+  service asked for, when longer), so an outage costs no task, survives a restart and keeps
+  the receiver's order. The outbox never retries within a try, the stage never across tries.
+
+So a transport answers only "sent", "retry after (seconds, or none asked)" or "refused for
+good"; a sender only says what one call answered (`Failure`, or its answer). One `Backoff`
+shape serves both tiers.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from bot.delivery.rate_limit import RateLimiter
-from bot.ops.metrics import DeliveryMetrics
+from bot.ops.metrics import METRICS, DeliveryMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +45,32 @@ class Backoff:
     cap: float = 60.0
     jitter: float = 0.5
 
-    def delay(self, retry: int, rand: float) -> float:
+    def delay(self, retry: int, rand: float = 0.0) -> float:
         """`rand` in [0, 1) picks where in the jitter range the delay falls."""
         full = min(self.cap, self.base * self.factor ** max(0, retry - 1))
-        return full * (1.0 - self.jitter * rand)
+        return float(full * (1.0 - self.jitter * rand))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How delivery retries, both tiers (see the module docstring): within a try, `attempts`
+    calls `backoff` apart and up to `rate_limited_waits` 429s of at most `max_retry_after`
+    seconds waited out; between tries, the outbox waits `deferral` (5 s doubling to 5 min)."""
+
+    attempts: int = 5
+    backoff: Backoff = Backoff()
+    rate_limited_waits: int = 20
+    max_retry_after: float = 300.0
+    deferral: Backoff = Backoff(base=5.0, factor=2.0, cap=300.0, jitter=0.0)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {self.attempts}")
+
+    def next_try_in(self, tries: int, asked: float | None = None) -> float:
+        """Seconds until an outbox item's next try after `tries` failed ones: the deferral, or
+        what the chat service asked (`asked`, its Retry-After) when that is longer."""
+        return max(self.deferral.delay(tries), asked or 0.0)
 
 
 @dataclass
@@ -96,37 +129,29 @@ class Attempted(Generic[T]):
 
 
 class RetryStage:
-    """The one retry loop of the chat transports: each call paced through the limiter; a 429
-    paused for its Retry-After (the key's, or every key's) and sent again without using up an
-    attempt, up to `max_rate_limited_waits` waits of at most `max_retry_after` seconds; other
-    retryable failures retried with `backoff` up to `max_attempts`; anything else fatal."""
+    """The one retry loop of the chat transports, the short tier of `RetryPolicy`: each call
+    paced through the limiter; a 429 paused for its Retry-After (the key's, or every key's) and
+    sent again without using up an attempt, up to `policy.rate_limited_waits` waits of at most
+    `policy.max_retry_after` seconds; other retryable failures retried with `policy.backoff`
+    up to `policy.attempts` calls; anything else fatal. Its `stats` count every call it made."""
 
     def __init__(
         self,
         service: str,
         limiter: RateLimiter,
-        stats: DeliveryStats,
-        metrics: DeliveryMetrics,
         *,
         sleep: Callable[[float], Awaitable[None]],
-        max_attempts: int,
-        backoff: Backoff,
-        max_rate_limited_waits: int,
-        max_retry_after: float,
-        rand: Callable[[], float],
+        policy: RetryPolicy | None = None,
+        rand: Callable[[], float] = random.random,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.service = service
         self.limiter = limiter
-        self.stats = stats
-        self.metrics = metrics
         self.sleep = sleep
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_rate_limited_waits = max_rate_limited_waits
-        self.max_retry_after = max_retry_after
+        self.policy = policy or RetryPolicy()
         self.rand = rand
+        self.metrics = metrics or METRICS
+        self.stats = DeliveryStats()
 
     async def run(
         self,
@@ -158,8 +183,8 @@ class RetryStage:
                 else:
                     self.limiter.pause(key, failure.retry_after)
                 if (
-                    waits > self.max_rate_limited_waits
-                    or failure.retry_after > self.max_retry_after
+                    waits > self.policy.rate_limited_waits
+                    or failure.retry_after > self.policy.max_retry_after
                 ):
                     return self._ended(failure, attempts, fatal=False)
                 logger.debug(
@@ -174,10 +199,10 @@ class RetryStage:
             if not failure.retryable:
                 return self._ended(failure, attempts, fatal=True)
             # Retries of 429s do not use up attempts: only these do.
-            if attempts - waits >= self.max_attempts:
+            if attempts - waits >= self.policy.attempts:
                 return self._ended(failure, attempts, fatal=False)
             self.stats.retried += 1
-            delay = self.backoff.delay(attempts - waits, self.rand())
+            delay = self.policy.backoff.delay(attempts - waits, self.rand())
             logger.debug(
                 "%s call to %s failed (%s), retry in %.2fs",
                 self.service,

@@ -36,9 +36,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.outbox import Delivered, Outcome, Refused, RetryPolicy, Sleep
+from bot.delivery.outbox import Delivered, Outcome, Refused, RetryLater, Sleep
 from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.receivers import Notification
+from bot.delivery.retry import RetryPolicy
 from bot.delivery.slack_sender import SendResult, SlackSender
 from bot.store.store import OutboxItem, SentMessage, Store
 from formatters.slack import (
@@ -177,7 +178,7 @@ class SlackTransport:
     async def send(self, item: OutboxItem) -> Outcome:
         planned = read_payload(item.payload)
         if planned is None:
-            return Refused(error="unreadable_outbox_item", fatal=True)
+            return Refused(error="unreadable_outbox_item")
         if planned.op == OP_UPDATE:
             return await self._update(planned)
         return await self._post(item, planned)
@@ -293,7 +294,9 @@ class SlackTransport:
 def _outcome(result: SendResult) -> Outcome:
     if result.ok:
         return Delivered()
-    return Refused(error=result.error or "unknown_error", fatal=result.fatal)
+    if result.fatal:
+        return Refused(error=result.error or "unknown_error")
+    return RetryLater(error=result.error or "unknown_error", after=result.retry_after)
 
 
 class SlackReceiver(OutboxReceiver):

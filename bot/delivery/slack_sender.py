@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.delivery.rate_limit import RateLimiter
-from bot.delivery.retry import Backoff, DeliveryStats, Failure, RetryStage, retry_after
-from bot.ops.metrics import METRICS, DeliveryMetrics
+from bot.delivery.retry import DeliveryStats, Failure, RetryStage, retry_after
+from bot.ops.metrics import DeliveryMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +49,6 @@ no_text, message_not_found, cant_update_message, ...)."""
 WORKSPACE_RATE_LIMIT_ERROR = "rate_limited"
 """The 429 error code for the app posting too much to the workspace; "ratelimited" is the
 per-channel (or per-method) one."""
-
-"""Seconds to wait after a 429 that carries no usable Retry-After header."""
 
 
 def make_client(
@@ -91,9 +88,9 @@ class SendResult:
     error: str | None = None
     fatal: bool = False
     attempts: int = 0
-
-
-SenderStats = DeliveryStats
+    retry_after: float | None = None
+    """Not delivered and not fatal: the seconds Slack asked to wait (its last 429's
+    Retry-After), None when it asked for none."""
 
 
 class SlackSender:
@@ -102,35 +99,17 @@ class SlackSender:
     def __init__(
         self,
         client: AsyncWebClient,
-        limiter: RateLimiter,
+        retry: RetryStage,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        max_attempts: int = 5,
-        backoff: Backoff | None = None,
-        max_rate_limited_waits: int = 20,
-        max_retry_after: float = 300.0,
-        rand: Callable[[], float] = random.random,
-        metrics: DeliveryMetrics | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        """`retry` paces and retries every call (its limiter is the workspace's)."""
         self._client = client
-        self._limiter = limiter
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
-        self.stats = SenderStats()
-        self.metrics = metrics or METRICS
-        self._retry = RetryStage(
-            "slack",
-            limiter,
-            self.stats,
-            self.metrics,
-            sleep=sleep,
-            max_attempts=max_attempts,
-            backoff=backoff or Backoff(),
-            max_rate_limited_waits=max_rate_limited_waits,
-            max_retry_after=max_retry_after,
-            rand=rand,
-        )
+        self._retry = retry
+        self.stats: DeliveryStats = retry.stats
+        self.metrics: DeliveryMetrics = retry.metrics
         self._session = session
         """The client's HTTP session, kept alive across calls (one TLS handshake with
         slack.com, not one per message); closed when the last receiver using it lets go."""
@@ -149,7 +128,7 @@ class SlackSender:
 
     @property
     def limiter(self) -> RateLimiter:
-        return self._limiter
+        return self._retry.limiter
 
     async def post(
         self,
@@ -259,7 +238,12 @@ class SlackSender:
             extra={"receiver": receiver},
         )
         return SendResult(
-            ok=False, channel=channel, error=failure.error, fatal=False, attempts=attempts
+            ok=False,
+            channel=channel,
+            error=failure.error,
+            fatal=False,
+            attempts=attempts,
+            retry_after=failure.retry_after,
         )
 
 

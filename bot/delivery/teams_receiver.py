@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.delivery.outbox import Delivered, Outcome, Refused, RetryPolicy, Sleep
+from bot.delivery.outbox import Delivered, Outcome, Refused, RetryLater, Sleep
 from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.rate_limit import RateLimiter
 from bot.delivery.receivers import Notification, Receiver
+from bot.delivery.retry import RetryPolicy, RetryStage
 from bot.delivery.teams_sender import TEAMS_WEBHOOK_RATE, TeamsSender, WebhookUrl, load_webhook
 from bot.store.store import OutboxItem, Store
 from config.schema import Config
@@ -77,7 +78,7 @@ class TeamsTransport:
     async def send(self, item: OutboxItem) -> Outcome:
         card = item.payload.get("card")
         if item.payload.get("op") != OP_POST or not isinstance(card, dict):
-            return Refused(error="unreadable_outbox_item", fatal=True)
+            return Refused(error="unreadable_outbox_item")
         notification = item.payload.get("notification")
         result = await self._sender.post(
             self.webhook,
@@ -87,7 +88,9 @@ class TeamsTransport:
         )
         if result.ok:
             return Delivered()
-        return Refused(error=result.error or "unknown_error", fatal=result.fatal)
+        if result.fatal:
+            return Refused(error=result.error or "unknown_error")
+        return RetryLater(error=result.error or "unknown_error", after=result.retry_after)
 
     async def find_delivered(self, item: OutboxItem) -> Delivered | None:
         """A webhook cannot be asked what it received: the card is sent again."""
@@ -154,6 +157,7 @@ class TeamsOptions:
     """Seconds `close()` keeps posting before it leaves the rest queued for the next start;
     None: until nothing more can be posted now (what replay uses)."""
     retry: RetryPolicy | None = None
+    """The one retry policy of every Teams receiver's chain (default `RetryPolicy()`)."""
 
 
 def build_teams_receivers(
@@ -178,7 +182,8 @@ def build_teams_receivers(
                 per_key=TEAMS_WEBHOOK_RATE,
                 workspace=None,
             )
-            sender = TeamsSender(limiter, sleep=options.sleep, timeout=options.timeout)
+            retry = RetryStage("teams", limiter, sleep=options.sleep, policy=options.retry)
+            sender = TeamsSender(retry, timeout=options.timeout)
         receivers[rc.name] = TeamsReceiver(
             rc.name,
             webhook,

@@ -13,7 +13,8 @@ card, 401/403 bad signature, 404 deleted workflow, 413 too large) is fatal: logg
 receiver and error, counted, and not retried. A 2xx (Workflows answer 202) only means the
 request was queued: the flow may still fail later, and that cannot be seen from here.
 
-Backoff, Retry-After and the counters are shared with Slack's sender (bot.delivery.retry).
+The retry loop, its policy and the counters are shared with Slack's sender (bot.delivery.retry):
+the sender is given its `RetryStage`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,9 @@ import aiohttp
 import orjson
 
 from bot.delivery.rate_limit import Rate, RateLimiter
-from bot.delivery.retry import Backoff, DeliveryStats, Failure, RetryStage
+from bot.delivery.retry import DeliveryStats, Failure, RetryStage
 from bot.delivery.retry import retry_after as retry_after_seconds
-from bot.ops.metrics import METRICS, DeliveryMetrics
+from bot.ops.metrics import DeliveryMetrics
 from config.schema import TeamsReceiver
 
 logger = logging.getLogger(__name__)
@@ -137,50 +137,27 @@ class TeamsResult:
     error: str | None = None
     fatal: bool = False
     attempts: int = 0
-
-
-TeamsStats = DeliveryStats
+    retry_after: float | None = None
+    """Not delivered and not fatal: the seconds Teams asked to wait (its last 429's
+    Retry-After), None when it asked for none."""
 
 
 class TeamsSender:
     """Posts to any number of webhooks; share one instance so each webhook has one limit."""
 
-    def __init__(
-        self,
-        limiter: RateLimiter,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        timeout: float = 30.0,
-        max_attempts: int = 5,
-        backoff: Backoff | None = None,
-        max_rate_limited_waits: int = 20,
-        max_retry_after: float = 300.0,
-        rand: Callable[[], float] = random.random,
-        metrics: DeliveryMetrics | None = None,
-    ) -> None:
-        self._limiter = limiter
+    def __init__(self, retry: RetryStage, *, timeout: float = 30.0) -> None:
+        """`retry` paces and retries every post (its limiter keys by webhook)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._reported: set[tuple[str, str]] = set()
-        self.stats = TeamsStats()
-        self.metrics = metrics or METRICS
-        self._retry = RetryStage(
-            "teams",
-            limiter,
-            self.stats,
-            self.metrics,
-            sleep=sleep,
-            max_attempts=max_attempts,
-            backoff=backoff or Backoff(),
-            max_rate_limited_waits=max_rate_limited_waits,
-            max_retry_after=max_retry_after,
-            rand=rand,
-        )
+        self._retry = retry
+        self.stats: DeliveryStats = retry.stats
+        self.metrics: DeliveryMetrics = retry.metrics
 
     @property
     def limiter(self) -> RateLimiter:
-        return self._limiter
+        return self._retry.limiter
 
     async def close(self) -> None:
         """Close the HTTP session; a later post opens a new one."""
@@ -273,7 +250,12 @@ class TeamsSender:
             extra={"receiver": receiver},
         )
         return TeamsResult(
-            ok=False, status=failure.status, error=failure.error, fatal=False, attempts=attempts
+            ok=False,
+            status=failure.status,
+            error=failure.error,
+            fatal=False,
+            attempts=attempts,
+            retry_after=failure.retry_after,
         )
 
 

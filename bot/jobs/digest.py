@@ -285,7 +285,6 @@ async def deliver_digest(
     digest: Digest,
     names: Sequence[str],
     receivers: Mapping[str, Receiver],
-    store: Store,
     now: datetime,
 ) -> list[DigestDelivery]:
     """Send `digest` to the receivers `names`: console as text, Slack and Teams through their
@@ -312,15 +311,11 @@ async def deliver_digest(
                     "message": message,
                     "thread_of": ident,
                 }
-                await store.outbox_add(name, payload, now)
-                receiver.worker.start()
-                receiver.worker.wake()
+                await receiver.queue([payload], now)
             elif isinstance(receiver, TeamsReceiver):
                 card = render_digest_teams(digest, receiver.payload, receiver.public_url)
                 payload = {"op": "post", "notification": ident, "card": card}
-                await store.outbox_add(name, payload, now)
-                receiver.worker.start()
-                receiver.worker.wake()
+                await receiver.queue([payload], now)
             else:
                 raise TypeError(f"{type(receiver).__name__} cannot take a digest")
         except Exception as exc:
@@ -342,7 +337,7 @@ async def run_digest(
 ) -> Digest:
     """Gather, deliver and record one digest (the record is where the next one starts)."""
     digest = await gather_digest(store, fleet, config, name, now, first_since)
-    deliveries = await deliver_digest(digest, config.receivers, receivers, store, now)
+    deliveries = await deliver_digest(digest, config.receivers, receivers, now)
     detail = {
         "name": name,
         "since": digest.since.isoformat(),

@@ -3,19 +3,22 @@ send (one process sends a message), marked sent with where it landed (one transa
 with a retry time, or refused for good; and where each notification landed, for threads and
 in-place updates.
 
-Messages are queued by `Store.commit`, in the transaction that saves the policy state.
+Messages are queued by `Store.commit`, in the transaction that saves the policy state; once
+that transaction is committed, and only then, the receivers' workers that watch the outbox
+(`outbox_watch`) are woken, once per commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from bot.store.backend import OutboxClaimLost
+from bot.store.backend import Backend, OutboxClaimLost
 from bot.store.base import StoreBase, utc_now
 from bot.store.row_text import time_or_none
 from core.codec import format_time, parse_time
@@ -54,6 +57,28 @@ class SentMessage:
 
 class OutboxTable(StoreBase):
     """The `outbox` and `sent_messages` tables."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+
+    def outbox_watch(self, receiver: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake` after each commit that queues messages for `receiver` (a worker's
+        `wake`); returns what stops it."""
+        self._watchers.setdefault(receiver, []).append(wake)
+
+        def unwatch() -> None:
+            watching = self._watchers.get(receiver, [])
+            if wake in watching:
+                watching.remove(wake)
+
+        return unwatch
+
+    def _queued(self, receivers: Iterable[str]) -> None:
+        """Messages for `receivers` were just committed: wake each one's watchers, once."""
+        for receiver in dict.fromkeys(receivers):
+            for wake in list(self._watchers.get(receiver, ())):
+                wake()
 
     async def outbox_pending(
         self, receiver: str | None = None, limit: int = 100, now: datetime | None = None

@@ -243,6 +243,7 @@ class Store(OutboxTable, AuditTable):
                         await conn.executemany(sql, rows)
         if policy is not None:
             self._policy = policy
+        self._queued(receiver for receiver, texts, _ in batches if texts)
         return ids
 
     async def _policy_writes(self, state: PolicyState) -> list[Write]:

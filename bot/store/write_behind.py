@@ -23,17 +23,17 @@ When the store fails:
   writes of the same app replace the pending ones (the newest state wins).
 - A receiver queueing a notification is not refused: its messages stay in memory, in order,
   with their placeholder ids (negative: not yet in the store), and are written by the next
-  flush that succeeds, with the policy state that says they were sent. `outbox_listeners` are
-  called with each receiver's name once its messages are in the store, so its worker sends
-  them at once. What is kept in memory is lost only if the process dies before the store works
-  again; `close()` then raises a StoreError saying what could not be saved.
+  flush that succeeds, with the policy state that says they were sent. That commit wakes the
+  workers watching those receivers (`outbox_watch`), so they are sent at once. What is kept in
+  memory is lost only if the process dies before the store works again; `close()` then raises
+  a StoreError saying what could not be saved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +64,6 @@ class WriteBehindStore(Store):
         """Flushes that wrote everything pending."""
         self.failing: StoreError | None = None
         """The error of the outage in progress, None while the store works."""
-        self.outbox_listeners: list[Callable[[str], None]] = []
-        """Called with a receiver's name once messages kept in memory for it are queued in the
-        store (its worker's `wake`)."""
         self.fenced = False
         """Set when this process stopped leading: the outbox is the new leader's to send."""
 
@@ -155,9 +152,6 @@ class WriteBehindStore(Store):
                 await super().commit(queued, policy_state, list(states.values()))
                 del self._pending_outbox[: len(queued)]
                 policy_state, states = None, {}
-                for receiver in dict.fromkeys(receiver for receiver, _, _ in queued):
-                    for listener in self.outbox_listeners:
-                        listener(receiver)
         except BaseException:
             # Keep what was not written for the next flush; newer writes win.
             self._pending_states = {**states, **self._pending_states}

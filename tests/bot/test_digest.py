@@ -114,7 +114,7 @@ async def test_a_digest_is_delivered_recorded_and_the_next_starts_where_it_ended
 
 async def test_a_missing_receiver_is_a_failed_delivery_not_a_crash(demo: Demo) -> None:
     digest = await gather_digest(demo.store, demo.pipeline, DAILY, "Morning", AFTER, DAY_BEFORE)
-    [outcome] = await deliver_digest(digest, ["gone"], {}, demo.store, AFTER)
+    [outcome] = await deliver_digest(digest, ["gone"], {}, AFTER)
     assert outcome.receiver == "gone"
     assert outcome.outcome.startswith("failed: LookupError")
 

@@ -21,7 +21,7 @@ from bot.app.replay import build_receivers
 from bot.app.server import LIVE, create_app
 from bot.app.service import Service
 from bot.delivery.rate_limit import Rate, RateLimiter
-from bot.delivery.retry import Backoff
+from bot.delivery.retry import Backoff, RetryPolicy, RetryStage
 from bot.delivery.slack_receiver import SlackReceiver
 from bot.delivery.slack_sender import SlackSender, make_client
 from bot.delivery.teams_receiver import TeamsReceiver
@@ -79,14 +79,9 @@ async def slack(clock: MonotonicClock) -> AsyncIterator[FakeSlackApi]:
 
 def _slack_sender(slack: FakeSlackApi, clock: MonotonicClock, delivery: DeliveryMetrics) -> Any:
     limiter = RateLimiter(clock=clock, sleep=clock.sleep, per_key=Rate(100.0, 100))
-    return SlackSender(
-        make_client(VALID_TOKEN, slack.url),
-        limiter,
-        sleep=clock.sleep,
-        max_attempts=2,
-        backoff=Backoff(base=1.0, jitter=0.0),
-        metrics=delivery,
-    )
+    policy = RetryPolicy(attempts=2, backoff=Backoff(base=1.0, jitter=0.0))
+    retry = RetryStage("slack", limiter, sleep=clock.sleep, policy=policy, metrics=delivery)
+    return SlackSender(make_client(VALID_TOKEN, slack.url), retry)
 
 
 def _post(text: str, notification: str) -> dict[str, Any]:
@@ -155,8 +150,11 @@ async def test_teams_429_500_and_fatal_answers_are_counted(
     limiter = RateLimiter(
         clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None
     )
+    policy = RetryPolicy(attempts=2)
     sender = TeamsSender(
-        limiter, sleep=clock.sleep, max_attempts=2, rand=lambda: 0.5, metrics=delivery
+        RetryStage(
+            "teams", limiter, sleep=clock.sleep, policy=policy, rand=lambda: 0.5, metrics=delivery
+        )
     )
     envelope = card("drift on prod")
     try:
@@ -198,9 +196,12 @@ async def test_slack_updates_and_teams_cards_sent_by_their_receivers_are_timed(
     delivery.changes_seen(["pm"], ["t1"], SEEN)
     wall.now = SEEN + timedelta(seconds=7)
     teams_sender = TeamsSender(
-        RateLimiter(clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None),
-        sleep=clock.sleep,
-        metrics=delivery,
+        RetryStage(
+            "teams",
+            RateLimiter(clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None),
+            sleep=clock.sleep,
+            metrics=delivery,
+        )
     )
     async with (
         await Store.open(tmp_path / "s.sqlite") as store,

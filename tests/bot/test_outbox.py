@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryPolicy
+from bot.delivery.outbox import Delivered, OutboxWorker, Outcome, Refused, RetryLater
+from bot.delivery.retry import Backoff, RetryPolicy
 from bot.ops.logs import JsonFormatter
 from bot.store.store import MIGRATIONS, OutboxItem, SentMessage, Store
+from bot.store.write_behind import WriteBehindStore
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -38,7 +40,7 @@ class Chat:
             scripted = self.script.pop(0)
             if isinstance(scripted, Exception):
                 raise scripted
-            if isinstance(scripted, Refused):
+            if isinstance(scripted, Refused | RetryLater):
                 return scripted
         text = str(item.payload["text"])
         self.received.append(text)
@@ -80,7 +82,12 @@ async def queue(store: Store, *texts: str) -> list[int]:
 
 def worker(store: Store, chat: Chat, clock: Clock) -> OutboxWorker:
     return OutboxWorker(
-        store, "oncall", chat, clock=clock, sleep=clock.sleep, retry=RetryPolicy(base=5, cap=60)
+        store,
+        "oncall",
+        chat,
+        clock=clock,
+        sleep=clock.sleep,
+        retry=RetryPolicy(deferral=Backoff(base=5, cap=60, jitter=0)),
     )
 
 
@@ -100,7 +107,7 @@ async def test_items_are_sent_in_order_and_marked_with_where_they_landed(store: 
 
 
 async def test_a_retryable_failure_keeps_the_item_pending_and_later_ones_wait(store: Store) -> None:
-    chat, clock = Chat(script=[Refused("ratelimited", fatal=False)]), Clock()
+    chat, clock = Chat(script=[RetryLater("ratelimited")]), Clock()
     w = worker(store, chat, clock)
     first, _ = await queue(store, "one", "two")
     w.start()
@@ -121,10 +128,30 @@ async def test_a_retryable_failure_keeps_the_item_pending_and_later_ones_wait(st
     assert w.stats.retried == 1
 
 
+@pytest.mark.parametrize(("asked", "waits"), [(None, 5.0), (2.0, 5.0), (120.0, 120.0)])
+async def test_the_next_try_waits_what_the_chat_service_asked_when_longer_than_the_policy(
+    store: Store, asked: float | None, waits: float
+) -> None:
+    """A try that ended on a 429 the retry stage would not wait out in process (a Retry-After
+    past its limit) is deferred by the outbox for that Retry-After, not by the policy's shorter
+    deferral, so the next try does not hit the same 429; a shorter ask changes nothing."""
+    chat, clock = Chat(script=[RetryLater("ratelimited", after=asked)]), Clock()
+    w = worker(store, chat, clock)
+    await queue(store, "one")
+    w.start()
+    assert await w.drain(5)
+    await w.stop()
+
+    (pending,) = await store.outbox_queue("oncall")
+    assert pending.next_attempt_at == T0 + timedelta(seconds=waits)
+    assert clock.sleeps == [waits]
+    assert chat.received == []
+
+
 async def test_a_fatal_failure_is_set_aside_with_its_error_and_the_rest_goes_on(
     store: Store,
 ) -> None:
-    chat, clock = Chat(script=[Refused("channel_not_found", fatal=True)]), Clock()
+    chat, clock = Chat(script=[Refused("channel_not_found")]), Clock()
     w = worker(store, chat, clock)
     first, _ = await queue(store, "one", "two")
     w.start()
@@ -259,7 +286,7 @@ async def test_the_worker_logs_name_the_receiver_and_the_message(
 ) -> None:
     """A failed send and a retry are logged with the receiver, the outbox id and the
     notification as context fields, so JSON logs can be filtered by receiver."""
-    chat, clock = Chat(script=[RuntimeError("boom"), Refused("ratelimited", fatal=False)]), Clock()
+    chat, clock = Chat(script=[RuntimeError("boom"), RetryLater("ratelimited")]), Clock()
     w = worker(store, chat, clock)
     [item] = await store.outbox_add_many("oncall", [{"text": "one", "notification": "n1"}], T0)
     w.start()
@@ -276,3 +303,33 @@ async def test_the_worker_logs_name_the_receiver_and_the_message(
     fields = json.loads(JsonFormatter().format(records[-1]))
     assert {key: fields.get(key) for key in expected} == expected
     assert fields["logger"] == "bot.delivery.outbox"
+
+
+@pytest.mark.parametrize("behind", [False, True])
+async def test_a_worker_is_woken_once_per_commit_and_only_after_its_rows_are_committed(
+    tmp_path: Path, behind: bool
+) -> None:
+    """The store wakes a receiver's watchers after the transaction that queued its messages,
+    once per commit: what wakes finds the rows there, also from another connection. A
+    write-behind store queues in memory and wakes at the flush that writes them."""
+    path = tmp_path / "s.sqlite"
+    opened = await (WriteBehindStore if behind else Store).open(path)
+    seen: list[int] = []
+
+    def wake() -> None:
+        with sqlite3.connect(path) as other:
+            seen.append(other.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    try:
+        unwatch = opened.outbox_watch("oncall", wake)
+        opened.outbox_watch("pm", lambda: seen.append(-1))
+        await opened.outbox_add_many("oncall", [{"text": "one"}, {"text": "two"}], T0)
+        assert seen == ([] if behind else [2])
+        await opened.flush()
+        assert seen == [2]
+        unwatch()
+        await opened.outbox_add_many("oncall", [{"text": "three"}], T0)
+        await opened.flush()
+        assert seen == [2]
+    finally:
+        await opened.close()

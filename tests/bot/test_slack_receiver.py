@@ -278,7 +278,7 @@ async def test_with_a_public_url_alerts_and_digests_link_to_the_status_page(
         digest,
         clusters=(ClusterDigest("prod", deploys=(event("cart", EventKind.DEPLOY_SUCCEEDED),)),),
     )
-    [outcome] = await deliver_digest(digest, ["prod"], built, store, T0)
+    [outcome] = await deliver_digest(digest, ["prod"], built, T0)
     assert outcome.outcome == "ok"
     await receiver.close()
 

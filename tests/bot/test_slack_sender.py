@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.delivery.rate_limit import SLACK_CHANNEL_RATE, Rate, RateLimiter
-from bot.delivery.retry import Backoff
+from bot.delivery.retry import Backoff, RetryPolicy, RetryStage
 from bot.delivery.slack_sender import SendResult, SlackSender, make_client
 from tests.fakes.slack_api import VALID_TOKEN, FakeSlackApi, Fault, VirtualClock
 
@@ -48,14 +48,11 @@ def make_sender(
     limiter = RateLimiter(
         clock=clock, sleep=limiter_sleep or clock.sleep, per_key=per_channel, workspace=workspace
     )
-    return SlackSender(
-        make_client(token, slack.url, timeout=timeout),
-        limiter,
-        sleep=clock.sleep,
-        max_attempts=max_attempts,
-        backoff=Backoff(base=1.0, factor=2.0, cap=30.0, jitter=0.5),
-        rand=lambda: 0.5,
+    policy = RetryPolicy(
+        attempts=max_attempts, backoff=Backoff(base=1.0, factor=2.0, cap=30.0, jitter=0.5)
     )
+    retry = RetryStage("slack", limiter, sleep=clock.sleep, policy=policy, rand=lambda: 0.5)
+    return SlackSender(make_client(token, slack.url, timeout=timeout), retry)
 
 
 def message(text: str, **extra: Any) -> dict[str, Any]:
@@ -220,6 +217,7 @@ async def test_retry_after_beyond_the_cap_gives_the_message_back(
     result = await sender.post("C0ONE", message("second"))
 
     assert not result.ok and not result.fatal and result.error == "ratelimited"
+    assert result.retry_after == pytest.approx(3600.0)  # the outbox defers its next try so long
     assert sender.limiter.wait_time("C0ONE") == pytest.approx(3600.0)
 
 

@@ -131,9 +131,11 @@ async def test_a_notification_queued_while_the_store_fails_is_kept_and_queued_in
     before anything queued after it; the receiver's worker is woken."""
     woken: list[str] = []
     store = await WriteBehindStore.open(tmp_path / "s.sqlite")
-    store.outbox_listeners.append(woken.append)
+    for receiver in ("oncall", "pm"):
+        store.outbox_watch(receiver, lambda receiver=receiver: woken.append(receiver))
     try:
         await store.outbox_add_many("oncall", [{"text": "before"}], T0)
+        assert woken == []  # not before its rows are in the store
         assert await store.flush() and woken == ["oncall"]
         [first] = [i.id for i in await store.outbox_queue("oncall")]
         woken.clear()

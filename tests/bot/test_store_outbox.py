@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bot.delivery.outbox import OutboxWorker, RetryPolicy
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.retry import Backoff, RetryPolicy
 from bot.store.store import Store
 from tests.bot import test_outbox as on_sqlite
 from tests.bot.test_outbox import Chat, Clock, queue, worker
@@ -58,7 +59,12 @@ async def test_two_processes_draining_one_outbox_send_each_message_once(
     chats = [Chat(), Chat()]
     workers = [
         OutboxWorker(
-            s, "oncall", c, clock=Clock(), sleep=pass_time, retry=RetryPolicy(base=0, cap=0)
+            s,
+            "oncall",
+            c,
+            clock=Clock(),
+            sleep=pass_time,
+            retry=RetryPolicy(deferral=Backoff(base=0, cap=0)),
         )
         for s, c in zip(stores, chats, strict=True)
     ]

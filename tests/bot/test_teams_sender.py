@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.delivery.rate_limit import RateLimiter
-from bot.delivery.retry import Backoff
+from bot.delivery.retry import Backoff, RetryPolicy, RetryStage
 from bot.delivery.teams_sender import (
     TEAMS_WEBHOOK_RATE,
     TeamsConfigError,
@@ -49,12 +49,9 @@ async def sender(clock: VirtualClock) -> AsyncIterator[TeamsSender]:
     limiter = RateLimiter(
         clock=clock, sleep=clock.sleep, per_key=TEAMS_WEBHOOK_RATE, workspace=None
     )
+    policy = RetryPolicy(attempts=4, backoff=Backoff(base=1.0, factor=2.0, cap=30.0, jitter=0.5))
     sender = TeamsSender(
-        limiter,
-        sleep=clock.sleep,
-        max_attempts=4,
-        backoff=Backoff(base=1.0, factor=2.0, cap=30.0, jitter=0.5),
-        rand=lambda: 0.5,
+        RetryStage("teams", limiter, sleep=clock.sleep, policy=policy, rand=lambda: 0.5)
     )
     yield sender
     await sender.close()
@@ -316,3 +313,17 @@ def test_unusable_webhook_settings_are_clear_errors_without_the_value(
     assert expected in str(caught.value)
     assert "'pm'" in str(caught.value)
     assert SIGNATURE not in str(caught.value)
+
+
+async def test_a_retry_after_past_the_limit_gives_the_card_back_with_it(
+    teams: FakeTeamsWebhook, sender: TeamsSender
+) -> None:
+    """A 429 asking for longer than the retry stage waits in process ends the try at once; the
+    answer carries the Retry-After, for the outbox to defer the next try by."""
+    teams.fail_next(429, times=1, retry_after=600)
+
+    result = await sender.post(WebhookUrl(teams.url), card("later"), receiver="pm")
+
+    assert not result.ok and not result.fatal and result.attempts == 1
+    assert (result.error or "").startswith("http_429") and result.retry_after == 600.0
+    assert teams.statuses() == [429] and teams.accepted == []
