@@ -123,7 +123,9 @@ class Pipeline:
                 "note": f"closed: receiver {alert.route} is no longer in the config",
             }
             try:
-                await self.store.audit("driftbot", "closed", alert.event.key, detail, at=now)
+                await self.store.audit(
+                    "driftbot", "closed", alert.event.key, detail, at=now, with_policy=True
+                )
             except StoreError:
                 logger.exception("could not write the audit entry of a closed alert")
         await self.store.save_policy(self.policy_state)
@@ -418,7 +420,7 @@ class Pipeline:
         app = None if note.group is not None else note.event.key
         action = "remind" if note.reminds else "announce"
         try:
-            await self.store.audit("driftbot", action, app, detail, at=at)
+            await self.store.audit("driftbot", action, app, detail, at=at, with_policy=True)
         except StoreError:
             logger.exception("could not write the audit entry of %s", note.id, extra=_about(note))
 

@@ -27,6 +27,29 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+AuditRow = tuple[str, str, str, str | None, str]
+"""An audit entry as the table stores it: at, actor, action, app key, detail (JSON text)."""
+
+
+def audit_row(
+    actor: str,
+    action: str,
+    app: AppKey | None = None,
+    detail: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditRow:
+    return (
+        format_time(at or utc_now()),
+        actor,
+        action,
+        None if app is None else key_text(app),
+        to_text(dict(detail or {})),
+    )
+
+
+INSERT_AUDIT = "INSERT INTO audit (at, actor, action, app_key, detail) VALUES (?, ?, ?, ?, ?)"
+
+
 class AuditTable(StoreBase):
     """The `audit` table."""
 
@@ -37,20 +60,22 @@ class AuditTable(StoreBase):
         app: AppKey | None = None,
         detail: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        *,
+        with_policy: bool = False,
     ) -> None:
-        """Record who did what (deploy, rollback, mute, ack …), to which app."""
-        row = (
-            format_time(at or utc_now()),
-            actor,
-            action,
-            None if app is None else key_text(app),
-            to_text(dict(detail or {})),
-        )
+        """Record who did what (deploy, rollback, mute, ack …), to which app. `with_policy`:
+        the entry tells of the policy state being decided (a notification announced, an alert
+        closed) and is written with it: here at once, as every write; a write-behind store
+        keeps it for the flush that writes that state, in the same transaction."""
+        row = audit_row(actor, action, app, detail, at)
+        if with_policy and self._keep_audit(row):
+            return
         async with self._failing_as("writing the audit log"), self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO audit (at, actor, action, app_key, detail) VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
+            await conn.execute(INSERT_AUDIT, row)
+
+    def _keep_audit(self, row: AuditRow) -> bool:
+        """Keep `row` for the next commit of the policy state; False: write it now."""
+        return False
 
     async def audit_log(self, app: AppKey | None = None, limit: int = 50) -> list[AuditEntry]:
         """The newest entries first, for one app or for all."""

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from bot.store.audit import AuditEntry, AuditTable
+from bot.store.audit import INSERT_AUDIT, AuditEntry, AuditRow, AuditTable
 from bot.store.backend import MIGRATIONS, Backend, OutboxClaimLost, StoreError
 from bot.store.base import S, utc_now
 from bot.store.dsn import is_postgres_dsn, redact_dsn
@@ -197,11 +197,12 @@ class Store(OutboxTable, AuditTable):
         queued: Sequence[tuple[str, Sequence[Mapping[str, Any]], datetime]] = (),
         policy: PolicyState | None = None,
         states: Iterable[AppState] = (),
+        audits: Sequence[AuditRow] = (),
     ) -> list[list[int]]:
-        """Queue messages ((receiver, payloads, when) batches), persist the policy state and
-        write app states in one transaction: all or none. So a notification's messages, the
-        policy state that says it was sent and the app state it was about are never saved one
-        without the others. The ids of each batch's messages."""
+        """Queue messages ((receiver, payloads, when) batches), persist the policy state, write
+        app states and audit entries in one transaction: all or none. So a notification's
+        messages, the policy state that says it was sent, the app state it was about and its
+        audit entry are never saved one without the others. The ids of each batch's messages."""
         writes = [] if policy is None else await self._policy_writes(policy)
         rows = [(key_text(s.key), format_time(s.observed_at), to_text(s)) for s in states]
         if rows:
@@ -213,6 +214,8 @@ class Store(OutboxTable, AuditTable):
                     rows,
                 )
             )
+        if audits:
+            writes.append((INSERT_AUDIT, list(audits)))
         batches = [
             (receiver, [to_text(dict(p)) for p in payloads], format_time(when))
             for receiver, payloads, when in queued
@@ -220,7 +223,13 @@ class Store(OutboxTable, AuditTable):
         ids: list[list[int]] = []
         if batches or writes:
             doing = (
-                ("writing app states" if policy is None else "saving the policy state")
+                (
+                    "saving the policy state"
+                    if policy is not None
+                    else "writing app states"
+                    if rows
+                    else "writing the audit log"
+                )
                 if not batches
                 else "queueing a message"
                 if policy is None and not rows

@@ -7,11 +7,13 @@ state. `WriteBehindStore` keeps those writes in memory, coalesced per app, and w
 clean shutdown loses nothing. Reads see the pending writes. It works over either backend (it is
 a `Store`, and the backend is chosen when it is opened).
 
-Messages a receiver queues ("written before sending", `outbox_add_many`) wait in memory too,
-and a flush writes them, the policy state that says they were sent and the app states in one
-transaction: a crash keeps all or none, so a restart never announces a change a second time
-(the service flushes right after every input that sent something, so they wait only for the
-rest of that input). A crash loses at most what came since the last flush, which the next
+Messages a receiver queues ("written before sending", `outbox_add_many`) and the audit entries
+of what the policy decided (`audit(..., with_policy=True)`: a notification announced, an alert
+closed) wait in memory too, and a flush writes them, the policy state that says they were sent
+and the app states in one transaction: a crash keeps all or none, so a restart never announces
+a change a second time, nor audits it twice (the service flushes right after every input that
+sent something, so they wait only for the rest of that input; the audit log shows an entry
+once its flush is done). A crash loses at most what came since the last flush, which the next
 start sees again in its lists and decides once.
 
 When the store fails:
@@ -37,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.store.audit import AuditRow
 from bot.store.backend import Backend
 from bot.store.store import OutboxItem, Store, StoreError
 from core.model import AppKey, AppState
@@ -58,6 +61,7 @@ class WriteBehindStore(Store):
         self._pending_states: dict[AppKey, AppState] = {}
         self._pending_policy: PolicyState | None = None
         self._pending_outbox: list[tuple[str, list[dict[str, Any]], datetime]] = []
+        self._pending_audit: list[AuditRow] = []
         self._placeholder = 0
         self._flushing = asyncio.Lock()
         self.flushes = 0
@@ -109,6 +113,12 @@ class WriteBehindStore(Store):
         self._placeholder += len(kept)
         return ids
 
+    def _keep_audit(self, row: AuditRow) -> bool:
+        """An entry about the policy state waits for the flush that writes that state (one
+        transaction with it, in order); the audit log shows it once that flush is done."""
+        self._pending_audit.append(row)
+        return True
+
     async def outbox_depths(self) -> dict[str, int]:
         """The store's count per receiver plus the messages kept in memory for it."""
         depths = await super().outbox_depths()
@@ -145,12 +155,14 @@ class WriteBehindStore(Store):
 
     async def _write_pending(self) -> None:
         queued = list(self._pending_outbox)
+        audits = list(self._pending_audit)
         policy_state, self._pending_policy = self._pending_policy, None
         states, self._pending_states = self._pending_states, {}
         try:
-            if queued or policy_state is not None or states:
-                await super().commit(queued, policy_state, list(states.values()))
+            if queued or policy_state is not None or states or audits:
+                await super().commit(queued, policy_state, list(states.values()), audits)
                 del self._pending_outbox[: len(queued)]
+                del self._pending_audit[: len(audits)]
                 policy_state, states = None, {}
         except BaseException:
             # Keep what was not written for the next flush; newer writes win.
@@ -183,10 +195,12 @@ class WriteBehindStore(Store):
         try:
             if not await self.flush():
                 states, policy, messages = self.pending
+                audits = len(self._pending_audit)
                 raise StoreError(
                     f"The state store {self.where} could not save {states} app states"
-                    f"{', the policy state' if policy else ''} and {messages} queued messages "
-                    f"before closing, so they are lost: {self._reason()}."
+                    f"{', the policy state' if policy else ''}"
+                    f"{f', {audits} audit entries' if audits else ''} and {messages} queued "
+                    f"messages before closing, so they are lost: {self._reason()}."
                 )
         finally:
             await super().close()

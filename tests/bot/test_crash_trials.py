@@ -240,6 +240,15 @@ def _outbox_notifications(state: Path) -> list[str]:
     return [json.loads(payload)["notification"] for (payload,) in rows]
 
 
+def _announced(state: Path) -> list[str]:
+    """The notifications the audit log says were announced, oldest first."""
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT detail FROM audit WHERE action = 'announce' ORDER BY id"
+        ).fetchall()
+    return [json.loads(detail)["notification"] for (detail,) in rows]
+
+
 @pytest.mark.parametrize("flushed", [False, True], ids=["killed before", "killed after"])
 @pytest.mark.parametrize("change", ["a failure", "a deploy"])
 async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
@@ -248,7 +257,8 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
     """`driftbot run`'s store as a SIGKILL leaves it just before or just after the flush that
     follows an input which sent a notification (the flush the service's gate makes), then a
     restart whose first list sees the same object: the notification and the policy state that
-    says it was sent are saved together or not at all, so the change is queued exactly once."""
+    says it was sent are saved together or not at all, so the change is queued exactly once;
+    its audit entry goes with them (announced once in the audit log too)."""
     state = tmp_path / "state.sqlite"
     healthy = kustomization("apps")
     failed = (
@@ -275,6 +285,7 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
             if flushed:
                 assert await store.flush()
             assert len(_outbox_notifications(state)) == int(flushed)
+            assert _announced(state) == _outbox_notifications(state)
         finally:
             for task in [t for t in asyncio.all_tasks() if t.get_name().startswith("outbox:")]:
                 task.cancel()
@@ -295,6 +306,7 @@ async def test_a_kill_around_an_inputs_flush_announces_its_change_once(
             await store.close()
     queued = _outbox_notifications(state)
     assert len(queued) == 1, f"the change was queued {len(queued)} times: {queued}"
+    assert _announced(state) == queued
 
 
 # --- Slack down for an hour -----------------------------------------------------------------------
