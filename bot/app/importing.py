@@ -16,19 +16,18 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
-
-from bot.app.replay import CliError
-from bot.pipeline.sources import api_client_for
+from bot.app.errors import CliError
 from config.importers.argocd import import_argocd
 from config.importers.draft import Draft
 from config.importers.flux import import_flux
 from config.importers.objects import ImportInputError, KubeObject, name_of, parse_objects
 from config.loader import ConfigError, check_config
 from config.schema import ClusterConfig
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import ApiClient
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +169,10 @@ def _counts(objects: Sequence[KubeObject]) -> str:
 
 
 async def _client(args: argparse.Namespace) -> ApiClient:
+    # The Kubernetes client loads only for --from-cluster: every `driftbot` command builds
+    # this command's parser, and `replay` and `check-config` need none of it.
+    from bot.pipeline.sources import api_client_for
+
     cluster = ClusterConfig(name="import", kubeconfig=args.kubeconfig, context=args.from_cluster)
     try:
         return await api_client_for(cluster)
@@ -237,6 +240,8 @@ async def _list(
 
 
 async def _get(api: ApiClient, path: str, query: list[tuple[str, Any]], kind: str) -> Any:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
     try:
         response = await api.call_api(
             path,

@@ -52,3 +52,21 @@ def test_the_service_loads_chat_postgres_and_leases_only_when_configured() -> No
     ):
         assert module not in loaded, module
     assert "bot.app.service" in loaded  # the probe did load the service
+
+
+def test_building_the_command_line_loads_no_kubernetes_client() -> None:
+    """Every command builds the whole parser, `import`'s included: `replay` and `check-config`
+    must not pay for the Kubernetes client that only `import --from-cluster` uses."""
+    probe = (
+        "import json, sys\n"
+        "from bot.app.cli import _parser\n"
+        "_parser()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    tops = _tops(set(json.loads(done.stdout)))
+    assert "argparse" in tops
+    for heavy in ("kubernetes_asyncio", "aiohttp", "urllib3"):
+        assert heavy not in tops, heavy
