@@ -30,13 +30,14 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
 import orjson
 
 from core.model import EventKind, GitOpsEvent, Hint, Tool
-from watchers.argocd_api import ArgoCDApi, ArgoCDApiError
+
+if TYPE_CHECKING:
+    from watchers.argocd_api import ArgoCDApi
 
 __all__ = [
     "DESCRIBED_KINDS",
@@ -276,6 +277,12 @@ class RevisionMetadataCache:
             self._answers.popitem(last=False)
 
     async def _fetch(self, key: _MetadataKey, query: list[tuple[str, str]]) -> _Answer:
+        # aiohttp and the API client load only where an Argo CD API is configured: a replay or
+        # a service without one never asks for revision metadata.
+        import aiohttp
+
+        from watchers.argocd_client import ArgoCDApiError
+
         _, app, revision, _ = key
         where = f"{self.api.cluster}/{app}@{revision}"
         self.requests += 1

@@ -54,6 +54,15 @@ def test_the_service_loads_chat_postgres_and_leases_only_when_configured() -> No
     assert "bot.app.service" in loaded  # the probe did load the service
 
 
+def test_the_pipeline_loads_no_http_client_without_an_argo_cd_api() -> None:
+    """`driftbot replay` (and a service with no Argo CD API) asks Argo CD for no commit: its
+    pipeline loads neither aiohttp nor the API client."""
+    loaded = _loaded("bot.app.replay")
+    assert "bot.pipeline.runner" in loaded and "watchers.commit_info" in loaded
+    for unused in ("aiohttp", "kubernetes_asyncio", "watchers.argocd_client"):
+        assert unused not in _tops(loaded) | loaded, unused
+
+
 def test_building_the_command_line_loads_no_kubernetes_client() -> None:
     """Every command builds the whole parser, `import`'s included: `replay` and `check-config`
     must not pay for the Kubernetes client that only `import --from-cluster` uses."""
