@@ -2,6 +2,9 @@
 and peak memory of a kopf operator with drift and health handlers, and of `driftbot run`.
 
 Run: python3 tasks.py bench bench/kopf_compare.py [--objects 1000] [--changes 5]
+     [--only kopf|driftbot] [--profile FILE]
+(`--profile`: py-spy, installed in the virtualenv by hand, samples the consumer during the
+changes and writes collapsed stacks to FILE.)
 (kopf is a bench-only dependency: the `bench` extra, which `python3 tasks.py` installs; the
 API server is the envtest one: KUBEBUILDER_ASSETS, or ../shared/envtest/install.sh.)
 
