@@ -70,6 +70,28 @@ Outcome = Delivered | RetryLater | Refused
 """All a transport answers: sent, retry after, refused for good."""
 
 
+class SendAnswer(Protocol):
+    """What a sender's retry stage hands back (Slack's SendResult, Teams's TeamsResult)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def fatal(self) -> bool: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def retry_after(self) -> float | None: ...
+
+
+def outcome_of(answer: SendAnswer) -> Outcome:
+    """A sender's answer as the outbox reads it: sent, refused for good, or retry later."""
+    if answer.ok:
+        return Delivered()
+    if answer.fatal:
+        return Refused(error=answer.error or "unknown_error")
+    return RetryLater(error=answer.error or "unknown_error", after=answer.retry_after)
+
+
 class Transport(Protocol):
     """How one receiver's messages reach its chat service."""
 

@@ -36,11 +36,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.outbox import Delivered, Outcome, Refused, RetryLater, Sleep
+from bot.delivery.outbox import Delivered, Outcome, Refused, Sleep, outcome_of
 from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.receivers import Notification
 from bot.delivery.retry import RetryPolicy
-from bot.delivery.slack_sender import SendResult, SlackSender
+from bot.delivery.slack_sender import SlackSender
 from bot.store.store import OutboxItem, SentMessage, Store
 from formatters.slack import (
     render_slack,
@@ -197,14 +197,14 @@ class SlackTransport:
             receiver=self.receiver,
             notification=planned.notification,
         )
-        return _outcome(result)
+        return outcome_of(result)
 
     async def _post(self, item: OutboxItem, planned: Planned) -> Outcome:
         thread_ts = await self._thread_ts(planned.ref)
         args = {**planned.message, "metadata": self._metadata(item, planned.notification)}
         result = await self._sender.post(self.channel, args, thread_ts, receiver=self.receiver)
         if not result.ok or not result.ts:
-            return _outcome(result)
+            return outcome_of(result)
         landed = SentMessage(
             planned.notification, self.receiver, result.channel, result.ts, thread_ts
         )
@@ -289,14 +289,6 @@ class SlackTransport:
             self.channel,
             error,
         )
-
-
-def _outcome(result: SendResult) -> Outcome:
-    if result.ok:
-        return Delivered()
-    if result.fatal:
-        return Refused(error=result.error or "unknown_error")
-    return RetryLater(error=result.error or "unknown_error", after=result.retry_after)
 
 
 class SlackReceiver(OutboxReceiver):

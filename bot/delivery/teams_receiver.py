@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.delivery.outbox import Delivered, Outcome, Refused, RetryLater, Sleep
+from bot.delivery.outbox import Delivered, Outcome, Refused, Sleep, outcome_of
 from bot.delivery.outbox_receiver import OutboxReceiver
 from bot.delivery.rate_limit import RateLimiter
 from bot.delivery.receivers import Notification, Receiver
@@ -86,11 +86,7 @@ class TeamsTransport:
             receiver=self.receiver,
             notification=notification if isinstance(notification, str) else None,
         )
-        if result.ok:
-            return Delivered()
-        if result.fatal:
-            return Refused(error=result.error or "unknown_error")
-        return RetryLater(error=result.error or "unknown_error", after=result.retry_after)
+        return outcome_of(result)
 
     async def find_delivered(self, item: OutboxItem) -> Delivered | None:
         """A webhook cannot be asked what it received: the card is sent again."""
